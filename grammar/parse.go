@@ -1,0 +1,338 @@
+package grammar
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/alecthomas/participle/v2"
+	"github.com/alecthomas/participle/v2/lexer"
+)
+
+// Lexer is the token definition of the language. Rules are tried in order;
+// BadString and Invalid exist so that lexing never fails: the parser turns
+// them into precise diagnostics instead of stopping at the first odd byte.
+var Lexer = lexer.MustSimple([]lexer.SimpleRule{
+	{Name: "Comment", Pattern: `#[^\n]*`},
+	{Name: "Whitespace", Pattern: `[ \t\r\n]+`},
+	{Name: "String", Pattern: `"(\\.|[^"\\\n])*"`},
+	{Name: "BadString", Pattern: `"(\\.|[^"\\\n])*\\?`},
+	{Name: "Duration", Pattern: `[0-9]+[A-Za-z_][A-Za-z0-9_]*`},
+	{Name: "Number", Pattern: `-?[0-9]+(\.[0-9]+)?`},
+	{Name: "Arrow", Pattern: `->`},
+	{Name: "Op", Pattern: `!=|<=|>=|=|<|>`},
+	{Name: "Ident", Pattern: `[A-Za-z_][A-Za-z0-9_]*`},
+	{Name: "Punct", Pattern: `[{}(),.]`},
+	{Name: "Invalid", Pattern: `.`},
+})
+
+var parser = participle.MustBuild[Decl](
+	participle.Lexer(Lexer),
+	participle.UseLookahead(4),
+)
+
+var (
+	tokComment   = Lexer.Symbols()["Comment"]
+	tokSpace     = Lexer.Symbols()["Whitespace"]
+	tokString    = Lexer.Symbols()["String"]
+	tokBadString = Lexer.Symbols()["BadString"]
+	tokIdent     = Lexer.Symbols()["Ident"]
+	tokPunct     = Lexer.Symbols()["Punct"]
+	tokInvalid   = Lexer.Symbols()["Invalid"]
+)
+
+// TopLevelKeywords start a declaration.
+var TopLevelKeywords = []string{"warehouse", "state", "graph", "audience", "destination", "activation"}
+
+func isTopLevel(t lexer.Token) bool {
+	if t.Type != tokIdent {
+		return false
+	}
+	for _, k := range TopLevelKeywords {
+		if t.Value == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Error is a syntax error with the range of source it concerns.
+type Error struct {
+	Pos, EndPos Pos
+	Msg         string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %s", e.Pos.Filename, e.Pos.Line, e.Pos.Column, e.Msg)
+}
+
+// ErrorList is a list of syntax errors sorted by position.
+type ErrorList []*Error
+
+func (l ErrorList) Error() string {
+	switch len(l) {
+	case 0:
+		return "no errors"
+	case 1:
+		return l[0].Error()
+	}
+	return fmt.Sprintf("%s (and %d more errors)", l[0], len(l)-1)
+}
+
+// Err returns nil for an empty list, else the list.
+func (l ErrorList) Err() error {
+	if len(l) == 0 {
+		return nil
+	}
+	return l
+}
+
+func (l ErrorList) sort() {
+	sort.SliceStable(l, func(i, j int) bool {
+		if l[i].Pos.Line != l[j].Pos.Line {
+			return l[i].Pos.Line < l[j].Pos.Line
+		}
+		return l[i].Pos.Column < l[j].Pos.Column
+	})
+}
+
+// ParseFile parses one .la file. It returns the declarations that parsed
+// and every syntax error found: each top-level declaration is parsed on its
+// own, so an error in one does not hide errors in the next. The File is
+// never nil.
+func ParseFile(name string, src []byte) (*File, ErrorList) {
+	f := &File{Name: name, Src: src}
+	var errs ErrorList
+	if !utf8.Valid(src) {
+		pos := invalidUTF8Pos(name, src)
+		errs = append(errs, &Error{Pos: pos, EndPos: pos, Msg: fmt.Sprintf("invalid UTF-8 byte %#02x: .la files are UTF-8 text", src[pos.Offset])})
+		return f, errs
+	}
+	lex, err := Lexer.LexString(name, string(src))
+	if err != nil { // cannot happen: the Invalid rule matches any rune
+		return f, ErrorList{{Msg: err.Error()}}
+	}
+	var toks []lexer.Token
+	for {
+		t, err := lex.Next()
+		if err != nil {
+			errs = append(errs, &Error{Msg: err.Error()})
+			break
+		}
+		switch t.Type {
+		case tokSpace:
+			continue
+		case tokComment:
+			f.Comments = append(f.Comments, Comment{Pos: t.Pos, Text: strings.TrimRight(t.Value, " \t\r")})
+			continue
+		case tokInvalid:
+			errs = append(errs, &Error{Pos: t.Pos, EndPos: endOf(t), Msg: fmt.Sprintf("unexpected character %q", t.Value)})
+			continue
+		case tokBadString:
+			errs = append(errs, &Error{Pos: t.Pos, EndPos: endOf(t), Msg: "unterminated string: a string ends with \" on the same line"})
+			t.Type = tokString
+			t.Value = strings.TrimSuffix(t.Value, `\`) + `"`
+		case tokString:
+			if _, bad := unquote(t.Value); bad >= 0 {
+				p := t.Pos
+				p.Advance(t.Value[:bad])
+				e := p
+				e.Advance(t.Value[bad : bad+2])
+				errs = append(errs, &Error{Pos: p, EndPos: e, Msg: fmt.Sprintf("unknown escape %q in string: use \\\" \\\\ \\n \\t or \\r", t.Value[bad:bad+2])})
+			}
+		}
+		toks = append(toks, t)
+		if t.EOF() {
+			break
+		}
+	}
+	for _, chunk := range splitDecls(toks) {
+		d, err := parseDecl(chunk)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f.Decls = append(f.Decls, d)
+	}
+	errs.sort()
+	return f, errs
+}
+
+// splitDecls cuts the token stream (ending in EOF) into one chunk per
+// top-level declaration. A declaration starts at a top-level keyword at
+// brace depth zero, or at a top-level keyword in the first column, which
+// recovers from a missing '}'. Each chunk ends with an EOF token placed at
+// the next chunk's first token.
+func splitDecls(toks []lexer.Token) [][]lexer.Token {
+	var chunks [][]lexer.Token
+	depth, start := 0, 0
+	cut := func(i int) {
+		if i > start {
+			// The EOF carries the next declaration's keyword for messages.
+			eof := lexer.Token{Type: lexer.EOF, Pos: toks[i].Pos}
+			if !toks[i].EOF() {
+				eof.Value = toks[i].Value
+			}
+			chunk := append(toks[start:i:i], eof)
+			chunks = append(chunks, chunk)
+		}
+		start = i
+	}
+	for i, t := range toks {
+		if t.EOF() {
+			cut(i)
+			break
+		}
+		if isTopLevel(t) && (depth <= 0 || t.Pos.Column == 1) {
+			cut(i)
+			depth = 0
+		}
+		if t.Type == tokPunct {
+			switch t.Value {
+			case "{":
+				depth++
+			case "}":
+				depth--
+			}
+		}
+	}
+	return chunks
+}
+
+// sliceLexer replays a chunk of tokens to participle.
+type sliceLexer struct {
+	toks []lexer.Token
+	next int
+}
+
+func (l *sliceLexer) Next() (lexer.Token, error) {
+	t := l.toks[l.next]
+	if l.next < len(l.toks)-1 {
+		l.next++
+	}
+	return t, nil
+}
+
+func parseDecl(chunk []lexer.Token) (*Decl, *Error) {
+	pl, err := lexer.Upgrade(&sliceLexer{toks: chunk})
+	if err == nil {
+		var d *Decl
+		d, err = parser.ParseFromLexer(pl)
+		if err == nil {
+			return d, nil
+		}
+	}
+	return nil, syntaxError(err, chunk)
+}
+
+// syntaxError rewrites participle's error in the language's terms.
+func syntaxError(err error, chunk []lexer.Token) *Error {
+	var perr participle.Error
+	if !errors.As(err, &perr) {
+		return &Error{Pos: chunk[0].Pos, EndPos: chunk[0].Pos, Msg: err.Error()}
+	}
+	pos := perr.Position()
+	msg := perr.Message()
+	var ute *participle.UnexpectedTokenError
+	if errors.As(err, &ute) {
+		tok := ute.Unexpected
+		end := endOf(tok)
+		expected := ""
+		if ute.Expect != "" {
+			expected = ", expected " + ute.Expect
+		}
+		if tok.EOF() {
+			// The chunk's EOF sits on the next declaration (or the real end).
+			what := "the end of the file"
+			if tok.Value != "" {
+				what = fmt.Sprintf("%q", tok.Value)
+			}
+			last := chunk[len(chunk)-2]
+			return &Error{Pos: endOf(last), EndPos: endOf(last), Msg: fmt.Sprintf("declaration is incomplete before %s%s", what, expected)}
+		}
+		return &Error{Pos: tok.Pos, EndPos: end, Msg: fmt.Sprintf("unexpected %q%s", tok.Value, expected)}
+	}
+	return &Error{Pos: pos, EndPos: pos, Msg: msg}
+}
+
+func endOf(t lexer.Token) Pos {
+	p := t.Pos
+	p.Advance(t.Value)
+	return p
+}
+
+func invalidUTF8Pos(name string, src []byte) Pos {
+	p := Pos{Filename: name, Line: 1, Column: 1}
+	for p.Offset < len(src) {
+		r, n := utf8.DecodeRune(src[p.Offset:])
+		if r == utf8.RuneError && n <= 1 {
+			return p
+		}
+		p.Advance(string(src[p.Offset : p.Offset+n]))
+	}
+	return p
+}
+
+// unquote decodes a double-quoted string. It returns the index of the first
+// unknown escape, or -1.
+func unquote(raw string) (string, int) {
+	if len(raw) < 2 {
+		return "", -1
+	}
+	body := raw[1 : len(raw)-1]
+	if !strings.ContainsRune(body, '\\') {
+		return body, -1
+	}
+	var b strings.Builder
+	bad := -1
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if c != '\\' || i+1 >= len(body) {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		switch body[i] {
+		case '"', '\\':
+			b.WriteByte(body[i])
+		case 'n':
+			b.WriteByte('\n')
+		case 't':
+			b.WriteByte('\t')
+		case 'r':
+			b.WriteByte('\r')
+		default:
+			if bad < 0 {
+				bad = i // index in raw of the backslash: body starts at raw[1]
+			}
+			b.WriteByte(body[i])
+		}
+	}
+	return b.String(), bad
+}
+
+// Quote encodes s as a string literal of the language.
+func Quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"':
+			b.WriteString(`\"`)
+		case '\\':
+			b.WriteString(`\\`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\r':
+			b.WriteString(`\r`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
