@@ -362,11 +362,11 @@ type Activation struct {
 // ActivationClause is one clause of an activation. Exactly one field is set.
 type ActivationClause struct {
 	span
-	Audience    *Name   `parser:"  'audience' @@"`
-	Destination *Name   `parser:"| 'destination' @@"`
-	Event       *Event  `parser:"| 'event' @@"`
-	SendCurrent *Value  `parser:"| 'send_current' @@"`
-	Properties  []*Ref  `parser:"| 'properties' @@ ( ',' @@ )*"`
+	Audience    *Name    `parser:"  'audience' @@"`
+	Destination *Name    `parser:"| 'destination' @@"`
+	Event       *Event   `parser:"| 'event' @@"`
+	SendCurrent *Value   `parser:"| 'send_current' @@"`
+	Properties  []*Ref   `parser:"| 'properties' @@ ( ',' @@ )*"`
 	Setting     *Setting `parser:"| @@"`
 }
 
