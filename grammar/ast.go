@@ -33,6 +33,15 @@ type File struct {
 	Src      []byte
 	Decls    []*Decl
 	Comments []Comment
+	// Broken lists the declarations that did not parse, so that the checker
+	// does not report their names as unknown elsewhere.
+	Broken []BrokenDecl
+}
+
+// BrokenDecl names a declaration that had a syntax error.
+type BrokenDecl struct {
+	Keyword string // e.g. "audience"
+	Name    string // the identifier after the keyword, if any
 }
 
 // Comment is a `#` comment, kept for fmt.

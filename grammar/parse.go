@@ -152,6 +152,11 @@ func ParseFile(name string, src []byte) (*File, ErrorList) {
 		d, err := parseDecl(chunk)
 		if err != nil {
 			errs = append(errs, err)
+			b := BrokenDecl{Keyword: chunk[0].Value}
+			if len(chunk) > 1 && chunk[1].Type == tokIdent {
+				b.Name = chunk[1].Value
+			}
+			f.Broken = append(f.Broken, b)
 			continue
 		}
 		f.Decls = append(f.Decls, d)
