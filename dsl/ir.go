@@ -65,15 +65,15 @@ type Warehouse struct {
 	Range
 	Type  string // "duckdb" (default) or "snowflake"
 	Path  string // duckdb: absolute file path, or ":memory:" (default)
-	Loads []*Load
+	Loads []*TableFile
 	DSN   Secret // snowflake
 	// Settings holds the other settings as written (e.g. snowflake
 	// query_tag, role), for the executor to interpret.
 	Settings map[string]string
 }
 
-// Load exposes a CSV or Parquet file as a view (DuckDB only).
-type Load struct {
+// TableFile exposes a CSV or Parquet file as a view (DuckDB only).
+type TableFile struct {
 	Range
 	Table TableName
 	File  string // absolute path
@@ -475,10 +475,10 @@ const (
 // Literal is a constant operand. Number keeps its text so that no precision
 // is lost between the DSL and SQL; Time is set for LitDate.
 type Literal struct {
-	Kind   LiteralKind
-	String string // LitString; the text for LitNumber; the source for LitDate
-	Bool   bool
-	Time   time.Time // LitDate, in UTC
+	Kind LiteralKind
+	Text string // LitString's value; LitNumber's digits as written; LitDate's source; "true"/"false"
+	Bool bool
+	Time time.Time // LitDate, in UTC
 }
 
 // Window is `N days` or `N hours`: now - N <= t <= now.

@@ -30,7 +30,7 @@ var Lexer = lexer.MustSimple([]lexer.SimpleRule{
 
 var parser = participle.MustBuild[Decl](
 	participle.Lexer(Lexer),
-	participle.UseLookahead(4),
+	participle.UseLookahead(2),
 )
 
 var (

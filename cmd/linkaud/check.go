@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/linkaud/linkaud/dsl"
+)
+
+func init() {
+	register("check", "Parse and check a workspace; print diagnostics and exit 1 on errors.", &checkCmd{})
+}
+
+type checkCmd struct {
+	Dir       string `arg:"" help:"Workspace directory (its .la files)." type:"existingdir"`
+	Warehouse bool   `help:"Also ask the warehouse that tables and columns exist."`
+	MaxDepth  int    `help:"Deepest path allowed, counting profile (default: the graph's max_depth, else 6)."`
+}
+
+func (c *checkCmd) Run(g *Globals) error {
+	ws, err := loadWorkspace(c.Dir, dsl.Options{MaxDepth: c.MaxDepth})
+	if err != nil {
+		return err
+	}
+	if c.Warehouse {
+		if err := checkWarehouse(ws); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stdout, "%s: %d audiences, %d destinations, %d activations: ok\n",
+		c.Dir, len(ws.Audiences), len(ws.Destinations), len(ws.Activations))
+	return nil
+}
+
+// loadWorkspace loads and checks dir, printing diagnostics (warnings too)
+// to stderr; errors make it return a silent exit 1.
+func loadWorkspace(dir string, opts dsl.Options) (*dsl.Workspace, error) {
+	ws, diags := dsl.Load(dir, opts)
+	if len(diags) > 0 {
+		dsl.Render(os.Stderr, diags, diagSources(ws, diags))
+	}
+	if diags.HasErrors() {
+		return nil, silentExit(exitUser)
+	}
+	return ws, nil
+}
+
+// diagSources reads the files diagnostics point into, for the excerpts.
+func diagSources(ws *dsl.Workspace, diags dsl.Diagnostics) map[string][]byte {
+	if ws != nil {
+		return dsl.Sources(ws.Files)
+	}
+	m := map[string][]byte{}
+	for _, d := range diags {
+		name := d.Subject.Start.Filename
+		if _, ok := m[name]; !ok {
+			src, _ := os.ReadFile(name)
+			m[name] = src
+		}
+	}
+	return m
+}

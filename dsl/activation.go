@@ -1,0 +1,311 @@
+package dsl
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/linkaud/linkaud/grammar"
+)
+
+// destinationCommon are the settings every destination type takes.
+var destinationCommon = map[string]settingSpec{
+	"type":            {kind: "ident"},
+	"rate_limit":      {kind: "int"},
+	"max_event_bytes": {kind: "int"},
+	"batch_size":      {kind: "int"},
+	"timeout":         {kind: "duration"},
+	"max_retries":     {kind: "int"},
+}
+
+// destinationSpecs are the settings of each destination type, and which are
+// required. Secrets (api keys, passwords, signing secrets) must be env().
+var destinationSpecs = map[string]struct {
+	settings map[string]settingSpec
+	required []string
+}{
+	"kafka": {map[string]settingSpec{
+		"brokers":        {kind: "any"},
+		"topic":          {kind: "string"},
+		"transactional":  {kind: "bool"},
+		"progress_topic": {kind: "string"},
+		"client_id":      {kind: "string"},
+		"sasl_mechanism": {kind: "string"},
+		"sasl_user":      {kind: "any"},
+		"sasl_password":  {secret: true},
+		"tls":            {kind: "bool"},
+		"tls_ca":         {kind: "string"},
+	}, []string{"brokers", "topic"}},
+	"webhook": {map[string]settingSpec{
+		"url":    {kind: "any"},
+		"secret": {secret: true},
+	}, []string{"url"}},
+	"braze": {map[string]settingSpec{
+		"endpoint": {kind: "any"},
+		"api_key":  {secret: true},
+	}, []string{"endpoint", "api_key"}},
+	"iterable": {map[string]settingSpec{
+		"endpoint": {kind: "any"},
+		"region":   {kind: "string"},
+		"api_key":  {secret: true},
+	}, []string{"api_key"}},
+	"customerio": {map[string]settingSpec{
+		"endpoint": {kind: "any"},
+		"region":   {kind: "string"},
+		"site_id":  {kind: "any"},
+		"api_key":  {secret: true},
+	}, []string{"site_id", "api_key"}},
+	"file": {map[string]settingSpec{
+		"path": {kind: "string"},
+	}, []string{"path"}},
+	"stdout": {map[string]settingSpec{}, nil},
+}
+
+// DestinationTypes lists the destination types the checker accepts.
+func DestinationTypes() []string {
+	var out []string
+	for t := range destinationSpecs {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c *checker) destination(d *grammar.Destination) *Destination {
+	ir := &Destination{Range: rng(d), Name: d.Name.Text, Settings: map[string]Setting{}}
+	var typ *grammar.Setting
+	for _, s := range d.Settings {
+		if s.Key.Text == "type" {
+			typ = s
+			break
+		}
+	}
+	if typ == nil {
+		c.errorf(d.Name, "destination %s needs a type: one of %s", ir.Name, strings.Join(DestinationTypes(), ", "))
+		return nil
+	}
+	if typ.Value.Ref == nil || len(typ.Value.Ref.Parts) != 1 {
+		c.errorf(typ.Value, "destination type is one of %s", strings.Join(DestinationTypes(), ", "))
+		return nil
+	}
+	ir.Type = typ.Value.Ref.String()
+	spec, ok := destinationSpecs[ir.Type]
+	if !ok {
+		dg := c.errorf(typ.Value, "unknown destination type %q", ir.Type)
+		dg.Suggestion = suggest(ir.Type, DestinationTypes())
+		if dg.Suggestion == "" {
+			dg.Detail = "types: " + strings.Join(DestinationTypes(), ", ")
+		}
+		return nil
+	}
+	all := map[string]settingSpec{}
+	for k, v := range destinationCommon {
+		all[k] = v
+	}
+	for k, v := range spec.settings {
+		all[k] = v
+	}
+	n := len(c.diags)
+	set := c.settings(ir.Type+" destination "+ir.Name, d.Settings, all)
+	for key, ss := range set {
+		if ss = valid(ss); key != "type" && len(ss) > 0 {
+			ir.Settings[key] = toSetting(ss[0])
+		}
+	}
+	for _, req := range spec.required {
+		if _, ok := set[req]; !ok {
+			c.errorf(d.Name, "%s destination %s needs %s", ir.Type, ir.Name, req)
+		}
+	}
+	if len(c.diags) > n {
+		return nil
+	}
+	return ir
+}
+
+var eventKinds = map[string]EventKind{
+	"entity_added": EntityAdded, "entity_removed": EntityRemoved, "audience_entered": AudienceEntered,
+	"audience_exited": AudienceExited, "audience_membership_changed": AudienceMembershipChanged,
+}
+
+func (c *checker) activation(a *grammar.Activation) *Activation {
+	ir := &Activation{Range: rng(a), Name: a.Name.Text, EntityStep: -1}
+	n := len(c.diags)
+	seen := map[string]grammar.Node{}
+	once := func(cl *grammar.ActivationClause, what string) bool {
+		if prev, ok := seen[what]; ok {
+			c.errorf(cl, "%s given twice in activation %s (first at %s)", what, ir.Name, posText(prev))
+			return false
+		}
+		seen[what] = cl
+		return true
+	}
+	var event *grammar.Event
+	var props []*grammar.Ref
+	propsGiven := false
+	for _, cl := range a.Clauses {
+		switch {
+		case cl.Audience != nil:
+			if !once(cl, "audience") {
+				continue
+			}
+			ir.Audience = c.audByName[cl.Audience.Text]
+			if ir.Audience == nil && !c.broken["audience"][cl.Audience.Text] {
+				c.unknown(cl.Audience, "audience", c.audienceNames())
+			}
+		case cl.Destination != nil:
+			if !once(cl, "destination") {
+				continue
+			}
+			ir.Destination = c.ws.Destination(cl.Destination.Text)
+			if ir.Destination == nil && !c.broken["destination"][cl.Destination.Text] && !c.destDeclared(cl.Destination.Text) {
+				var names []string
+				for _, d := range c.ws.Destinations {
+					names = append(names, d.Name)
+				}
+				c.unknown(cl.Destination, "destination", names)
+			}
+		case cl.Event != nil:
+			if once(cl, "event") {
+				event = cl.Event
+			}
+		case cl.SendCurrent != nil:
+			if !once(cl, "send_current") {
+				continue
+			}
+			v := cl.SendCurrent
+			if v.Literal == nil || v.Literal.Bool == "" {
+				c.errorf(v, "send_current takes true or false")
+				continue
+			}
+			ir.SendCurrent = v.Literal.Bool == "true"
+		case cl.Properties != nil:
+			if once(cl, "properties") {
+				props, propsGiven = cl.Properties, true
+			}
+		case cl.Setting != nil:
+			d := c.errorf(cl.Setting.Key, "unknown activation clause %q", cl.Setting.Key.Text)
+			d.Suggestion = suggest(cl.Setting.Key.Text, []string{"audience", "destination", "event", "send_current", "properties"})
+		}
+	}
+	for _, req := range []string{"audience", "destination", "event"} {
+		if _, ok := seen[req]; !ok {
+			c.errorf(a.Name, "activation %s needs %s", ir.Name, req)
+		}
+	}
+	if event != nil {
+		c.event(ir, event)
+	}
+	if ir.SendCurrent && (ir.Event == EntityRemoved || ir.Event == AudienceExited) && event != nil {
+		c.errorf(a.Name, "send_current applies to entity_added, audience_entered and audience_membership_changed, not %s", ir.Event)
+	}
+	if propsGiven && ir.Audience != nil && ir.Audience.Match != nil {
+		ir.Properties = []*ColumnRef{}
+		for _, p := range props {
+			ref := c.enrichRef(ir.Audience, p, "properties")
+			if ref == nil {
+				continue
+			}
+			if !c.sendable(ir, ref) {
+				c.errorf(p, "properties %s: send keys of the path or columns the audience enriches (%s)", p.String(), c.enrichText(ir.Audience))
+				continue
+			}
+			ir.Properties = append(ir.Properties, ref)
+		}
+	}
+	if len(c.diags) > n {
+		return nil
+	}
+	return ir
+}
+
+func (c *checker) destDeclared(name string) bool {
+	for _, f := range c.ws.Files {
+		for _, d := range f.Decls {
+			if d.Destination != nil && d.Destination.Name.Text == name {
+				return true // declared but invalid: already reported
+			}
+		}
+	}
+	return false
+}
+
+func (c *checker) audienceNames() []string {
+	var names []string
+	for _, a := range c.ws.Audiences {
+		names = append(names, a.Name)
+	}
+	return names
+}
+
+func (c *checker) event(ir *Activation, e *grammar.Event) {
+	kind, ok := eventKinds[e.Kind.Text]
+	if !ok {
+		var names []string
+		for k := range eventKinds {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		d := c.errorf(e.Kind, "unknown event %q", e.Kind.Text)
+		d.Suggestion = suggest(e.Kind.Text, names)
+		if d.Suggestion == "" {
+			d.Detail = "events: " + strings.Join(names, ", ")
+		}
+		return
+	}
+	ir.Event = kind
+	entityEvent := kind == EntityAdded || kind == EntityRemoved
+	switch {
+	case entityEvent && e.Entity == nil:
+		c.errorf(e.Kind, "%s names the entity it is about, e.g. %s credit_card", kind, kind)
+		return
+	case !entityEvent && e.Entity != nil:
+		c.errorf(e.Entity, "%s is about the profile and takes no entity", kind)
+		return
+	case !entityEvent:
+		return
+	}
+	a := ir.Audience
+	if a == nil || a.Match == nil {
+		return // reported elsewhere
+	}
+	if a.Primary == nil {
+		c.errorf(e.Entity, "%s %s: audience %s has no entity path", kind, e.Entity.Text, a.Name)
+		return
+	}
+	var names []string
+	for i := len(a.Primary.Steps) - 1; i >= 0; i-- {
+		st := a.Primary.Steps[i]
+		if st.Entity.Name == e.Entity.Text {
+			ir.Entity, ir.EntityStep = st.Entity, i
+			return
+		}
+		names = append(names, st.Entity.Name)
+	}
+	d := c.errorf(e.Entity, "%s %s: %s is not on audience %s's path %s", kind, e.Entity.Text, e.Entity.Text, a.Name, pathText(a.Primary))
+	d.Suggestion = suggest(e.Entity.Text, names)
+}
+
+// sendable reports whether an activation may send ref: a key of a step of
+// the path down to the activation's entity, or an enriched column.
+func (c *checker) sendable(act *Activation, ref *ColumnRef) bool {
+	if ref.Source == SourceStep && ref.Column == ref.Entity.Key {
+		return true
+	}
+	for _, e := range act.Audience.Enrich {
+		if e.Source == ref.Source && e.Column == ref.Column && e.StepIndex == ref.StepIndex {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *checker) enrichText(a *Audience) string {
+	if len(a.Enrich) == 0 {
+		return "it enriches none"
+	}
+	var parts []string
+	for _, e := range a.Enrich {
+		parts = append(parts, e.String())
+	}
+	return strings.Join(parts, ", ")
+}
