@@ -17,8 +17,10 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
 
+# Until the compute cycle lands, the demo checks and draws the example workspace.
 demo: build
-	./$(BIN) demo
+	./$(BIN) check testdata/workspaces/design
+	./$(BIN) graph testdata/workspaces/design
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) ./...
