@@ -1,0 +1,184 @@
+package dsl
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// ColumnLister reports the columns of a warehouse table. The executor's
+// warehouses satisfy it; CheckColumns uses it for `linkaud check --warehouse`.
+type ColumnLister interface {
+	Columns(ctx context.Context, table TableName) ([]string, error)
+}
+
+// CheckColumns asks the warehouse that every table the workspace names
+// exists and has the columns the workspace uses: keys, join columns, and the
+// columns of conditions, aggregates and enrichments. Names are compared
+// case-insensitively, as both DuckDB and Snowflake resolve unquoted names.
+func CheckColumns(ctx context.Context, ws *Workspace, wh ColumnLister) Diagnostics {
+	cc := &columnChecker{ctx: ctx, wh: wh, tables: map[string]*tableInfo{}}
+	g := ws.Graph
+	for _, e := range append([]*Entity{g.Profile}, g.Entities...) {
+		cc.need(e.Table, e.Key, e.Range, "key of "+e.Name)
+	}
+	for _, r := range g.Relationships {
+		upper, lowerTable := r.From.Table, r.To.Table
+		if r.Through != nil {
+			lowerTable = r.Through.Table
+		}
+		for _, p := range r.On {
+			cc.need(upper, p.Upper, r.Range, "join column of "+r.From.Name)
+			cc.need(lowerTable, p.Lower, r.Range, "join column of "+lowerName(r))
+		}
+		for _, p := range r.ThroughOn {
+			cc.need(r.Through.Table, p.Upper, r.Range, "join column of "+r.Through.Alias)
+			cc.need(r.To.Table, p.Lower, r.Range, "join column of "+r.To.Name)
+		}
+	}
+	if m := g.Memberships; m != nil {
+		cc.need(m.Table, m.ProfileColumn, m.Range, "memberships profile column")
+		cc.need(m.Table, m.AudienceColumn, m.Range, "memberships audience column")
+	}
+	if ev := g.Events; ev != nil {
+		for _, c := range []string{ev.ProfileColumn, ev.NameColumn, ev.TimeColumn} {
+			cc.need(ev.Table, c, ev.Range, "events column")
+		}
+	}
+	for _, a := range ws.Audiences {
+		cc.cond(g, a.Match)
+		for _, e := range a.Enrich {
+			cc.ref(g, e)
+		}
+	}
+	cc.diags.Sort()
+	return cc.diags
+}
+
+func lowerName(r *Relationship) string {
+	if r.Through != nil {
+		return r.Through.Alias
+	}
+	return r.To.Name
+}
+
+type tableInfo struct {
+	err     error
+	columns map[string]bool
+	names   []string
+}
+
+type columnChecker struct {
+	ctx    context.Context
+	wh     ColumnLister
+	tables map[string]*tableInfo
+	diags  Diagnostics
+	// reported avoids repeating one missing table or column per use.
+	reported map[string]bool
+}
+
+func (cc *columnChecker) table(t TableName) *tableInfo {
+	key := strings.ToUpper(t.String())
+	if ti, ok := cc.tables[key]; ok {
+		return ti
+	}
+	ti := &tableInfo{columns: map[string]bool{}}
+	cols, err := cc.wh.Columns(cc.ctx, t)
+	ti.err = err
+	for _, c := range cols {
+		ti.columns[strings.ToUpper(c)] = true
+		ti.names = append(ti.names, c)
+	}
+	cc.tables[key] = ti
+	return ti
+}
+
+func (cc *columnChecker) need(t TableName, column string, r Range, what string) {
+	if len(t) == 0 || column == "" {
+		return
+	}
+	if cc.reported == nil {
+		cc.reported = map[string]bool{}
+	}
+	ti := cc.table(t)
+	if ti.err != nil {
+		if k := "t:" + t.String(); !cc.reported[k] {
+			cc.reported[k] = true
+			cc.diags = append(cc.diags, &Diagnostic{Severity: Error, Subject: r,
+				Summary: fmt.Sprintf("table %s: %v", t, ti.err)})
+		}
+		return
+	}
+	if ti.columns[strings.ToUpper(column)] {
+		return
+	}
+	if k := "c:" + t.String() + "." + strings.ToUpper(column) + fmt.Sprint(r.Start); !cc.reported[k] {
+		cc.reported[k] = true
+		cc.diags = append(cc.diags, &Diagnostic{Severity: Error, Subject: r,
+			Summary:    fmt.Sprintf("table %s has no column %q (%s)", t, column, what),
+			Suggestion: suggest(column, ti.names)})
+	}
+}
+
+func (cc *columnChecker) ref(g *Graph, c *ColumnRef) {
+	switch c.Source {
+	case SourceTrait:
+		cc.need(g.Profile.Table, c.Column, c.Range, "trait")
+	case SourceEvents:
+		if g.Events != nil {
+			cc.need(g.Events.Table, c.Column, c.Range, "events column")
+		}
+	default:
+		cc.need(c.Entity.Table, c.Column, c.Range, "column of "+c.Entity.Name)
+	}
+}
+
+func (cc *columnChecker) cond(g *Graph, c Cond) {
+	switch c := c.(type) {
+	case *And:
+		for _, t := range c.Terms {
+			cc.cond(g, t)
+		}
+	case *Or:
+		for _, t := range c.Terms {
+			cc.cond(g, t)
+		}
+	case *Not:
+		cc.cond(g, c.X)
+	case *Trait:
+		cc.pred(g, c.Compare)
+	case *Performed:
+		if c.Where != nil {
+			cc.pred(g, c.Where)
+		}
+	case *Path:
+		for _, s := range c.Steps {
+			if s.Where != nil {
+				cc.pred(g, s.Where)
+			}
+			if s.Having != nil && s.Having.Column != "" {
+				cc.need(s.Entity.Table, s.Having.Column, s.Having.Range, "aggregated column of "+s.Entity.Name)
+			}
+		}
+	}
+}
+
+func (cc *columnChecker) pred(g *Graph, p Pred) {
+	switch p := p.(type) {
+	case *PredAnd:
+		for _, t := range p.Terms {
+			cc.pred(g, t)
+		}
+	case *PredOr:
+		for _, t := range p.Terms {
+			cc.pred(g, t)
+		}
+	case *PredNot:
+		cc.pred(g, p.X)
+	case *Compare:
+		cc.ref(g, p.Column)
+		if p.Ref != nil {
+			cc.ref(g, p.Ref)
+		}
+	}
+}
