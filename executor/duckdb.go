@@ -1,0 +1,570 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	bindings "github.com/duckdb/duckdb-go-bindings"
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/linkaud/linkaud/dsl"
+)
+
+// DuckDB is the embedded warehouse.
+//
+// It talks to DuckDB through the C API bindings that duckdb-go is built on,
+// rather than through duckdb-go's Arrow type, for one reason: duckdb-go
+// executes every statement into a fully materialised result before the
+// first batch can be read, so its memory grows with the result (1.7 GB for
+// 8M short rows). Here statements run as DuckDB streaming results and each
+// Next fetches and converts one chunk, so a scan holds one 2048-row batch.
+// A sort (every audience's ORDER BY) still needs its input in DuckDB's
+// buffer pool, bounded by memory_limit and spilled to temp_directory.
+type DuckDB struct {
+	db    bindings.Database
+	loads []*dsl.TableFile
+	log   *slog.Logger
+
+	tokens chan struct{} // one per statement allowed to run
+
+	// closing is cancelled by Close with cause ErrClosed; every statement's
+	// context follows it, so Close interrupts what is running.
+	closing     context.Context
+	closeCancel context.CancelCauseFunc
+
+	mu      sync.Mutex
+	idle    []bindings.Connection
+	inUse   int
+	closed  bool
+	dbOwned bool // whether the last release still has to close db
+
+	refreshMu sync.Mutex
+}
+
+var (
+	_ Warehouse = (*DuckDB)(nil)
+	_ Refresher = (*DuckDB)(nil)
+)
+
+// settingMaxConns is our own warehouse setting; the rest of a duckdb
+// warehouse's settings are DuckDB configuration options.
+const settingMaxConns = "max_connections"
+
+func openDuckDB(ctx context.Context, w *dsl.Warehouse, opts Options) (*DuckDB, error) {
+	maxConns := opts.MaxConns
+	var cfg bindings.Config
+	if bindings.CreateConfig(&cfg) == bindings.StateError {
+		return nil, errors.New("duckdb: cannot create a configuration")
+	}
+	defer bindings.DestroyConfig(&cfg)
+	for name, value := range w.Settings {
+		if name == settingMaxConns {
+			n, err := strconv.Atoi(value)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("duckdb: %s must be a positive integer, not %q", settingMaxConns, value)
+			}
+			maxConns = n
+			continue
+		}
+		if bindings.SetConfig(cfg, name, value) == bindings.StateError {
+			return nil, fmt.Errorf("duckdb: setting %s = %q is not accepted", name, value)
+		}
+	}
+	var db bindings.Database
+	var msg string
+	var state bindings.State
+	if w.Path == "" || w.Path == ":memory:" {
+		state = bindings.OpenExt("", &db, cfg, &msg)
+	} else {
+		// duckdb-go's instance cache, so database/sql users of the same
+		// file in this process share the database rather than fight over
+		// its lock.
+		state = bindings.GetOrCreateFromCache(duckdb.GetInstanceCache(), w.Path, &db, cfg, &msg)
+	}
+	if state == bindings.StateError {
+		bindings.Close(&db)
+		return nil, fmt.Errorf("duckdb: open %s: %s", w.Path, msg)
+	}
+	d := &DuckDB{
+		db:      db,
+		loads:   w.Loads,
+		log:     opts.Logger,
+		tokens:  make(chan struct{}, maxConns),
+		dbOwned: true,
+	}
+	d.closing, d.closeCancel = context.WithCancelCause(context.Background())
+	if err := d.Refresh(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Dialect implements Warehouse.
+func (d *DuckDB) Dialect() string { return "duckdb" }
+
+// acquire takes a token and a connection.
+func (d *DuckDB) acquire(ctx context.Context) (bindings.Connection, error) {
+	select {
+	case d.tokens <- struct{}{}:
+	case <-ctx.Done():
+		return bindings.Connection{}, ctx.Err()
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		<-d.tokens
+		return bindings.Connection{}, ErrClosed
+	}
+	d.inUse++
+	if n := len(d.idle); n > 0 {
+		conn := d.idle[n-1]
+		d.idle = d.idle[:n-1]
+		d.mu.Unlock()
+		return conn, nil
+	}
+	d.mu.Unlock()
+	var conn bindings.Connection
+	if bindings.Connect(d.db, &conn) == bindings.StateError {
+		d.release(conn, false)
+		return bindings.Connection{}, errors.New("duckdb: cannot connect")
+	}
+	return conn, nil
+}
+
+// statement derives the context of one statement: done when ctx is, or
+// when the warehouse closes (with cause ErrClosed). end must be called.
+func (d *DuckDB) statement(ctx context.Context) (sctx context.Context, end func()) {
+	sctx, cancel := context.WithCancelCause(ctx)
+	if d.closing.Err() != nil {
+		cancel(ErrClosed)
+	}
+	stop := context.AfterFunc(d.closing, func() { cancel(ErrClosed) })
+	return sctx, func() { stop(); cancel(nil) }
+}
+
+// ctxError is the error of a statement whose context is done, joined with
+// what DuckDB said about it (usually "Interrupted!").
+func ctxError(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	return errors.Join(context.Cause(ctx), err)
+}
+
+// release gives the connection back; a connection whose statement failed
+// or was interrupted is not reused, so no interrupt or transaction state
+// leaks into the next statement.
+func (d *DuckDB) release(conn bindings.Connection, reuse bool) {
+	d.mu.Lock()
+	if reuse && !d.closed {
+		d.idle = append(d.idle, conn)
+	} else if conn.Ptr != nil {
+		bindings.Disconnect(&conn)
+	}
+	d.inUse--
+	d.maybeCloseDB()
+	d.mu.Unlock()
+	<-d.tokens
+}
+
+// exec runs statements that return no rows, on one connection.
+func (d *DuckDB) exec(ctx context.Context, stmts ...string) error {
+	ctx, end := d.statement(ctx)
+	defer end()
+	conn, err := d.acquire(ctx)
+	if err != nil {
+		return acquireError(ctx, err)
+	}
+	stop := interruptOnDone(ctx, conn)
+	for _, s := range stmts {
+		if err = execOn(conn, s); err != nil {
+			break
+		}
+	}
+	interrupted := stop()
+	if err != nil {
+		err = ctxError(ctx, err)
+	}
+	d.release(conn, err == nil && !interrupted)
+	return err
+}
+
+func execOn(conn bindings.Connection, sql string) error {
+	if err := checkSQL(sql); err != nil {
+		return err
+	}
+	var res bindings.Result
+	defer bindings.DestroyResult(&res)
+	if bindings.Query(conn, sql, &res) == bindings.StateError {
+		return duckError(bindings.ResultError(&res))
+	}
+	return nil
+}
+
+// checkSQL rejects text the C API would silently cut short.
+func checkSQL(sql string) error {
+	if strings.IndexByte(sql, 0) >= 0 {
+		return errors.New("duckdb: statement contains a NUL byte")
+	}
+	return nil
+}
+
+func duckError(msg string) error {
+	return errors.New("duckdb: " + msg)
+}
+
+// Refresh implements Refresher: every load becomes
+//
+//	CREATE SCHEMA IF NOT EXISTS "S";
+//	CREATE OR REPLACE VIEW "S"."T" AS SELECT * FROM read_parquet('…');
+//
+// in one transaction. DuckDB rebinds a view on every query, so a view
+// already follows its file's rows and columns; refreshing at the start of a
+// cycle re-creates views dropped by hand in a database file and, above all,
+// fails the cycle up front, naming the load, when a file has gone missing
+// or no longer reads.
+func (d *DuckDB) Refresh(ctx context.Context) error {
+	if len(d.loads) == 0 {
+		return nil
+	}
+	d.refreshMu.Lock()
+	defer d.refreshMu.Unlock()
+	stmts := []string{"BEGIN TRANSACTION"}
+	for _, l := range d.loads {
+		s, err := loadStatements(l)
+		if err != nil {
+			return err
+		}
+		stmts = append(stmts, s...)
+	}
+	stmts = append(stmts, "COMMIT")
+	if err := d.exec(ctx, stmts...); err != nil {
+		// exec dropped the connection, and with it the open transaction.
+		return fmt.Errorf("refreshing loads: %w", err)
+	}
+	return nil
+}
+
+func loadStatements(l *dsl.TableFile) ([]string, error) {
+	var stmts []string
+	if len(l.Table) < 1 || len(l.Table) > 3 {
+		return nil, fmt.Errorf("%s: load %q: a table name has one to three parts", l.Start, l.Table)
+	}
+	if len(l.Table) > 1 {
+		stmts = append(stmts, "CREATE SCHEMA IF NOT EXISTS "+quoteIdents(l.Table[:len(l.Table)-1]))
+	}
+	reader, err := fileReader(l.File)
+	if err != nil {
+		return nil, fmt.Errorf("%s: load %q: %w", l.Start, l.Table, err)
+	}
+	stmts = append(stmts, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT * FROM %s(%s)",
+		quoteIdents(l.Table), reader, quoteString(l.File)))
+	return stmts, nil
+}
+
+// fileReader picks DuckDB's table function by extension; a compression
+// suffix (.gz, .zst) is looked through. The path may be a glob.
+func fileReader(path string) (string, error) {
+	p := strings.ToLower(path)
+	for _, z := range []string{".gz", ".zst"} {
+		p = strings.TrimSuffix(p, z)
+	}
+	switch filepath.Ext(p) {
+	case ".csv", ".tsv", ".txt":
+		return "read_csv", nil
+	case ".parquet":
+		return "read_parquet", nil
+	case ".json", ".jsonl", ".ndjson":
+		return "read_json", nil
+	}
+	return "", fmt.Errorf("cannot read %q: not .csv, .tsv, .parquet or .json", filepath.Base(path))
+}
+
+// quoteIdent quotes a DuckDB identifier: any text, keywords included, is
+// one name.
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+func quoteIdents(parts []string) string {
+	q := make([]string, len(parts))
+	for i, p := range parts {
+		q[i] = quoteIdent(p)
+	}
+	return strings.Join(q, ".")
+}
+
+// quoteString is a DuckDB string literal; backslashes are ordinary there.
+func quoteString(s string) string {
+	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
+}
+
+// Columns implements Warehouse.
+func (d *DuckDB) Columns(ctx context.Context, table dsl.TableName) ([]string, error) {
+	if len(table) < 1 || len(table) > 3 {
+		return nil, fmt.Errorf("duckdb: table name %q has one to three parts", table)
+	}
+	ctx, end := d.statement(ctx)
+	defer end()
+	conn, err := d.acquire(ctx)
+	if err != nil {
+		return nil, acquireError(ctx, err)
+	}
+	stop := interruptOnDone(ctx, conn)
+	cols, err := columnsOn(conn, table)
+	interrupted := stop()
+	if err != nil {
+		err = ctxError(ctx, err)
+	}
+	d.release(conn, err == nil && !interrupted)
+	return cols, err
+}
+
+func acquireError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return err
+}
+
+func columnsOn(conn bindings.Connection, table dsl.TableName) ([]string, error) {
+	var res bindings.Result
+	defer bindings.DestroyResult(&res)
+	if bindings.Query(conn, "SELECT * FROM "+quoteIdents(table)+" LIMIT 0", &res) == bindings.StateError {
+		msg := bindings.ResultError(&res)
+		if bindings.ResultErrorType(&res) == bindings.ErrorTypeCatalog {
+			return nil, fmt.Errorf("%w: %s (%s)", ErrTableNotFound, table, msg)
+		}
+		return nil, duckError(msg)
+	}
+	n := bindings.ColumnCount(&res)
+	cols := make([]string, n)
+	for i := range n {
+		cols[i] = bindings.ColumnName(&res, i)
+	}
+	return cols, nil
+}
+
+// Query implements Warehouse.
+func (d *DuckDB) Query(ctx context.Context, sql string, opts QueryOptions) (array.RecordReader, error) {
+	if err := checkSQL(sql); err != nil {
+		return nil, err
+	}
+	ctx, end := d.statement(ctx)
+	conn, err := d.acquire(ctx)
+	if err != nil {
+		err = acquireError(ctx, err)
+		end()
+		return nil, err
+	}
+	r := &duckReader{d: d, conn: conn, ctx: ctx, end: end}
+	r.refs.Store(1)
+	r.stop = interruptOnDone(ctx, conn)
+	if err := r.start(sql); err != nil {
+		r.finish(false)
+		return nil, ctxError(ctx, err)
+	}
+	return r, nil
+}
+
+// interruptOnDone interrupts conn's statement once ctx is done, and again
+// every 50ms until stop is called: an interrupt that lands between two
+// phases of a statement can be cleared when the next phase begins. stop reports whether ctx
+// fired; after it returns no interrupt is in flight, so the connection can
+// be reused.
+func interruptOnDone(ctx context.Context, conn bindings.Connection) (stop func() bool) {
+	done := make(chan struct{})
+	exited := make(chan bool, 1)
+	go func() {
+		select {
+		case <-done:
+			exited <- false
+			return
+		case <-ctx.Done():
+		}
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			bindings.Interrupt(conn)
+			select {
+			case <-done:
+				exited <- true
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() bool {
+		close(done)
+		return <-exited
+	}
+}
+
+// duckReader streams a DuckDB streaming result as Arrow record batches.
+type duckReader struct {
+	d    *DuckDB
+	conn bindings.Connection
+	ctx  context.Context // the statement's: see DuckDB.statement
+	end  func()
+	stop func() bool
+
+	res     bindings.Result
+	hasRes  bool
+	opts    bindings.ArrowOptions
+	hasOpts bool
+	schema  *arrow.Schema
+
+	refs    atomic.Int64
+	current arrow.RecordBatch
+	err     error
+	done    bool
+}
+
+var _ array.RecordReader = (*duckReader)(nil)
+
+func (r *duckReader) start(sql string) error {
+	var stmt bindings.PreparedStatement
+	defer bindings.DestroyPrepare(&stmt)
+	if bindings.Prepare(r.conn, sql, &stmt) == bindings.StateError {
+		return duckError(bindings.PrepareError(stmt))
+	}
+	var pending bindings.PendingResult
+	defer bindings.DestroyPending(&pending)
+	// Deprecated in DuckDB's C API but, as of 1.5, still the only way to
+	// ask for a streaming result; without it the result is materialised.
+	if bindings.PendingPreparedStreaming(stmt, &pending) == bindings.StateError {
+		return duckError(bindings.PendingError(pending))
+	}
+	r.hasRes = true
+	if bindings.ExecutePending(pending, &r.res) == bindings.StateError {
+		return duckError(bindings.ResultError(&r.res))
+	}
+	r.opts = bindings.ResultGetArrowOptions(&r.res)
+	r.hasOpts = true
+	n := bindings.ColumnCount(&r.res)
+	names := make([]string, n)
+	types := make([]bindings.LogicalType, n)
+	for i := range n {
+		names[i] = bindings.ColumnName(&r.res, i)
+		types[i] = bindings.ColumnLogicalType(&r.res, i)
+	}
+	defer func() {
+		for i := range types {
+			bindings.DestroyLogicalType(&types[i])
+		}
+	}()
+	schema, ed := bindings.NewArrowSchema(r.opts, types, names)
+	defer bindings.DestroyErrorData(&ed)
+	if bindings.ErrorDataHasError(ed) {
+		return duckError("arrow schema: " + bindings.ErrorDataMessage(ed))
+	}
+	r.schema = schema
+	return nil
+}
+
+func (r *duckReader) Schema() *arrow.Schema { return r.schema }
+
+func (r *duckReader) Next() bool {
+	if r.current != nil {
+		r.current.Release()
+		r.current = nil
+	}
+	if r.done {
+		return false
+	}
+	if r.ctx.Err() != nil {
+		return r.fail(context.Cause(r.ctx))
+	}
+	chunk := bindings.FetchChunk(r.res)
+	if chunk.Ptr == nil {
+		if msg := bindings.ResultError(&r.res); msg != "" {
+			return r.fail(ctxError(r.ctx, duckError(msg)))
+		}
+		r.done = true
+		return false
+	}
+	defer bindings.DestroyDataChunk(&chunk)
+	rec, ed := bindings.DataChunkToArrowArray(r.opts, r.schema, chunk)
+	defer bindings.DestroyErrorData(&ed)
+	if bindings.ErrorDataHasError(ed) {
+		return r.fail(duckError("arrow conversion: " + bindings.ErrorDataMessage(ed)))
+	}
+	r.current = rec
+	return true
+}
+
+func (r *duckReader) fail(err error) bool {
+	r.err, r.done = err, true
+	return false
+}
+
+func (r *duckReader) RecordBatch() arrow.RecordBatch { return r.current }
+
+// Record implements the deprecated alias of RecordBatch.
+func (r *duckReader) Record() arrow.RecordBatch { return r.current }
+
+func (r *duckReader) Err() error { return r.err }
+
+func (r *duckReader) Retain() { r.refs.Add(1) }
+
+func (r *duckReader) Release() {
+	if r.refs.Add(-1) != 0 {
+		return
+	}
+	if r.current != nil {
+		r.current.Release()
+		r.current = nil
+	}
+	r.finish(r.err == nil && r.done)
+}
+
+// finish frees the result and returns the connection; reuse only after a
+// result read to its end without error.
+func (r *duckReader) finish(reuse bool) {
+	interrupted := r.stop()
+	if r.hasOpts {
+		bindings.DestroyArrowOptions(&r.opts)
+	}
+	if r.hasRes {
+		bindings.DestroyResult(&r.res)
+	}
+	r.d.release(r.conn, reuse && !interrupted)
+	r.end()
+}
+
+// Close implements Warehouse.
+func (d *DuckDB) Close() error {
+	d.closeCancel(ErrClosed)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	for _, c := range d.idle {
+		bindings.Disconnect(&c)
+	}
+	d.idle = nil
+	d.maybeCloseDB()
+	return nil
+}
+
+// maybeCloseDB closes the database once the warehouse is closed and the
+// last connection is back; d.mu is held.
+func (d *DuckDB) maybeCloseDB() {
+	if d.closed && d.dbOwned && d.inUse == 0 {
+		bindings.Close(&d.db)
+		d.dbOwned = false
+	}
+}

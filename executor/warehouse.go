@@ -1,0 +1,121 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/linkaud/linkaud/dsl"
+)
+
+// Warehouse runs SQL and streams the results as Arrow record batches.
+//
+// All methods are safe for concurrent use: audiences of one cycle query in
+// parallel, each on its own connection, up to Options.MaxConns at a time
+// (further queries wait for a free connection or their context).
+//
+// The caller owns every RecordReader it gets and must Release it, also on
+// error paths; the reader holds its connection until then. A reader itself is
+// for one goroutine. Batches are valid until the next call to Next or until
+// the reader is released; Retain one to keep it longer. Memory does not grow
+// with the result: a reader holds one batch at a time (DuckDB: at most 2048
+// rows; Snowflake: one result chunk).
+//
+// Warehouses whose tables are backed by files (DuckDB loads) also implement
+// Refresher; call Refresh before each compute cycle.
+type Warehouse interface {
+	// Query runs one SQL statement. A cancelled ctx interrupts the running
+	// statement and makes the reader's Err return the context's error.
+	Query(ctx context.Context, sql string, opts QueryOptions) (array.RecordReader, error)
+	// Columns lists the columns of a table or view, in order, as the
+	// warehouse names them (Snowflake: upper case for unquoted names). A
+	// missing table is an error wrapping ErrTableNotFound.
+	Columns(ctx context.Context, table dsl.TableName) ([]string, error)
+	// Dialect is "duckdb" or "snowflake", the planner's dialect name.
+	Dialect() string
+	// Close releases the warehouse. Queries still streaming are interrupted;
+	// their readers report an error, and must still be released.
+	Close() error
+}
+
+// Refresher is a Warehouse whose tables are views over files.
+type Refresher interface {
+	// Refresh re-creates the file-backed views and checks that every file
+	// still reads, so that a cycle fails up front, naming the file, rather
+	// than in the middle of a query. It is atomic: on error the previous
+	// definitions stay.
+	Refresh(ctx context.Context) error
+}
+
+// Refresh calls w's Refresh if it has one; the engine calls it at the start
+// of every compute cycle.
+func Refresh(ctx context.Context, w Warehouse) error {
+	if r, ok := w.(Refresher); ok {
+		return r.Refresh(ctx)
+	}
+	return nil
+}
+
+// QueryOptions are per-statement options.
+type QueryOptions struct {
+	// Tag names the work, e.g. the audience. Snowflake records it as the
+	// statement's QUERY_TAG (after the query_tag setting, if any), so
+	// warehouse admins can attribute cost; DuckDB ignores it.
+	Tag string
+}
+
+// Options configure Open. The zero value is ready to use.
+type Options struct {
+	// MaxConns bounds the statements running at once; each reader holds
+	// its connection until it is released. Default 4, or the warehouse's
+	// max_connections setting.
+	MaxConns int
+	// Logger receives connection-level events; never SQL text with
+	// literals, never a secret. Default slog.Default().
+	Logger *slog.Logger
+	// LookupEnv reads the environment variables named by env("…")
+	// settings. Default os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+}
+
+// DefaultMaxConns is Options.MaxConns when unset.
+const DefaultMaxConns = 4
+
+// EnsureDefaults fills the unset fields of o.
+func (o *Options) EnsureDefaults() *Options {
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.LookupEnv == nil {
+		o.LookupEnv = os.LookupEnv
+	}
+	return o
+}
+
+var (
+	// ErrTableNotFound is wrapped by Columns' error for a missing table.
+	ErrTableNotFound = errors.New("executor: table not found")
+	// ErrClosed is returned by a closed Warehouse.
+	ErrClosed = errors.New("executor: warehouse closed")
+)
+
+// Open connects to the warehouse w describes: embedded DuckDB (type duckdb,
+// the default) or Snowflake. For DuckDB it also creates the views of w's
+// loads, so a missing file is reported here.
+func Open(ctx context.Context, w *dsl.Warehouse, opts Options) (Warehouse, error) {
+	opts.EnsureDefaults()
+	switch w.Type {
+	case "", "duckdb":
+		return openDuckDB(ctx, w, opts)
+	case "snowflake":
+		return openSnowflake(ctx, w, opts)
+	}
+	return nil, fmt.Errorf("executor: unknown warehouse type %q", w.Type)
+}
