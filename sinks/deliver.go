@@ -1,0 +1,486 @@
+package sinks
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/linkaud/linkaud/diff"
+)
+
+// Outbox is the part of the event outbox delivery needs (implemented by
+// *diff.Store).
+type Outbox interface {
+	// Pending returns up to max unacknowledged messages of dest with Seq > after, in Seq order.
+	Pending(dest string, after uint64, max int) ([]diff.Message, error)
+	// Ack deletes delivered messages.
+	Ack(dest string, msgs []diff.Message) error
+	// DeadLetter moves permanently rejected messages to the dead-letter store with the reason.
+	DeadLetter(dest string, msgs []diff.Message, reason string) error
+}
+
+// Defaults of DeliverOptions.
+const (
+	DefaultBatchSize     = 500
+	DefaultRateLimit     = 500 // events/s per audience, Segment's limit
+	DefaultMaxEventBytes = 32 << 10
+	DefaultMaxRetries    = 8
+	DefaultMinBackoff    = 500 * time.Millisecond
+	DefaultMaxBackoff    = 30 * time.Second
+	DefaultMaxThrottle   = 15 * time.Minute
+)
+
+// Unlimited as DeliverOptions.RateLimit turns rate limiting off.
+var Unlimited = math.Inf(1)
+
+// NoRetries as DeliverOptions.MaxRetries makes a failed batch wait for the
+// next Deliver call.
+const NoRetries = -1
+
+// DeliverOptions tune Deliver. Zero fields take the defaults named.
+type DeliverOptions struct {
+	// BatchSize is the most messages per Send; default DefaultBatchSize,
+	// lowered to the destination's MaxBatch.
+	BatchSize int
+	// RateLimit is the most events per second per audience; default
+	// DefaultRateLimit; Unlimited for none. Ignored when Limiter is set.
+	RateLimit float64
+	// Limiter carries rate state across Deliver calls (the worker keeps
+	// one per destination); default a new one from RateLimit.
+	Limiter *RateLimiter
+	// MaxEventBytes caps one event's Payload; default
+	// DefaultMaxEventBytes; negative for no cap. An event over the cap is
+	// not sent: it is logged by messageId, counted in Stats.Dropped, and
+	// acknowledged out of the outbox.
+	MaxEventBytes int
+	// MaxRetries is how many times a failing batch is retried without any
+	// progress before Deliver gives up and leaves it in the outbox;
+	// default DefaultMaxRetries; NoRetries for none.
+	MaxRetries int
+	// MinBackoff and MaxBackoff bound the exponential backoff (with
+	// jitter) between retries; defaults DefaultMinBackoff, DefaultMaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// MaxThrottle bounds the total time one Deliver call waits on
+	// destinations asking to slow down (HTTP 429); such waits do not spend
+	// retries. Default DefaultMaxThrottle.
+	MaxThrottle time.Duration
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Hooks observe delivery; each may implement any of HookDelivered,
+	// HookDropped, HookRetried, HookThrottled, HookDeadLettered.
+	Hooks []Hook
+}
+
+func (o DeliverOptions) withDefaults(d Destination) DeliverOptions {
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if b, ok := d.(Batcher); ok && b.MaxBatch() > 0 && b.MaxBatch() < o.BatchSize {
+		o.BatchSize = b.MaxBatch()
+	}
+	if o.Limiter == nil {
+		if o.RateLimit == 0 {
+			o.RateLimit = DefaultRateLimit
+		}
+		o.Limiter = NewRateLimiter(o.RateLimit)
+	}
+	if o.MaxEventBytes == 0 {
+		o.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if o.MaxRetries == 0 {
+		o.MaxRetries = DefaultMaxRetries
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = o.MinBackoff
+	}
+	if o.MaxThrottle <= 0 {
+		o.MaxThrottle = DefaultMaxThrottle
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Stats counts what one Deliver call did.
+type Stats struct {
+	// Delivered messages were acknowledged by the destination and removed
+	// from the outbox.
+	Delivered int
+	// Recovered messages were found already delivered by a Resumer
+	// (a crash between delivery and acknowledgement) and removed without
+	// sending them again. Not included in Delivered.
+	Recovered int
+	// Dropped messages were over the size cap: not sent, removed.
+	Dropped int
+	// DeadLettered messages were rejected permanently and moved to the
+	// dead-letter store.
+	DeadLettered int
+	// Sends counts calls to Destination.Send.
+	Sends int
+	// Retries counts failed attempts that were retried after a backoff.
+	Retries int
+	// Throttled counts waits a destination asked for (HTTP 429).
+	Throttled int
+	// Left is how many messages of the failing batch were left in the
+	// outbox when Deliver gave up; later messages are not counted.
+	Left int
+}
+
+// Errors Deliver returns when it stops early; the undelivered messages stay
+// in the outbox for a later call.
+var (
+	ErrRetriesExhausted = errors.New("sinks: retries exhausted, messages left in the outbox for a later cycle")
+	ErrThrottled        = errors.New("sinks: destination kept throttling, messages left in the outbox for a later cycle")
+)
+
+// Deliver sends the pending messages of dest to d until the outbox has none
+// left, and returns what it did. It is the one delivery loop of linkaud:
+//
+//   - messages are read in Seq order, BatchSize at a time;
+//   - a message over MaxEventBytes is dropped (logged, counted, acked);
+//   - each batch waits for the per-audience rate limit, then is sent;
+//   - delivered messages are acknowledged, permanently rejected ones are
+//     dead-lettered with the reason, and the retryable rest is sent again
+//     after an exponential backoff with jitter — before any later message,
+//     so a profile's messages are never delivered past an earlier failed
+//     one;
+//   - a destination that asks to slow down (HTTP 429, Retry-After) is waited
+//     for without spending the retry budget, up to MaxThrottle per call;
+//   - when the budget runs out Deliver returns ErrRetriesExhausted (or
+//     ErrThrottled) and the messages stay in the outbox for the next cycle.
+//
+// A Resumer destination is asked at the start, and after every failed Send,
+// which messages it already committed; those are acknowledged unsent.
+//
+// Deliver returns the context's error if ctx ends. It must not run
+// concurrently for the same dest.
+func Deliver(ctx context.Context, ob Outbox, dest string, d Destination, opts DeliverOptions) (Stats, error) {
+	l := &loop{
+		ob:   ob,
+		dest: dest,
+		d:    d,
+		o:    opts.withDefaults(d),
+	}
+	l.log = l.o.Logger.With("destination", dest)
+	if r, ok := d.(Resumer); ok {
+		l.resumer = r
+		if err := l.resume(ctx, nil); err != nil {
+			return l.st, err
+		}
+	}
+	var after uint64
+	for {
+		if err := ctx.Err(); err != nil {
+			return l.st, err
+		}
+		msgs, err := ob.Pending(dest, after, l.o.BatchSize)
+		if err != nil {
+			return l.st, fmt.Errorf("sinks: reading the outbox of %s: %w", dest, err)
+		}
+		if len(msgs) == 0 {
+			return l.st, nil
+		}
+		after = msgs[len(msgs)-1].Seq
+		send, err := l.dropOversize(msgs)
+		if err != nil {
+			return l.st, err
+		}
+		if err := l.deliverBatch(ctx, send); err != nil {
+			return l.st, err
+		}
+	}
+}
+
+type loop struct {
+	ob      Outbox
+	dest    string
+	d       Destination
+	resumer Resumer
+	o       DeliverOptions
+	log     *slog.Logger
+	st      Stats
+}
+
+// dropOversize removes messages over the size cap from the outbox and returns
+// the others.
+func (l *loop) dropOversize(msgs []diff.Message) ([]diff.Message, error) {
+	if l.o.MaxEventBytes < 0 {
+		return msgs, nil
+	}
+	var keep, drop []diff.Message
+	for _, m := range msgs {
+		if len(m.Payload) > l.o.MaxEventBytes {
+			drop = append(drop, m)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	if len(drop) == 0 {
+		return msgs, nil
+	}
+	if err := l.ob.Ack(l.dest, drop); err != nil {
+		return nil, fmt.Errorf("sinks: removing %d oversize messages of %s: %w", len(drop), l.dest, err)
+	}
+	for _, m := range drop {
+		l.log.Warn("event over the size cap not sent", "message_id", m.ID, "audience", m.Audience,
+			"event", m.Event, "bytes", len(m.Payload), "max_bytes", l.o.MaxEventBytes)
+		for _, h := range l.o.Hooks {
+			if h, ok := h.(HookDropped); ok {
+				h.OnDropped(l.dest, m, len(m.Payload))
+			}
+		}
+	}
+	l.st.Dropped += len(drop)
+	return keep, nil
+}
+
+// deliverBatch sends batch until every message is delivered, rejected, or the
+// retry budget is spent.
+func (l *loop) deliverBatch(ctx context.Context, batch []diff.Message) error {
+	bo := &backoff.ExponentialBackOff{
+		InitialInterval:     l.o.MinBackoff,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         l.o.MaxBackoff,
+	}
+	bo.Reset()
+	var (
+		pending   = batch
+		failures  int // consecutive attempts without progress
+		throttled time.Duration
+	)
+	for len(pending) > 0 {
+		if err := l.o.Limiter.Wait(ctx, pending); err != nil {
+			return err
+		}
+		l.st.Sends++
+		sendErr := l.d.Send(ctx, pending)
+		errs := outcomes(len(pending), sendErr)
+
+		var delivered, retry []diff.Message
+		var retryErrs []error
+		rejected := map[string][]diff.Message{}
+		var reasons []string
+		for i, m := range pending {
+			switch Classify(errs[i]) {
+			case Delivered:
+				delivered = append(delivered, m)
+			case Reject:
+				reason := errs[i].Error()
+				if _, ok := rejected[reason]; !ok {
+					reasons = append(reasons, reason)
+				}
+				rejected[reason] = append(rejected[reason], m)
+			default:
+				retry = append(retry, m)
+				retryErrs = append(retryErrs, errs[i])
+			}
+		}
+		if len(delivered) > 0 {
+			if err := l.ob.Ack(l.dest, delivered); err != nil {
+				return fmt.Errorf("sinks: acknowledging %d delivered messages of %s: %w", len(delivered), l.dest, err)
+			}
+			l.st.Delivered += len(delivered)
+			for _, h := range l.o.Hooks {
+				if h, ok := h.(HookDelivered); ok {
+					h.OnDelivered(l.dest, delivered)
+				}
+			}
+		}
+		for _, reason := range reasons {
+			msgs := rejected[reason]
+			if err := l.ob.DeadLetter(l.dest, msgs, reason); err != nil {
+				return fmt.Errorf("sinks: dead-lettering %d messages of %s: %w", len(msgs), l.dest, err)
+			}
+			l.st.DeadLettered += len(msgs)
+			l.log.Warn("messages rejected by the destination, moved to the dead-letter store",
+				"count", len(msgs), "first_message_id", msgs[0].ID, "reason", reason)
+			for _, h := range l.o.Hooks {
+				if h, ok := h.(HookDeadLettered); ok {
+					h.OnDeadLettered(l.dest, msgs, reason)
+				}
+			}
+		}
+		if len(retry) == 0 {
+			return nil
+		}
+		if len(delivered) > 0 || len(reasons) > 0 {
+			failures = 0
+			bo.Reset()
+		}
+		pending = retry
+		firstErr := retryErrs[0]
+		if err := ctx.Err(); err != nil {
+			l.st.Left = len(pending)
+			return err
+		}
+		if l.resumer != nil {
+			// The failure may have hidden a commit (a lost EndTxn answer):
+			// ask before sending again.
+			if err := l.resume(ctx, &pending); err != nil {
+				l.st.Left = len(pending)
+				return err
+			}
+			if len(pending) == 0 {
+				return nil
+			}
+		}
+
+		// Throttled when every failure is a request to slow down.
+		var wait time.Duration
+		allThrottled := true
+		for _, e := range retryErrs {
+			after, ok := retryAfter(e)
+			if !ok {
+				allThrottled = false
+			}
+			wait = max(wait, after)
+		}
+		if allThrottled {
+			if wait <= 0 {
+				wait = bo.NextBackOff()
+			}
+			if throttled+wait > l.o.MaxThrottle {
+				l.st.Left = len(pending)
+				return fmt.Errorf("%w: %s asked to wait %s after %s of waiting: %v", ErrThrottled, l.dest, wait, throttled, firstErr)
+			}
+			throttled += wait
+			l.st.Throttled++
+			l.log.Info("destination asked to slow down", "wait", wait, "messages", len(pending), "error", firstErr)
+			for _, h := range l.o.Hooks {
+				if h, ok := h.(HookThrottled); ok {
+					h.OnThrottled(l.dest, pending, wait)
+				}
+			}
+		} else {
+			failures++
+			if l.o.MaxRetries < 0 || failures > l.o.MaxRetries {
+				l.st.Left = len(pending)
+				return fmt.Errorf("%w: %d messages of %s after %d attempts, last error: %v",
+					ErrRetriesExhausted, len(pending), l.dest, failures, firstErr)
+			}
+			wait = max(wait, bo.NextBackOff())
+			l.st.Retries++
+			l.log.Warn("delivery failed, retrying", "attempt", failures, "wait", wait,
+				"messages", len(pending), "first_message_id", pending[0].ID, "error", firstErr)
+			for _, h := range l.o.Hooks {
+				if h, ok := h.(HookRetried); ok {
+					h.OnRetried(l.dest, pending, failures, wait, firstErr)
+				}
+			}
+		}
+		if err := sleep(ctx, wait); err != nil {
+			l.st.Left = len(pending)
+			return err
+		}
+	}
+	return nil
+}
+
+// resume asks the Resumer which messages it already committed and
+// acknowledges them. The record is trusted only when the message it names
+// (Seq and ID) is still pending: otherwise either everything up to it was
+// acknowledged already, or the outbox was recreated and its Seqs mean
+// something else. When pending is non-nil, recovered messages are removed
+// from it.
+func (l *loop) resume(ctx context.Context, pending *[]diff.Message) error {
+	seq, id, ok, err := l.resumer.Committed(ctx)
+	if err != nil {
+		return fmt.Errorf("sinks: reading the delivery progress of %s: %w", l.dest, err)
+	}
+	if !ok || seq == 0 {
+		return nil
+	}
+	probe, err := l.ob.Pending(l.dest, seq-1, 1)
+	if err != nil {
+		return fmt.Errorf("sinks: reading the outbox of %s: %w", l.dest, err)
+	}
+	if len(probe) == 0 || probe[0].Seq != seq || probe[0].ID != id {
+		return nil
+	}
+	n := 0
+	for {
+		msgs, err := l.ob.Pending(l.dest, 0, l.o.BatchSize)
+		if err != nil {
+			return fmt.Errorf("sinks: reading the outbox of %s: %w", l.dest, err)
+		}
+		i, _ := slices.BinarySearchFunc(msgs, seq+1, func(m diff.Message, s uint64) int { return cmp.Compare(m.Seq, s) })
+		if i == 0 {
+			break
+		}
+		if err := l.ob.Ack(l.dest, msgs[:i]); err != nil {
+			return fmt.Errorf("sinks: acknowledging %d already delivered messages of %s: %w", i, l.dest, err)
+		}
+		for _, h := range l.o.Hooks {
+			if h, ok := h.(HookDelivered); ok {
+				h.OnDelivered(l.dest, msgs[:i])
+			}
+		}
+		n += i
+	}
+	if n > 0 {
+		l.st.Recovered += n
+		l.log.Info("acknowledged messages the destination had already committed", "count", n, "through_seq", seq)
+	}
+	if pending != nil {
+		*pending = slices.DeleteFunc(*pending, func(m diff.Message) bool { return m.Seq <= seq })
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Hook is any value implementing one or more of the Hook* interfaces; Deliver
+// finds them by type assertion, as franz-go does. Hooks are called
+// synchronously from the delivery loop: they must be fast and must not keep
+// the slices they are given.
+type Hook any
+
+// HookDelivered is called with messages acknowledged as delivered.
+type HookDelivered interface {
+	OnDelivered(dest string, msgs []diff.Message)
+}
+
+// HookDropped is called for a message over the size cap.
+type HookDropped interface {
+	OnDropped(dest string, msg diff.Message, bytes int)
+}
+
+// HookRetried is called before a failed batch is retried.
+type HookRetried interface {
+	OnRetried(dest string, msgs []diff.Message, attempt int, wait time.Duration, err error)
+}
+
+// HookThrottled is called before waiting on a destination that asked to
+// slow down.
+type HookThrottled interface {
+	OnThrottled(dest string, msgs []diff.Message, wait time.Duration)
+}
+
+// HookDeadLettered is called with messages moved to the dead-letter store.
+type HookDeadLettered interface {
+	OnDeadLettered(dest string, msgs []diff.Message, reason string)
+}

@@ -1,0 +1,135 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/time/rate"
+)
+
+// UserAgent is sent by every HTTP destination.
+const UserAgent = "linkaud/1 (+https://github.com/linkaud/linkaud)"
+
+// httpSender sends requests for one HTTP destination and turns responses
+// into the failure kinds Deliver understands:
+//
+//	2xx                 delivered
+//	429                 Throttled, honouring Retry-After (seconds or a date)
+//	408, 5xx, transport retryable (timeouts, refused connections, resets)
+//	other 4xx           Permanent
+type httpSender struct {
+	vendor  string
+	client  *http.Client
+	timeout time.Duration
+	redact  *Redactor
+	// limits holds a request limiter per endpoint path, for the vendor's
+	// documented request rate limits (they count requests, while
+	// DeliverOptions.RateLimit counts events).
+	limits map[string]*rate.Limiter
+	now    func() time.Time
+}
+
+func newHTTPSender(c *Config, vendor string, timeout time.Duration) *httpSender {
+	cl := c.HTTP
+	if cl == nil {
+		cl = &http.Client{}
+	}
+	return &httpSender{vendor: vendor, client: cl, timeout: timeout, redact: c.Redactor, limits: map[string]*rate.Limiter{}, now: time.Now}
+}
+
+// limit sets a request rate limit for requests whose URL path ends in path.
+func (h *httpSender) limit(path string, perSecond float64, burst int) {
+	h.limits[path] = rate.NewLimiter(rate.Limit(perSecond), burst)
+}
+
+// do sends one request and returns the response body (at most 1 MiB) and
+// the classified failure, nil for a 2xx answer. Errors are redacted.
+func (h *httpSender) do(ctx context.Context, method, url, limitKey string, body []byte, hdr http.Header) (int, []byte, error) {
+	if lim := h.limits[limitKey]; lim != nil {
+		if err := lim.Wait(ctx); err != nil {
+			return 0, nil, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, Permanent(h.redact.Error(fmt.Errorf("%s: %w", h.vendor, err)))
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
+	req.Header.Set("User-Agent", UserAgent)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return 0, nil, h.redact.Error(fmt.Errorf("%s: %w", h.vendor, err))
+	}
+	defer resp.Body.Close()
+	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil && resp.StatusCode/100 != 2 {
+		return resp.StatusCode, nil, h.redact.Error(fmt.Errorf("%s: reading the response: %w", h.vendor, err))
+	}
+	return resp.StatusCode, respBody, h.classify(resp, respBody)
+}
+
+func (h *httpSender) classify(resp *http.Response, body []byte) error {
+	code := resp.StatusCode
+	if code/100 == 2 {
+		return nil
+	}
+	err := h.redact.Error(fmt.Errorf("%s: HTTP %d %s%s", h.vendor, code, http.StatusText(code), snippet(body)))
+	switch {
+	case code == http.StatusTooManyRequests:
+		return Throttled(retryAfterHeader(resp.Header, h.now()), err)
+	case code == http.StatusRequestTimeout || code/100 == 5:
+		return err
+	case code/100 == 4:
+		return Permanent(err)
+	}
+	return err
+}
+
+// retryAfterHeader reads Retry-After (delay-seconds or an HTTP date), or
+// Braze's X-RateLimit-Reset (a Unix time), as a wait from now.
+func retryAfterHeader(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+			return time.Duration(s) * time.Second
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return max(0, t.Sub(now))
+		}
+	}
+	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
+		if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return max(0, time.Unix(s, 0).Sub(now))
+		}
+	}
+	return 0
+}
+
+// snippet is the start of a response body for an error message.
+func snippet(body []byte) string {
+	s := strings.Join(strings.Fields(string(body)), " ")
+	if s == "" {
+		return ""
+	}
+	if len(s) > 300 {
+		s = s[:300]
+		for !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+		s += "…"
+	}
+	return ": " + s
+}
