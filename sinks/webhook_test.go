@@ -162,8 +162,10 @@ func TestWebhookShared(t *testing.T) {
 			Dest:     openWebhook(t, h, map[string]dsl.Setting{"batch_size": {Text: "7"}}),
 			Received: func(testing.TB) []string { return h.received() },
 			Fail:     func(n int) { h.then(repeat(n, response{status: 503})...) },
-			Throttle: func(n int) { h.then(repeat(n, response{status: 429, header: map[string]string{"Retry-After": "0"}})...) },
-			Reject:   func() { h.then(response{status: 400}) },
+			Throttle: func(n int) {
+				h.then(repeat(n, response{status: 429, header: map[string]string{"Retry-After": "0"}})...)
+			},
+			Reject: func() { h.then(response{status: 400}) },
 			Outage: func(t testing.TB) func() {
 				h.srv.Close()
 				return func() { h.start(h.addr) }
