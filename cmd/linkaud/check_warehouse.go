@@ -1,13 +1,32 @@
 package main
 
 import (
-	"fmt"
+	"context"
+	"os"
 
 	"github.com/linkaud/linkaud/dsl"
+	"github.com/linkaud/linkaud/executor"
 )
 
-// checkWarehouse asks the warehouse about tables and columns. It is wired
-// once the executor lands.
+// checkWarehouse asks the workspace's warehouse that every table and column
+// it uses exists. Missing ones are user errors (exit 1); failing to reach
+// the warehouse at all is an infrastructure error (exit 2).
 func checkWarehouse(ws *dsl.Workspace) error {
-	return userError(fmt.Errorf("check --warehouse: not available in this build yet"))
+	ctx := context.Background()
+	wh, err := executor.Open(ctx, ws.Warehouse, executor.Options{})
+	if err != nil {
+		return infraError(err)
+	}
+	defer wh.Close()
+	diags := dsl.CheckColumns(ctx, ws, wh)
+	if len(diags) > 0 {
+		dsl.Render(os.Stderr, diags, dsl.Sources(ws.Files))
+	}
+	if diags.HasErrors() {
+		return silentExit(exitUser)
+	}
+	return nil
 }
+
+var _ dsl.ColumnLister = executor.Warehouse(nil)
+
