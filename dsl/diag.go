@@ -52,6 +52,9 @@ func (d *Diagnostic) Message() string {
 
 func (d *Diagnostic) Error() string {
 	p := d.Subject.Start
+	if p.Line == 0 { // about a whole file or directory
+		return fmt.Sprintf("%s: %s", p.Filename, d.Message())
+	}
 	return fmt.Sprintf("%s:%d:%d: %s", p.Filename, p.Line, p.Column, d.Message())
 }
 
