@@ -11,7 +11,7 @@ func init() {
 }
 
 type graphCmd struct {
-	Dir    string `arg:"" help:"Workspace directory." type:"path"`
+	Dir    string `arg:"" help:"Workspace directory."`
 	Format string `help:"Output format: mermaid or dot." enum:"mermaid,dot" default:"mermaid"`
 }
 
