@@ -29,4 +29,3 @@ func checkWarehouse(ws *dsl.Workspace) error {
 }
 
 var _ dsl.ColumnLister = executor.Warehouse(nil)
-
