@@ -11,36 +11,9 @@ import (
 	"github.com/alecthomas/participle/v2/lexer"
 )
 
-// Lexer is the token definition of the language. Rules are tried in order;
-// BadString and Invalid exist so that lexing never fails: the parser turns
-// them into precise diagnostics instead of stopping at the first odd byte.
-var Lexer = lexer.MustSimple([]lexer.SimpleRule{
-	{Name: "Comment", Pattern: `#[^\n]*`},
-	{Name: "Whitespace", Pattern: `[ \t\r\n]+`},
-	{Name: "String", Pattern: `"(\\.|[^"\\\n])*"`},
-	{Name: "BadString", Pattern: `"(\\.|[^"\\\n])*\\?`},
-	{Name: "Duration", Pattern: `[0-9]+[A-Za-z_][A-Za-z0-9_]*`},
-	{Name: "Number", Pattern: `-?[0-9]+(\.[0-9]+)?`},
-	{Name: "Arrow", Pattern: `->`},
-	{Name: "Op", Pattern: `!=|<=|>=|=|<|>`},
-	{Name: "Ident", Pattern: `[A-Za-z_][A-Za-z0-9_]*`},
-	{Name: "Punct", Pattern: `[{}(),.]`},
-	{Name: "Invalid", Pattern: `.`},
-})
-
 var parser = participle.MustBuild[Decl](
 	participle.Lexer(Lexer),
 	participle.UseLookahead(2),
-)
-
-var (
-	tokComment   = Lexer.Symbols()["Comment"]
-	tokSpace     = Lexer.Symbols()["Whitespace"]
-	tokString    = Lexer.Symbols()["String"]
-	tokBadString = Lexer.Symbols()["BadString"]
-	tokIdent     = Lexer.Symbols()["Ident"]
-	tokPunct     = Lexer.Symbols()["Punct"]
-	tokInvalid   = Lexer.Symbols()["Invalid"]
 )
 
 // TopLevelKeywords start a declaration.
@@ -110,17 +83,10 @@ func ParseFile(name string, src []byte) (*File, ErrorList) {
 		errs = append(errs, &Error{Pos: pos, EndPos: pos, Msg: fmt.Sprintf("invalid UTF-8 byte %#02x: .la files are UTF-8 text", src[pos.Offset])})
 		return f, errs
 	}
-	lex, err := Lexer.LexString(name, string(src))
-	if err != nil { // cannot happen: the Invalid rule matches any rune
-		return f, ErrorList{{Msg: err.Error()}}
-	}
+	lex := scanner{src: string(src), pos: Pos{Filename: name, Line: 1, Column: 1}}
 	var toks []lexer.Token
 	for {
-		t, err := lex.Next()
-		if err != nil {
-			errs = append(errs, &Error{Msg: err.Error()})
-			break
-		}
+		t := lex.next()
 		switch t.Type {
 		case tokSpace:
 			continue
