@@ -1,0 +1,54 @@
+package planner
+
+import (
+	"strings"
+	"time"
+
+	"github.com/linkaud/linkaud/dsl"
+)
+
+// duckDB writes DuckDB SQL.
+//
+// Identifiers are case-insensitive in DuckDB even when quoted, so names are
+// quoted as written. String literals use the standard form: a quote is
+// doubled and a backslash is an ordinary character. VARCHAR compares and
+// sorts by its UTF-8 bytes unless a collation is set; SortKey adds
+// COLLATE "binary" so that a default_collation setting cannot change the
+// order the differ relies on.
+type duckDB struct{}
+
+func (duckDB) Name() string { return "duckdb" }
+
+func (duckDB) Ident(name string) string { return quoteIdent(name) }
+
+func (duckDB) String(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// Timestamp writes a TIMESTAMP literal (microseconds), or TIMESTAMP_NS when
+// t has a sub-microsecond part, so that comparisons stay exact: DuckDB
+// compares TIMESTAMP with TIMESTAMP_NS at nanosecond precision.
+func (duckDB) Timestamp(t time.Time) string {
+	t = t.UTC()
+	if t.Nanosecond()%1000 != 0 {
+		return "TIMESTAMP_NS '" + t.Format("2006-01-02 15:04:05.000000000") + "'"
+	}
+	if t.Nanosecond() != 0 {
+		return "TIMESTAMP '" + t.Format("2006-01-02 15:04:05.000000") + "'"
+	}
+	return "TIMESTAMP '" + t.Format("2006-01-02 15:04:05") + "'"
+}
+
+func (duckDB) Text(expr string) string { return "CAST(" + expr + " AS VARCHAR)" }
+
+func (duckDB) TextMatch(op dsl.Op, x, s string) string {
+	switch op {
+	case dsl.OpStartsWith:
+		return "starts_with(" + x + ", " + s + ")"
+	case dsl.OpEndsWith:
+		return "ends_with(" + x + ", " + s + ")"
+	}
+	return "contains(" + x + ", " + s + ")"
+}
+
+func (duckDB) SortKey(col string) string { return col + ` COLLATE "binary"` }
