@@ -136,7 +136,9 @@ func (r *result) ok() bool {
 // their enrichment in any order.
 func keyOrder(rows []string, keys int) []string {
 	out := append([]string(nil), rows...)
-	prefix := func(s string) string { return strings.Join(strings.SplitN(s, " | ", keys+2)[:min(keys+1, strings.Count(s, " | ")+1)], " | ") }
+	prefix := func(s string) string {
+		return strings.Join(strings.SplitN(s, " | ", keys+2)[:min(keys+1, strings.Count(s, " | ")+1)], " | ")
+	}
 	for i := 0; i < len(out); {
 		j := i + 1
 		for j < len(out) && prefix(out[j]) == prefix(out[i]) {

@@ -27,7 +27,7 @@ func (t Type) SQL() string {
 	return [...]string{"VARCHAR", "BIGINT", "DOUBLE", "BOOLEAN", "TIMESTAMP", "DATE"}[t]
 }
 
-func (t Type) numeric() bool { return t == Int || t == Float }
+func (t Type) numeric() bool  { return t == Int || t == Float }
 func (t Type) temporal() bool { return t == Timestamp || t == Date }
 
 // comparable reports whether columns of types t and u may be compared by
@@ -98,10 +98,10 @@ type Graph struct {
 	Entities []*Entity
 	Rels     []*Rel
 
-	Memberships                    *Table
+	Memberships                           *Table
 	MembershipProfile, MembershipAudience string
 
-	Events                            *Table
+	Events                             *Table
 	EventProfile, EventName, EventTime string
 }
 

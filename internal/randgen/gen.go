@@ -386,7 +386,7 @@ func (g *Gen) value(t Type) any {
 	case Timestamp:
 		return g.instant()
 	case Date:
-		d := g.now.Truncate(24 * time.Hour).AddDate(0, 0, g.r.IntN(70)-60)
+		d := g.now.Truncate(24*time.Hour).AddDate(0, 0, g.r.IntN(70)-60)
 		return d
 	}
 	panic("randgen: type")
@@ -691,7 +691,7 @@ func (g *Gen) dateLiteral() string {
 	case 2:
 		return day.Format("2006-01-02 15:04:05")
 	case 3:
-		return day.Add(2*time.Hour).In(time.FixedZone("", 2*3600)).Format("2006-01-02T15:04:05-07:00")
+		return day.Add(2 * time.Hour).In(time.FixedZone("", 2*3600)).Format("2006-01-02T15:04:05-07:00")
 	case 4:
 		return day.Add(time.Microsecond).Format("2006-01-02T15:04:05.000001Z")
 	}
