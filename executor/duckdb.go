@@ -425,10 +425,25 @@ type duckReader struct {
 	hasOpts bool
 	schema  *arrow.Schema
 
+	// A producer goroutine fetches and converts chunks ahead of the
+	// consumer, so DuckDB works while the differ reads; it owns the result
+	// until it closes out.
+	out     chan fetched
+	quit    chan struct{}
+	started bool
+
 	refs    atomic.Int64
 	current arrow.RecordBatch
 	err     error
 	done    bool
+}
+
+// prefetch is how many converted batches may wait for the consumer.
+const prefetch = 2
+
+type fetched struct {
+	rec arrow.RecordBatch
+	err error
 }
 
 var _ array.RecordReader = (*duckReader)(nil)
@@ -486,22 +501,61 @@ func (r *duckReader) Next() bool {
 	if r.ctx.Err() != nil {
 		return r.fail(context.Cause(r.ctx))
 	}
+	if !r.started {
+		r.started = true
+		r.out, r.quit = make(chan fetched, prefetch), make(chan struct{})
+		go r.produce()
+	}
+	f, ok := <-r.out
+	if !ok {
+		r.done = true
+		return false
+	}
+	if f.err != nil {
+		return r.fail(f.err)
+	}
+	r.current = f.rec
+	return true
+}
+
+// produce fetches chunks until the result ends, fails, or quit closes.
+func (r *duckReader) produce() {
+	defer close(r.out)
+	for {
+		rec, err := r.fetch()
+		if rec == nil && err == nil {
+			return
+		}
+		select {
+		case r.out <- fetched{rec, err}:
+		case <-r.quit:
+			if rec != nil {
+				rec.Release()
+			}
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// fetch reads and converts one chunk; nil, nil at the end.
+func (r *duckReader) fetch() (arrow.RecordBatch, error) {
 	chunk := bindings.FetchChunk(r.res)
 	if chunk.Ptr == nil {
 		if msg := bindings.ResultError(&r.res); msg != "" {
-			return r.fail(ctxError(r.ctx, duckError(msg)))
+			return nil, ctxError(r.ctx, duckError(msg))
 		}
-		r.done = true
-		return false
+		return nil, nil
 	}
 	defer bindings.DestroyDataChunk(&chunk)
 	rec, ed := bindings.DataChunkToArrowArray(r.opts, r.schema, chunk)
 	defer bindings.DestroyErrorData(&ed)
 	if bindings.ErrorDataHasError(ed) {
-		return r.fail(duckError("arrow conversion: " + bindings.ErrorDataMessage(ed)))
+		return nil, duckError("arrow conversion: " + bindings.ErrorDataMessage(ed))
 	}
-	r.current = rec
-	return true
+	return rec, nil
 }
 
 func (r *duckReader) fail(err error) bool {
@@ -529,9 +583,21 @@ func (r *duckReader) Release() {
 	r.finish(r.err == nil && r.done)
 }
 
-// finish frees the result and returns the connection; reuse only after a
-// result read to its end without error.
+// finish stops the producer, frees the result and returns the connection;
+// reuse only after a result read to its end without error.
 func (r *duckReader) finish(reuse bool) {
+	if r.started {
+		if !r.done {
+			// The producer may be inside a fetch: interrupt it.
+			r.end()
+		}
+		close(r.quit)
+		for f := range r.out {
+			if f.rec != nil {
+				f.rec.Release()
+			}
+		}
+	}
 	interrupted := r.stop()
 	if r.hasOpts {
 		bindings.DestroyArrowOptions(&r.opts)
