@@ -1,0 +1,821 @@
+package diff
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/linkaud/linkaud/dsl"
+)
+
+// CycleInput is one compute cycle of an audience.
+type CycleInput struct {
+	// Audience is the audience computed; its Name keys the state and its
+	// Version is recorded.
+	Audience *dsl.Audience
+	// Layout describes Rows' columns.
+	Layout Layout
+	// Activations are the audience's activations; each gets the events it
+	// names. An activation not seen by an earlier successful cycle (or
+	// whose event, entity or destination changed) is in its first cycle:
+	// it gets events only if it has SendCurrent, and then for everyone
+	// currently in.
+	Activations []*dsl.Activation
+	// Rows are the result rows (contracts.md "Result rows"), sorted and
+	// distinct. Cycle reads them to the end; the caller releases them.
+	Rows array.RecordReader
+	// Start is the cycle's start: the timestamp of its events.
+	Start time.Time
+	// QueryTime is how long the engine waited for the warehouse before
+	// handing over Rows; it is added to the run's query time.
+	QueryTime time.Duration
+}
+
+// CycleResult describes a successful cycle.
+type CycleResult struct {
+	Audience   string
+	Run        uint64
+	Generation uint64
+	Counts
+	// Query is the time spent waiting for the warehouse; Diff the rest.
+	Query, Diff time.Duration
+	// Activations counts the events written per activation name.
+	Activations map[string]int64
+}
+
+// Cycle merges the sorted result rows against the audience's current
+// generation N-1 in one pass, writes only what changed, and commits
+// generation N together with its events in the outbox, atomically. On any
+// error (bad input, a failing reader, a storage failure, ctx done) N-1
+// stays current, no event is emitted, and the audience is Failed with the
+// error; the run is recorded either way.
+func (s *Store) Cycle(ctx context.Context, in CycleInput) (*CycleResult, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	switch {
+	case in.Audience == nil || in.Audience.Name == "":
+		return nil, errors.New("diff: CycleInput needs an audience")
+	case in.Rows == nil:
+		return nil, errors.New("diff: CycleInput needs rows")
+	}
+	aud := in.Audience.Name
+	defer s.lock(aud)()
+	m, _, err := s.loadMeta(aud)
+	if err != nil {
+		return nil, err
+	}
+	if !m.Enabled {
+		return nil, fmt.Errorf("%w: %s", ErrDisabled, aud)
+	}
+	if m.PendingApply != 0 {
+		if err := s.rollForward(aud, m); err != nil {
+			return nil, err
+		}
+	}
+	began := time.Now()
+	c := &cycle{s: s, aud: aud, in: in, old: m, gen: m.Generation + 1, began: began}
+	if err := s.begin(c); err != nil {
+		return nil, err
+	}
+	if err := c.run(ctx); err != nil {
+		c.close()
+		rec := c.record(false)
+		if aerr := s.abandon(c.id, c.marker, err, rec); aerr != nil {
+			return nil, errors.Join(err, fmt.Errorf("diff: recording the failure: %w", aerr))
+		}
+		s.log.Error("audience cycle failed", "audience", aud, "run", c.runNo, "error", err)
+		return nil, err
+	}
+	defer c.close()
+	return c.commit()
+}
+
+// begin records the cycle as in progress (its staged writes are garbage if
+// the process stops before the final batch) and the audience as Computing.
+func (s *Store) begin(c *cycle) error {
+	c.old.Runs++
+	c.runNo = c.old.Runs
+	c.marker = cycleMarker{Audience: c.aud, Run: c.runNo, Start: c.in.Start}
+	meta := *c.old
+	meta.Status = Computing
+	meta.LastRun = c.in.Start
+	mv, err := json.Marshal(c.marker)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.lastCycle + 1
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := errors.Join(
+		putUint(b, keyCycleCounter, id),
+		b.Set(cycleKey(id), mv, nil),
+		putMeta(b, c.aud, &meta),
+	); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	s.lastCycle = id
+	c.id = id
+	c.bytes += int64(b.Len())
+	return nil
+}
+
+// cycle is the state of one Cycle call.
+type cycle struct {
+	s      *Store
+	aud    string
+	in     CycleInput
+	old    *audMeta // generation N-1's state
+	gen    uint64   // N
+	id     uint64
+	runNo   uint64
+	marker cycleMarker
+	began  time.Time
+
+	oldL, newL Layout
+	acts       []*actSpec
+	profActs   []*actSpec
+	levels     []*level
+	seen       map[string]string // activation → signature, as stored
+
+	dp     []byte
+	rows   *pebble.Batch // direct: data-table ops; staged: delta-table ops
+	staged bool
+	em     *emitter
+	pl     payload
+	keyBuf []byte
+	valBuf []byte
+	ends   []int
+	nulls  []bool
+	frags  [2][][]byte
+
+	prof struct {
+		key                  []byte
+		inOld, inNew         bool
+		oldTraits, newTraits []byte
+	}
+
+	counts Counts
+	bytes  int64
+	rd     *rowReader
+}
+
+// level tracks the (profile, key_0..key_k) pairs of one entity step that
+// activations name, while the merge passes over them in order.
+type level struct {
+	k      int
+	acts   []*actSpec
+	oldOK  bool // N-1's path to step k is the same as N's
+	active bool
+	prefix []byte
+	inOld  bool
+	inNew  bool
+	oldVal []byte
+	newVal []byte
+}
+
+func (c *cycle) close() {
+	if c.rows != nil {
+		c.rows.Close()
+		c.rows = nil
+	}
+	if c.em != nil && c.em.batch != nil {
+		c.em.batch.Close()
+		c.em.batch = nil
+	}
+}
+
+func (c *cycle) prepare() error {
+	c.newL = c.in.Layout
+	if err := c.newL.Validate(); err != nil {
+		return err
+	}
+	c.oldL = c.newL
+	if c.old.Layout != nil {
+		c.oldL = *c.old.Layout
+	}
+	if c.old.Version != "" && c.old.Version != c.in.Audience.Version {
+		c.s.log.Info("audience definition changed: diffing against the previous version's membership",
+			"audience", c.aud, "from", c.old.Version, "to", c.in.Audience.Version)
+	}
+	c.seen = map[string]string{}
+	ap := activationPrefix(c.aud)
+	err := c.s.scan(ap, func(k, v []byte) error {
+		name, _, _, err := decodeElem(k[len(ap):])
+		if err != nil {
+			return err
+		}
+		c.seen[string(name)] = string(v)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	byStep := map[int]*level{}
+	names := map[string]bool{}
+	for _, a := range c.in.Activations {
+		sp, err := newActSpec(a, c.in.Audience, c.newL)
+		if err != nil {
+			return err
+		}
+		if names[sp.name] {
+			return fmt.Errorf("diff: activation %s given twice", sp.name)
+		}
+		names[sp.name] = true
+		sig, ok := c.seen[sp.name]
+		sp.first = !ok || sig != sp.sig
+		c.acts = append(c.acts, sp)
+		if sp.step < 0 {
+			c.profActs = append(c.profActs, sp)
+			continue
+		}
+		l := byStep[sp.step]
+		if l == nil {
+			l = &level{k: sp.step, oldOK: c.old.Layout == nil || c.newL.sameChain(c.oldL, sp.step)}
+			byStep[sp.step] = l
+			c.levels = append(c.levels, l)
+		}
+		l.acts = append(l.acts, sp)
+	}
+	c.dp = dataPrefix(c.aud)
+	c.rows = c.s.db.NewBatch()
+	c.pl = payload{aud: c.aud, ts: c.in.Start.UTC().Format(time.RFC3339Nano)}
+	c.em = &emitter{
+		s: c.s, aud: c.aud, gen: c.gen, cycle: c.id, maxBytes: c.s.opts.MaxEventBytes,
+		batch: c.s.db.NewBatch(), next: map[string]uint32{},
+	}
+	c.em.flush = func() error {
+		if c.em.batch.Len() < c.s.opts.StageBatchBytes {
+			return nil
+		}
+		return c.commitStaged(c.em.batch)
+	}
+	return nil
+}
+
+// commitStaged commits an intermediate batch (invisible until the final
+// one) without waiting for a sync, and resets it.
+func (c *cycle) commitStaged(b *pebble.Batch) error {
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	c.bytes += int64(b.Len())
+	b.Reset()
+	return nil
+}
+
+// run is the merge: one pass over N-1 (a Pebble iterator over the data
+// table) and N (the result rows), both in key order.
+func (c *cycle) run(ctx context.Context) error {
+	if err := c.prepare(); err != nil {
+		return err
+	}
+	rd, err := newRowReader(ctx, c.in.Rows, c.newL)
+	if err != nil {
+		return err
+	}
+	c.rd = rd
+	ns := newNewSide(rd)
+	it, err := c.s.db.NewIter(&pebble.IterOptions{LowerBound: c.dp, UpperBound: prefixEnd(c.dp)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	os := &oldSide{it: it, plen: len(c.dp)}
+
+	o, okO, err := os.next()
+	if err != nil {
+		return err
+	}
+	n, okN, err := ns.next()
+	if err != nil {
+		return err
+	}
+	for okO || okN {
+		cmp := 0
+		switch {
+		case !okO:
+			cmp = 1
+		case !okN:
+			cmp = -1
+		default:
+			cmp = bytes.Compare(o.key, n.key)
+		}
+		switch {
+		case cmp < 0:
+			err = c.item(o, true, n, false)
+		case cmp > 0:
+			err = c.item(o, false, n, true)
+		default:
+			err = c.item(o, true, n, true)
+		}
+		if err != nil {
+			return err
+		}
+		if cmp <= 0 {
+			if o, okO, err = os.next(); err != nil {
+				return err
+			}
+		}
+		if cmp >= 0 {
+			if n, okN, err = ns.next(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := c.endProfile(); err != nil {
+		return err
+	}
+	if ns.dups > 0 {
+		c.s.log.Warn("duplicate result rows dropped (same keys; the smallest values kept)",
+			"audience", c.aud, "duplicates", ns.dups, "first", ns.firstDup)
+	}
+	c.counts.RowsRead = rd.read
+	c.counts.Duplicates = ns.dups
+	c.counts.Members = ns.members
+	c.counts.Rows = ns.nrows
+	return nil
+}
+
+// item handles one key of the merged order, present in N-1 (hasO), in N
+// (hasN) or both.
+func (c *cycle) item(o item, hasO bool, n item, hasN bool) error {
+	key, member := n.key, n.member
+	if !hasN {
+		key, member = o.key, o.member
+	}
+	if member {
+		if err := c.endProfile(); err != nil {
+			return err
+		}
+		if err := c.profile(key, hasO, o.val, hasN, n.val); err != nil {
+			return err
+		}
+	} else {
+		if hasN && !hasO {
+			c.counts.Added++
+		} else if hasO && !hasN {
+			c.counts.Removed++
+		}
+		if err := c.row(key, hasO, o.val, hasN, n.val); err != nil {
+			return err
+		}
+	}
+	switch {
+	case hasO && !hasN:
+		return c.write(key, nil, true)
+	case hasN && !hasO:
+		return c.write(key, n.val, false)
+	case !bytes.Equal(o.val, n.val):
+		c.counts.Changed++
+		return c.write(key, n.val, false)
+	}
+	return nil
+}
+
+// write records a change of the data table: directly in the final batch
+// while it is small, else staged in the delta table (see doc.go).
+func (c *cycle) write(key, val []byte, del bool) error {
+	if !c.staged {
+		c.keyBuf = append(append(c.keyBuf[:0], c.dp...), key...)
+		var err error
+		if del {
+			err = c.rows.Delete(c.keyBuf, nil)
+		} else {
+			err = c.rows.Set(c.keyBuf, val, nil)
+		}
+		if err != nil {
+			return err
+		}
+		if c.rows.Len() > c.s.opts.FinalBatchBytes {
+			return c.stage()
+		}
+		return nil
+	}
+	if err := c.rows.Set(c.deltaKey(key), c.deltaVal(val, del), nil); err != nil {
+		return err
+	}
+	if c.rows.Len() >= c.s.opts.StageBatchBytes {
+		return c.commitStaged(c.rows)
+	}
+	return nil
+}
+
+const (
+	opSet    = 'S'
+	opDelete = 'D'
+)
+
+func (c *cycle) deltaKey(key []byte) []byte {
+	c.keyBuf = append(binary.BigEndian.AppendUint64(append(c.keyBuf[:0], tDelta), c.id), key...)
+	return c.keyBuf
+}
+
+func (c *cycle) deltaVal(val []byte, del bool) []byte {
+	if del {
+		c.valBuf = append(c.valBuf[:0], opDelete)
+	} else {
+		c.valBuf = append(append(c.valBuf[:0], opSet), val...)
+	}
+	return c.valBuf
+}
+
+// stage moves the changes gathered for the final batch into the delta
+// table: the change is too large to commit at once.
+func (c *cycle) stage() error {
+	sb := c.s.db.NewBatch()
+	defer sb.Close()
+	r := c.rows.Reader()
+	for {
+		kind, ukey, val, ok, err := r.Next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		key := bytes.Clone(ukey[len(c.dp):])
+		var v []byte
+		switch kind {
+		case pebble.InternalKeyKindSet:
+			v = c.deltaVal(val, false)
+		case pebble.InternalKeyKindDelete:
+			v = c.deltaVal(nil, true)
+		default:
+			return fmt.Errorf("diff: unexpected operation %v while staging", kind)
+		}
+		if err := sb.Set(c.deltaKey(key), v, nil); err != nil {
+			return err
+		}
+		if sb.Len() >= c.s.opts.StageBatchBytes {
+			if err := c.commitStaged(sb); err != nil {
+				return err
+			}
+		}
+	}
+	if err := c.commitStaged(sb); err != nil {
+		return err
+	}
+	c.rows.Reset()
+	c.staged = true
+	c.counts.Staged = true
+	return nil
+}
+
+// profile handles a member key: the audience events of the profile.
+func (c *cycle) profile(key []byte, inOld bool, oldVal []byte, inNew bool, newVal []byte) error {
+	p := &c.prof
+	p.key = append(p.key[:0], key...)
+	p.inOld, p.inNew = inOld, inNew
+	if len(c.acts) > 0 {
+		p.oldTraits = append(p.oldTraits[:0], oldVal...)
+		p.newTraits = append(p.newTraits[:0], newVal...)
+	}
+	switch {
+	case inNew && !inOld:
+		c.counts.Entered++
+	case inOld && !inNew:
+		c.counts.Exited++
+	}
+	for _, a := range c.profActs {
+		var err error
+		switch a.kind {
+		case dsl.AudienceEntered:
+			if (a.first && a.sendCurrent && inNew) || (!a.first && inNew && !inOld) {
+				err = c.audienceEvent(a, EventAudienceEntered, true)
+			}
+		case dsl.AudienceExited:
+			if !a.first && inOld && !inNew {
+				err = c.audienceEvent(a, EventAudienceExited, false)
+			}
+		case dsl.AudienceMembershipChanged:
+			if (a.first && a.sendCurrent && inNew) || (!a.first && inNew != inOld) {
+				in := inNew
+				err = c.em.emit(a, EventMembershipChanged, TypeIdentify, p.key, func(dst []byte, id string) ([]byte, error) {
+					prof, _, _, err := decodeElem(p.key)
+					return c.pl.identify(dst, id, prof, in), err
+				})
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *cycle) audienceEvent(a *actSpec, event string, in bool) error {
+	p := &c.prof
+	l, traits := c.newL, p.newTraits
+	if !in {
+		l, traits = c.oldL, p.oldTraits
+	}
+	return c.em.emit(a, event, TypeTrack, p.key, func(dst []byte, id string) ([]byte, error) {
+		prof, _, _, err := decodeElem(p.key)
+		if err != nil {
+			return nil, err
+		}
+		tf, err := splitFragments(traits, len(l.traitCols()), c.frags[0])
+		if err != nil {
+			return nil, err
+		}
+		return c.pl.audience(dst, a, event, id, prof, in, l, tf), nil
+	})
+}
+
+// row handles an entity row key: it feeds the levels activations name.
+func (c *cycle) row(key []byte, hasO bool, oVal []byte, hasN bool, nVal []byte) error {
+	if len(c.levels) == 0 {
+		return nil
+	}
+	var err error
+	c.ends, c.nulls, err = elemEnds(key, c.ends[:0], c.nulls[:0])
+	if err != nil {
+		return err
+	}
+	for _, l := range c.levels {
+		if len(c.ends) < l.k+2 {
+			continue
+		}
+		chain := true
+		for j := 1; j <= l.k+1; j++ {
+			if c.nulls[j] {
+				chain = false
+				break
+			}
+		}
+		inO, inN := hasO && l.oldOK, hasN
+		if !chain || (!inO && !inN) {
+			continue
+		}
+		p := key[:c.ends[l.k+1]]
+		if !l.active || !bytes.Equal(l.prefix, p) {
+			if l.active {
+				if err := c.endLevel(l); err != nil {
+					return err
+				}
+			}
+			l.active, l.inOld, l.inNew = true, false, false
+			l.prefix = append(l.prefix[:0], p...)
+		}
+		if inO && !l.inOld {
+			l.inOld = true
+			l.oldVal = append(l.oldVal[:0], oVal...)
+		}
+		if inN && !l.inNew {
+			l.inNew = true
+			l.newVal = append(l.newVal[:0], nVal...)
+		}
+	}
+	return nil
+}
+
+// endProfile closes the pairs of the current profile.
+func (c *cycle) endProfile() error {
+	for _, l := range c.levels {
+		if l.active {
+			if err := c.endLevel(l); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// endLevel emits the entity events of the pair l has gathered.
+func (c *cycle) endLevel(l *level) error {
+	l.active = false
+	for _, a := range l.acts {
+		switch a.kind {
+		case dsl.EntityAdded:
+			if (a.first && a.sendCurrent && l.inNew) || (!a.first && l.inNew && !l.inOld) {
+				if err := c.entityEvent(a, l, EventEntityAdded, true); err != nil {
+					return err
+				}
+			}
+		case dsl.EntityRemoved:
+			if !a.first && l.inOld && !l.inNew {
+				if err := c.entityEvent(a, l, EventEntityRemoved, false); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (c *cycle) entityEvent(a *actSpec, l *level, event string, in bool) error {
+	lay, traits, vals := c.newL, c.prof.newTraits, l.newVal
+	if !in {
+		lay, traits, vals = c.oldL, c.prof.oldTraits, l.oldVal
+	}
+	return c.em.emit(a, event, TypeTrack, l.prefix, func(dst []byte, id string) ([]byte, error) {
+		keys, err := decodeTuple(l.prefix)
+		if err != nil {
+			return nil, err
+		}
+		tf, err := splitFragments(traits, len(lay.traitCols()), c.frags[0])
+		if err != nil {
+			return nil, err
+		}
+		sf, err := splitFragments(vals, len(lay.stepCols()), c.frags[1])
+		if err != nil {
+			return nil, err
+		}
+		c.frags[0], c.frags[1] = tf, sf
+		return c.pl.entity(dst, a, event, id, keys, in, lay, tf, sf), nil
+	})
+}
+
+// record is the run record of the cycle so far.
+func (c *cycle) record(ok bool) *RunRecord {
+	total := time.Since(c.began)
+	var blocked time.Duration
+	if c.rd != nil {
+		blocked = c.rd.blocked
+	}
+	counts := c.counts
+	counts.BytesWritten = c.bytes
+	if c.em != nil {
+		counts.Events, counts.Oversize = c.em.events, c.em.over
+	}
+	if !ok {
+		// Nothing of a failed cycle is kept: report what was read, not
+		// what would have changed.
+		counts = Counts{RowsRead: counts.RowsRead, Duplicates: counts.Duplicates, BytesWritten: counts.BytesWritten}
+	}
+	gen := c.gen
+	if !ok {
+		gen = c.old.Generation
+	}
+	return &RunRecord{
+		Run: c.runNo, Start: c.in.Start, Generation: gen, Version: c.in.Audience.Version, OK: ok,
+		Query: c.in.QueryTime + blocked, Diff: max(total-blocked, 0), Counts: counts,
+	}
+}
+
+// commit makes generation N current: one batch holds the rest of the
+// changes (or, when staged, the pointer to them), the outbox index entries
+// that make the cycle's events visible, the audience state and the run
+// record.
+func (c *cycle) commit() (*CycleResult, error) {
+	s := c.s
+	var final *pebble.Batch
+	if c.staged {
+		if err := c.commitStaged(c.rows); err != nil {
+			return nil, err
+		}
+		final = c.em.batch
+	} else {
+		final = c.rows
+		if err := final.Apply(c.em.batch, nil); err != nil {
+			return nil, err
+		}
+	}
+	meta := *c.old
+	meta.Generation = c.gen
+	meta.Version = c.in.Audience.Version
+	l := c.newL
+	meta.Layout = &l
+	meta.Members, meta.Rows = c.counts.Members, c.counts.Rows
+	meta.Status = Live
+	if !meta.Enabled {
+		meta.Status = Disabled
+	}
+	meta.Error = ""
+	meta.LastRun, meta.LastSuccess = c.in.Start, c.in.Start
+	if c.staged {
+		meta.PendingApply = c.id
+	}
+	if err := putMeta(final, c.aud, &meta); err != nil {
+		return nil, err
+	}
+	ap := activationPrefix(c.aud)
+	keep := map[string]bool{}
+	for _, a := range c.acts {
+		keep[a.name] = true
+		if c.seen[a.name] != a.sig {
+			if err := final.Set(appendString(bytes.Clone(ap), a.name), []byte(a.sig), nil); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for name := range c.seen {
+		if !keep[name] {
+			if err := final.Delete(appendString(bytes.Clone(ap), name), nil); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := final.Delete(cycleKey(c.id), nil); err != nil {
+		return nil, err
+	}
+
+	s.mu.Lock()
+	commit := s.lastCommit
+	var idx []byte
+	for _, dest := range c.em.dests {
+		commit++
+		if err := checkCommit(commit); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		idx = binary.AppendUvarint(binary.BigEndian.AppendUint64(idx[:0], c.id), uint64(c.em.next[dest]))
+		if err := final.Set(indexKey(dest, commit), idx, nil); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+	}
+	if commit != s.lastCommit {
+		if err := putUint(final, keyCommitCounter, commit); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+	}
+	// The run record goes last so that it counts the final batch (all but
+	// the record itself).
+	rec := c.record(true)
+	rec.BytesWritten += int64(final.Len())
+	if err := s.putRun(final, c.aud, rec); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	err := final.Commit(pebble.Sync)
+	if err == nil {
+		s.lastCommit = commit
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	c.bytes += int64(final.Len())
+	if c.staged {
+		if err := s.rollForward(c.aud, &meta); err != nil {
+			// Generation N is current; Open (or the next cycle) finishes
+			// moving its rows.
+			return nil, fmt.Errorf("diff: generation %d of %s is committed, moving its staged rows failed: %w", c.gen, c.aud, err)
+		}
+	}
+	res := &CycleResult{
+		Audience: c.aud, Run: c.runNo, Generation: c.gen, Counts: rec.Counts,
+		Query: rec.Query, Diff: rec.Diff, Activations: map[string]int64{},
+	}
+	res.BytesWritten = c.bytes
+	for _, a := range c.acts {
+		res.Activations[a.name] = a.events
+	}
+	return res, nil
+}
+
+// rollForward moves a committed staged cycle's changes into the data table.
+// It is idempotent: every change is an absolute set or delete, so a crash
+// part way is finished by running it again.
+func (s *Store) rollForward(aud string, m *audMeta) error {
+	dp := deltaPrefix(m.PendingApply)
+	data := dataPrefix(aud)
+	b := s.db.NewBatch()
+	defer b.Close()
+	var key []byte
+	err := s.scan(dp, func(k, v []byte) error {
+		key = append(append(key[:0], data...), k[len(dp):]...)
+		var err error
+		switch {
+		case len(v) >= 1 && v[0] == opSet:
+			err = b.Set(key, v[1:], nil)
+		case len(v) == 1 && v[0] == opDelete:
+			err = b.Delete(key, nil)
+		default:
+			err = errBadValue
+		}
+		if err != nil {
+			return err
+		}
+		if b.Len() >= s.opts.StageBatchBytes {
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return err
+			}
+			b.Reset()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m.PendingApply = 0
+	if err := errors.Join(b.DeleteRange(dp, prefixEnd(dp), nil), putMeta(b, aud, m)); err != nil {
+		return err
+	}
+	return b.Commit(pebble.NoSync)
+}

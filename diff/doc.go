@@ -1,0 +1,91 @@
+// Package diff is linkaud's state: per audience the current generation of
+// members and entity rows, the diff of a new generation against it, the
+// event outbox that delivery reads, and the dead-letter store. It lives in
+// one Pebble database (github.com/cockroachdb/pebble/v2).
+//
+// Entry points: Open returns a *Store. Store.Cycle merges an audience's
+// sorted result rows (an arrow array.RecordReader described by a Layout;
+// LayoutOf derives it from the checked audience) against the current
+// generation and commits the next one with its events. Store.Pending, Ack
+// and DeadLetter implement sinks.Outbox; DeadLetters and RetryDeadLetters
+// serve `linkaud deadletters`; Backlog(s) the metrics. Enable, Disable,
+// State, Audiences, Runs, RecordDelivery, Members and Purge are the
+// lifecycle behind `linkaud audiences`.
+//
+// # A cycle
+//
+// The stored generation N-1 and the result rows are both in key order
+// (profile_key, key_0, …, key_n-1, byte order, NULL first), so Cycle walks
+// them together in one pass with one Pebble iterator — scans run at ~12M
+// keys/s where point reads manage ~130k/s — and writes only the keys that
+// appear, disappear or whose enrichment values changed: an unchanged
+// audience costs reads, a few hundred bytes of bookkeeping and no row
+// writes. The input is checked as it streams: rows out of order fail the
+// cycle with ErrUnsorted before anything becomes current. Rows with equal
+// keys (the warehouse holding an entity key twice) are deduplicated: the
+// row with the smallest encoded values stays, whatever order they came in,
+// and the run counts the duplicates.
+//
+// Events follow DESIGN.md. Per profile: Audience Entered / Exited (in N
+// and not N-1, or the reverse) and Audience Membership Changed (an
+// identify with trait <audience>: true|false). Per activation naming an
+// entity at step k: Entity Added / Removed for each (profile, key_0..key_k)
+// pair in N and not N-1, or the reverse — the rows projected onto the step,
+// distinct; a pair with a NULL key (a chain that stops above step k) is no
+// pair. An activation's first cycle (no earlier successful cycle knew it,
+// or its event, entity or destination changed) sends nothing unless
+// send_current, and then Entered, Added or Membership Changed for everyone
+// in N. A new audience version diffs against the previous version's
+// membership; when the path down to an activation's entity changed, the
+// old pairs name other things and do not count, so the current pairs are
+// Added and nothing is Removed. Payloads are Segment-spec JSON built at
+// cycle time, with a messageId derived from (activation, event, profile,
+// entity keys, generation) and the cycle start as timestamp; an event over
+// Options.MaxEventBytes is logged by messageId, counted, and not written.
+//
+// # Atomicity
+//
+// The switch from N-1 to N is one synced Pebble batch holding the audience
+// state (generation N), the outbox index entries that make the cycle's
+// events visible, and either every row change (the common case, while they
+// fit in Options.FinalBatchBytes) or, for a larger change, a pointer to
+// the change staged beforehand. Before that batch nothing of the cycle is
+// visible: events are staged under the cycle's id and only indexed events
+// are pending; staged row changes sit in a delta table. After it, staged
+// changes are rolled forward into the data table (idempotently; Open
+// finishes a roll-forward a crash interrupted). A cycle that fails, or a
+// process that stops, before the switch leaves N-1 current and no event:
+// the failure path, or the next Open, deletes what the cycle staged (found
+// through its in-progress record) and marks the audience Failed.
+//
+// # Keys
+//
+// Texts inside keys use an order-preserving tuple encoding (keys.go):
+// NULL is 0x00; a text is 0x01, its bytes with 0x00 escaped as 0x00 0xFF,
+// and the terminator 0x00 0x01. Numbers are 8-byte big-endian unless noted.
+// The first byte names the table:
+//
+//	0x01 name                          → counter (cycle, commit, dead)
+//	0x02 aud                           → audience state (JSON: status,
+//	                                     generation, version, layout, counts)
+//	0x03 aud profile                   → member: its trait values
+//	0x03 aud profile key_0 … key_n-1   → entity row: its step values
+//	0x04 cycle profile [key_0 …]       → staged change: 'S' value | 'D'
+//	0x05 aud activation                → signature (event, destination, path)
+//	0x06 aud run                       → run record (JSON), last 50 kept
+//	0x07 cycle                         → cycle in progress (JSON)
+//	0x08 dest commit                   → outbox index: cycle, remaining (uvarint)
+//	0x09 cycle dest idx(4)             → outbox message
+//	0x0a dest ref                      → dead letter: message, reason, time, seq
+//
+// A member's key is a prefix of its rows' keys, so one scan of 0x03 aud
+// yields each member followed by its rows — the order of the result rows. A
+// member without entity rows (in through another branch of the condition)
+// stores only its member key. Values are sequences of JSON fragments, each
+// preceded by its length (uvarint): a row holds its step enrichment
+// columns, a member its trait columns, in Layout.Enrich order.
+//
+// A message's Seq is commit<<32 | idx: commit numbers are allocated when a
+// cycle's final batch commits, so Seqs grow in the order messages become
+// pending even when cycles of several audiences run at once.
+package diff

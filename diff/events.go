@@ -1,0 +1,341 @@
+package diff
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/linkaud/linkaud/dsl"
+)
+
+// Segment event names and call types.
+const (
+	EventEntityAdded       = "Entity Added"
+	EventEntityRemoved     = "Entity Removed"
+	EventAudienceEntered   = "Audience Entered"
+	EventAudienceExited    = "Audience Exited"
+	EventMembershipChanged = "Audience Membership Changed"
+	TypeTrack              = "track"
+	TypeIdentify           = "identify"
+)
+
+// actSpec is what a cycle needs of one activation.
+type actSpec struct {
+	name, dest  string
+	kind        dsl.EventKind
+	step        int // the named entity's step; -1 for audience events
+	sendCurrent bool
+	first       bool   // the activation's first cycle
+	sig         string // identity across cycles (see signature)
+	props       map[string]bool
+	events      int64
+}
+
+// signature identifies what an activation sends and where: when it changes
+// (another event, entity or destination) the activation starts afresh, as
+// a new one would — nothing unless send_current.
+func signature(a *dsl.Activation, l Layout) string {
+	var b strings.Builder
+	b.WriteString(a.Event.String())
+	b.WriteByte('|')
+	b.WriteString(a.Destination.Name)
+	if a.Event == dsl.EntityAdded || a.Event == dsl.EntityRemoved {
+		for _, s := range l.Steps[:a.EntityStep+1] {
+			b.WriteByte('|')
+			b.WriteString(s.Entity)
+		}
+	}
+	return b.String()
+}
+
+func newActSpec(a *dsl.Activation, aud *dsl.Audience, l Layout) (*actSpec, error) {
+	switch {
+	case a == nil:
+		return nil, fmt.Errorf("diff: nil activation")
+	case a.Audience != nil && a.Audience.Name != aud.Name:
+		return nil, fmt.Errorf("diff: activation %s belongs to audience %s, not %s", a.Name, a.Audience.Name, aud.Name)
+	case a.Destination == nil || a.Destination.Name == "":
+		return nil, fmt.Errorf("diff: activation %s has no destination", a.Name)
+	case a.Event < dsl.EntityAdded || a.Event > dsl.AudienceMembershipChanged:
+		return nil, fmt.Errorf("diff: activation %s: unknown event %d", a.Name, a.Event)
+	}
+	sp := &actSpec{name: a.Name, dest: a.Destination.Name, kind: a.Event, step: -1, sendCurrent: a.SendCurrent}
+	if a.Event == dsl.EntityAdded || a.Event == dsl.EntityRemoved {
+		if a.EntityStep < 0 || a.EntityStep >= len(l.Steps) {
+			return nil, fmt.Errorf("diff: activation %s names step %d of a %d-step path", a.Name, a.EntityStep, len(l.Steps))
+		}
+		if a.Entity != nil && a.Entity.Name != l.Steps[a.EntityStep].Entity {
+			return nil, fmt.Errorf("diff: activation %s names %s, but step %d is %s", a.Name, a.Entity.Name, a.EntityStep, l.Steps[a.EntityStep].Entity)
+		}
+		sp.step = a.EntityStep
+	}
+	if a.Properties != nil {
+		sp.props = map[string]bool{}
+		for _, p := range a.Properties {
+			sp.props[p.String()] = true
+		}
+	}
+	sp.sig = signature(a, l)
+	return sp, nil
+}
+
+// includes reports whether enrichment column e of layout l goes into the
+// activation's events.
+func (a *actSpec) includes(l Layout, e Enrich) bool {
+	if a.props == nil {
+		return true
+	}
+	if e.Step == Trait {
+		return a.props["trait."+e.Name]
+	}
+	return a.props[l.Steps[e.Step].Entity+"."+e.Name]
+}
+
+// MessageID derives an event's messageId from (activation, event, profile,
+// entity, generation): the same event of the same generation always has
+// the same id, so a redelivery can be deduplicated. entity is the keys of
+// the chain down to the named entity (nil for audience events).
+func MessageID(activation, event, profile string, entity []string, generation uint64) string {
+	var key []byte
+	key = appendString(key, profile)
+	for _, e := range entity {
+		key = appendString(key, e)
+	}
+	return messageID(activation, event, key, generation)
+}
+
+// messageID is MessageID over the encoded key (profile and entity keys).
+func messageID(activation, event string, key []byte, generation uint64) string {
+	h := sha256.New()
+	var buf []byte
+	buf = appendString(buf, activation)
+	buf = appendString(buf, event)
+	h.Write(buf)
+	h.Write(key)
+	h.Write(binary.BigEndian.AppendUint64(nil, generation))
+	var sum [sha256.Size]byte
+	return "la-" + hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+// emitter writes a cycle's events into staged outbox entries (tEvent under
+// the cycle's id) that become visible when the cycle commits.
+type emitter struct {
+	s        *Store
+	aud      string
+	gen      uint64
+	cycle    uint64
+	ts       string
+	maxBytes int
+
+	batch   *pebble.Batch
+	flush   func() error // commits batch when it is large
+	next    map[string]uint32
+	dests   []string // in first-use order
+	events  int64
+	over    int64
+	buf     []byte
+	fragBuf [][]byte
+	keyBuf  []byte
+	elems   [][]byte
+}
+
+// emit builds one event and appends it to the destination's outbox.
+func (e *emitter) emit(a *actSpec, event, typ string, key []byte, build func(dst []byte, id string) ([]byte, error)) error {
+	id := messageID(a.name, event, key, e.gen)
+	var err error
+	e.buf, err = build(e.buf[:0], id)
+	if err != nil {
+		return err
+	}
+	if e.maxBytes != NoCap && len(e.buf) > e.maxBytes {
+		e.over++
+		e.s.log.Warn("event over the size cap not sent", "message_id", id, "audience", e.aud,
+			"activation", a.name, "event", event, "bytes", len(e.buf), "max_bytes", e.maxBytes)
+		return nil
+	}
+	idx, seen := e.next[a.dest]
+	if !seen {
+		e.dests = append(e.dests, a.dest)
+	}
+	if idx == 1<<32-1 {
+		return fmt.Errorf("diff: more than %d events for destination %s in one cycle", uint64(1<<32-1), a.dest)
+	}
+	e.next[a.dest] = idx + 1
+	profile, _, _, err := decodeElem(key)
+	if err != nil {
+		return err
+	}
+	m := Message{
+		ID: id, Activation: a.name, Destination: a.dest, Audience: e.aud,
+		Event: event, Type: typ, UserID: string(profile), Payload: e.buf,
+	}
+	if err := e.batch.Set(eventKey(e.cycle, a.dest, idx), encodeMessage(nil, &m), nil); err != nil {
+		return err
+	}
+	a.events++
+	e.events++
+	return e.flush()
+}
+
+// payload assembles the Segment-spec JSON of events. Keys are written in a
+// fixed order so that payloads are byte-for-byte reproducible.
+type payload struct {
+	aud string
+	ts  string
+}
+
+func (p *payload) head(dst []byte, typ, event, id string, userID []byte) []byte {
+	dst = append(dst, `{"type":`...)
+	dst = appendJSONString(dst, typ)
+	if typ == TypeTrack {
+		dst = append(dst, `,"event":`...)
+		dst = appendJSONString(dst, event)
+	}
+	dst = append(dst, `,"userId":`...)
+	dst = appendJSONString(dst, userID)
+	dst = append(dst, `,"messageId":`...)
+	dst = appendJSONString(dst, id)
+	dst = append(dst, `,"timestamp":`...)
+	dst = appendJSONString(dst, p.ts)
+	return dst
+}
+
+func (p *payload) tail(dst []byte) []byte {
+	dst = append(dst, `,"context":{"personas":{"computation_key":`...)
+	dst = appendJSONString(dst, p.aud)
+	return append(dst, `,"computation_class":"audience"}}}`...)
+}
+
+// identify is an Audience Membership Changed event.
+func (p *payload) identify(dst []byte, id string, userID []byte, in bool) []byte {
+	dst = p.head(dst, TypeIdentify, EventMembershipChanged, id, userID)
+	dst = append(dst, `,"traits":{`...)
+	dst = appendJSONString(dst, p.aud)
+	dst = append(dst, ':')
+	dst = strconv.AppendBool(dst, in)
+	dst = append(dst, '}')
+	return p.tail(dst)
+}
+
+// properties opens the properties of a track event: audience_key, the
+// audience boolean and the enriched traits the activation includes.
+func (p *payload) properties(dst []byte, a *actSpec, l Layout, in bool, traits [][]byte) []byte {
+	dst = append(dst, `,"properties":{"audience_key":`...)
+	dst = appendJSONString(dst, p.aud)
+	dst = append(dst, ',')
+	dst = appendJSONString(dst, p.aud)
+	dst = append(dst, ':')
+	dst = strconv.AppendBool(dst, in)
+	t := 0
+	for _, e := range l.Enrich {
+		if e.Step != Trait {
+			continue
+		}
+		if a.includes(l, e) {
+			dst = append(dst, ',')
+			dst = appendJSONString(dst, e.Name)
+			dst = append(dst, ':')
+			dst = append(dst, traits[t]...)
+		}
+		t++
+	}
+	return dst
+}
+
+// audience is an Audience Entered or Exited event.
+func (p *payload) audience(dst []byte, a *actSpec, event, id string, userID []byte, in bool, l Layout, traits [][]byte) []byte {
+	dst = p.head(dst, TypeTrack, event, id, userID)
+	dst = p.properties(dst, a, l, in, traits)
+	dst = append(dst, '}')
+	return p.tail(dst)
+}
+
+// entity is an Entity Added or Removed event: keys[0] is the profile,
+// keys[1..k+1] the chain down to the named entity, steps the values of the
+// row's step columns (Layout.stepCols order).
+func (p *payload) entity(dst []byte, a *actSpec, event, id string, keys [][]byte, in bool, l Layout, traits, steps [][]byte) []byte {
+	dst = p.head(dst, TypeTrack, event, id, keys[0])
+	dst = p.properties(dst, a, l, in, traits)
+	dst = append(dst, `,"_entity_context":{`...)
+	k := len(keys) - 2
+	for j := 0; j <= k; j++ {
+		st := l.Steps[j]
+		if j > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, st.Entity)
+		dst = append(dst, `:{`...)
+		dst = appendJSONString(dst, st.Key)
+		dst = append(dst, ':')
+		dst = appendJSONString(dst, keys[j+1])
+		s := 0
+		for _, e := range l.Enrich {
+			if e.Step == Trait {
+				continue
+			}
+			if e.Step == j && e.Name != st.Key && a.includes(l, e) {
+				dst = append(dst, ',')
+				dst = appendJSONString(dst, e.Name)
+				dst = append(dst, ':')
+				dst = append(dst, steps[s]...)
+			}
+			s++
+		}
+	}
+	for j := 0; j <= k; j++ {
+		dst = append(dst, '}')
+	}
+	dst = append(dst, `}}`...)
+	return p.tail(dst)
+}
+
+// Message encoding in the outbox and dead-letter store: a version byte,
+// then ID, Activation, Audience, Event, Type, UserID, Payload, each a
+// uvarint length and the bytes. Seq and Destination come from the key.
+const messageV1 = 1
+
+func encodeMessage(dst []byte, m *Message) []byte {
+	dst = append(dst, messageV1)
+	for _, f := range []string{m.ID, m.Activation, m.Audience, m.Event, m.Type, m.UserID} {
+		dst = binary.AppendUvarint(dst, uint64(len(f)))
+		dst = append(dst, f...)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(m.Payload)))
+	return append(dst, m.Payload...)
+}
+
+// decodeMessage decodes what encodeMessage wrote; it returns the bytes that
+// follow the message.
+func decodeMessage(b []byte, m *Message) ([]byte, error) {
+	if len(b) == 0 || b[0] != messageV1 {
+		return nil, errBadValue
+	}
+	b = b[1:]
+	field := func() ([]byte, error) {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return nil, errBadValue
+		}
+		f := b[n : n+int(l)]
+		b = b[n+int(l):]
+		return f, nil
+	}
+	for _, dst := range []*string{&m.ID, &m.Activation, &m.Audience, &m.Event, &m.Type, &m.UserID} {
+		f, err := field()
+		if err != nil {
+			return nil, err
+		}
+		*dst = string(f)
+	}
+	p, err := field()
+	if err != nil {
+		return nil, err
+	}
+	m.Payload = append([]byte(nil), p...)
+	return b, nil
+}

@@ -1,0 +1,572 @@
+package diff
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Sentinel errors, matched with errors.Is.
+var (
+	// ErrClosed is returned by every method of a closed Store.
+	ErrClosed = errors.New("diff: store closed")
+	// ErrDisabled is returned by Cycle for an audience that is not enabled.
+	ErrDisabled = errors.New("diff: audience is disabled")
+	// ErrNotPending is returned by Ack and DeadLetter for a message that is
+	// not in the outbox (already acknowledged, or never there).
+	ErrNotPending = errors.New("diff: message is not pending")
+)
+
+// Status is the lifecycle state of an audience.
+type Status int
+
+const (
+	// Disabled is the state of a new audience, and of one disabled since:
+	// it is not computed.
+	Disabled Status = iota
+	// Computing is the state of an enabled audience while a cycle runs, and
+	// until its first cycle completes.
+	Computing
+	// Live is the state of an enabled audience whose last cycle succeeded.
+	Live
+	// Failed is the state of an enabled audience whose last cycle failed;
+	// AudienceState.Error says why.
+	Failed
+)
+
+var statusText = [...]string{"Disabled", "Computing", "Live", "Failed"}
+
+func (s Status) String() string {
+	if s < 0 || int(s) >= len(statusText) {
+		return fmt.Sprintf("Status(%d)", int(s))
+	}
+	return statusText[s]
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *Status) UnmarshalText(b []byte) error {
+	for i, t := range statusText {
+		if string(b) == t {
+			*s = Status(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("diff: unknown status %q", b)
+}
+
+// AudienceState is what the store knows of one audience.
+type AudienceState struct {
+	Name    string
+	Enabled bool
+	Status  Status
+	// Error is the last cycle's error when Status is Failed.
+	Error string
+	// Generation is the number of the current generation; 0 before the
+	// first successful cycle.
+	Generation uint64
+	// Version is the definition version the current generation was
+	// computed from.
+	Version string
+	// Members and Rows count the current generation's profiles and
+	// (profile, entity chain) rows.
+	Members, Rows int64
+	// Runs is the number of cycles run, failed ones included.
+	Runs uint64
+	// LastRun is the start of the last cycle; LastSuccess of the last
+	// successful one.
+	LastRun, LastSuccess time.Time
+}
+
+// audMeta is the stored state of an audience (tMeta), as JSON: small, read
+// and written once per cycle.
+type audMeta struct {
+	Enabled     bool      `json:"enabled"`
+	Status      Status    `json:"status"`
+	Error       string    `json:"error,omitempty"`
+	Generation  uint64    `json:"generation"`
+	Version     string    `json:"version,omitempty"`
+	Layout      *Layout   `json:"layout,omitempty"`
+	Members     int64     `json:"members"`
+	Rows        int64     `json:"rows"`
+	Runs        uint64    `json:"runs"`
+	LastRun     time.Time `json:"last_run,omitzero"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// PendingApply is a staged cycle whose row changes are part of the
+	// current generation but not yet moved into the data table.
+	PendingApply uint64 `json:"pending_apply,omitempty"`
+}
+
+func (m *audMeta) state(name string) AudienceState {
+	return AudienceState{
+		Name: name, Enabled: m.Enabled, Status: m.Status, Error: m.Error,
+		Generation: m.Generation, Version: m.Version, Members: m.Members, Rows: m.Rows,
+		Runs: m.Runs, LastRun: m.LastRun, LastSuccess: m.LastSuccess,
+	}
+}
+
+// cycleMarker records a cycle in progress (tCycle): whatever it staged is
+// garbage if the process stops before the cycle's final batch.
+type cycleMarker struct {
+	Audience string    `json:"audience"`
+	Run      uint64    `json:"run"`
+	Start    time.Time `json:"start"`
+}
+
+// Store is the differ's Pebble state: per audience the current generation
+// (members and entity rows) and lifecycle; the event outbox per
+// destination; the dead-letter store. Open one per state directory; it is
+// safe for concurrent use (cycles of one audience are serialized, cycles of
+// different audiences run concurrently).
+type Store struct {
+	db   *pebble.DB
+	opts Options
+	log  *slog.Logger
+
+	// mu serializes the allocation of counters with the commit of the batch
+	// that persists them, so counters on disk only grow and outbox commit
+	// numbers are visible in order. It also guards the outbox index.
+	mu                            sync.Mutex
+	lastCycle, lastCommit, lastDS uint64
+
+	locksMu sync.Mutex
+	locks   map[string]*sync.Mutex
+
+	closed atomic.Bool
+}
+
+// Open opens (creating if needed) the store in dir, finishing or discarding
+// what a previous process left half done: a cycle interrupted before its
+// final batch is discarded (its audience is marked Failed), a committed
+// cycle whose staged changes were not yet rolled forward is rolled forward.
+func Open(dir string, opts Options) (*Store, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	po := &pebble.Options{
+		FS:                 opts.FS,
+		CacheSize:          opts.CacheBytes,
+		MemTableSize:       opts.MemTableBytes,
+		Logger:             pebbleLogger{opts.Logger},
+		FormatMajorVersion: pebble.FormatNewest,
+	}
+	if opts.Pebble != nil {
+		opts.Pebble(po)
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("diff: opening %s: %w", dir, err)
+	}
+	s := &Store{db: db, opts: opts, log: opts.Logger, locks: map[string]*sync.Mutex{}}
+	if err := s.loadCounters(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.recover(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the store. It must not be called while other methods run.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return ErrClosed
+	}
+	return s.db.Close()
+}
+
+// Flush flushes the memtable to disk (tests use it to move state into
+// sstables).
+func (s *Store) Flush() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.db.Flush()
+}
+
+// Metrics returns Pebble's metrics (bytes written, compactions, …).
+func (s *Store) Metrics() *pebble.Metrics { return s.db.Metrics() }
+
+// pebbleLogger sends Pebble's logs to slog. Fatalf panics: Pebble calls it
+// when its state can no longer be trusted (a failed WAL write), and the
+// process must stop; the next Open recovers from the last synced state.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := "pebble: " + fmt.Sprintf(format, args...)
+	p.l.Error(msg)
+	panic(msg)
+}
+
+func (s *Store) lock(aud string) func() {
+	s.locksMu.Lock()
+	m := s.locks[aud]
+	if m == nil {
+		m = &sync.Mutex{}
+		s.locks[aud] = m
+	}
+	s.locksMu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+func (s *Store) get(key []byte) ([]byte, bool, error) {
+	v, c, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	out := bytes.Clone(v)
+	return out, true, c.Close()
+}
+
+func (s *Store) getUint(key []byte) (uint64, error) {
+	v, ok, err := s.get(key)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("diff: counter %q: %w", key, errBadKey)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func putUint(b *pebble.Batch, key []byte, v uint64) error {
+	return b.Set(key, binary.BigEndian.AppendUint64(nil, v), nil)
+}
+
+func (s *Store) loadCounters() error {
+	var err error
+	if s.lastCycle, err = s.getUint(keyCycleCounter); err != nil {
+		return err
+	}
+	if s.lastCommit, err = s.getUint(keyCommitCounter); err != nil {
+		return err
+	}
+	s.lastDS, err = s.getUint(keyDeadCounter)
+	return err
+}
+
+func (s *Store) loadMeta(aud string) (*audMeta, bool, error) {
+	v, ok, err := s.get(metaKey(aud))
+	if err != nil || !ok {
+		return &audMeta{}, false, err
+	}
+	m := &audMeta{}
+	if err := json.Unmarshal(v, m); err != nil {
+		return nil, false, fmt.Errorf("diff: state of audience %s: %w", aud, err)
+	}
+	return m, true, nil
+}
+
+func putMeta(b *pebble.Batch, aud string, m *audMeta) error {
+	v, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return b.Set(metaKey(aud), v, nil)
+}
+
+// scan calls fn for each key with the prefix, in order. Key and value are
+// valid only during the call.
+func (s *Store) scan(prefix []byte, fn func(k, v []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err == nil {
+			err = fn(it.Key(), v)
+		}
+		if err != nil {
+			it.Close()
+			return err
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+// recover discards interrupted cycles and rolls committed staged ones
+// forward (see Open).
+func (s *Store) recover() error {
+	type interrupted struct {
+		id uint64
+		m  cycleMarker
+	}
+	var cycles []interrupted
+	err := s.scan([]byte{tCycle}, func(k, v []byte) error {
+		var m cycleMarker
+		if len(k) != 9 {
+			return errBadKey
+		}
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("diff: in-progress cycle record: %w", err)
+		}
+		cycles = append(cycles, interrupted{binary.BigEndian.Uint64(k[1:]), m})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range cycles {
+		msg := "interrupted: the process stopped during the cycle"
+		s.log.Warn("discarding an interrupted cycle", "audience", c.m.Audience, "run", c.m.Run, "started", c.m.Start)
+		if err := s.abandon(c.id, c.m, errors.New(msg), nil); err != nil {
+			return err
+		}
+	}
+	var pending []string
+	err = s.scan([]byte{tMeta}, func(k, v []byte) error {
+		var m audMeta
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("diff: audience state: %w", err)
+		}
+		if m.PendingApply != 0 {
+			t, _, _, err := decodeElem(k[1:])
+			if err != nil {
+				return err
+			}
+			pending = append(pending, string(t))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, aud := range pending {
+		m, _, err := s.loadMeta(aud)
+		if err != nil {
+			return err
+		}
+		s.log.Info("rolling a committed cycle forward", "audience", aud, "generation", m.Generation)
+		if err := s.rollForward(aud, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// abandon discards what cycle id staged and records the failure: status
+// Failed with the error, a failed run in the history. rec, when non-nil,
+// is the run record to store (with the counts so far). The caller holds
+// the audience lock, or is Open (nothing else runs yet).
+func (s *Store) abandon(id uint64, mk cycleMarker, cause error, rec *RunRecord) error {
+	m, _, err := s.loadMeta(mk.Audience)
+	if err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	dp := deltaPrefix(id)
+	ep := eventCyclePrefix(id)
+	if err := errors.Join(
+		b.DeleteRange(dp, prefixEnd(dp), nil),
+		b.DeleteRange(ep, prefixEnd(ep), nil),
+		b.Delete(cycleKey(id), nil),
+	); err != nil {
+		return err
+	}
+	if m.Enabled {
+		m.Status = Failed
+	}
+	m.Error = cause.Error()
+	if rec == nil {
+		rec = &RunRecord{Run: mk.Run, Start: mk.Start, Generation: m.Generation}
+	}
+	rec.OK = false
+	rec.Error = cause.Error()
+	if err := putMeta(b, mk.Audience, m); err != nil {
+		return err
+	}
+	if err := s.putRun(b, mk.Audience, rec); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// Enable makes an audience eligible for cycles. A new audience is Computing
+// until its first cycle completes; one with a generation returns to Live
+// (or Failed, if its last cycle failed).
+func (s *Store) Enable(aud string) error {
+	return s.setEnabled(aud, true)
+}
+
+// Disable stops an audience's cycles; its membership is kept, and the next
+// cycle after Enable diffs against it.
+func (s *Store) Disable(aud string) error {
+	return s.setEnabled(aud, false)
+}
+
+func (s *Store) setEnabled(aud string, on bool) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	defer s.lock(aud)()
+	m, _, err := s.loadMeta(aud)
+	if err != nil {
+		return err
+	}
+	if m.Enabled == on {
+		return nil
+	}
+	m.Enabled = on
+	switch {
+	case !on:
+		m.Status = Disabled
+	case m.Error != "":
+		m.Status = Failed
+	case m.Generation > 0:
+		m.Status = Live
+	default:
+		m.Status = Computing
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := putMeta(b, aud, m); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// State returns what the store knows of aud; an audience it has never seen
+// is Disabled with no generation.
+func (s *Store) State(aud string) (AudienceState, error) {
+	if s.closed.Load() {
+		return AudienceState{}, ErrClosed
+	}
+	m, _, err := s.loadMeta(aud)
+	if err != nil {
+		return AudienceState{}, err
+	}
+	return m.state(aud), nil
+}
+
+// Audiences returns the state of every audience the store holds, by name;
+// audiences deleted from the workspace stay until purged.
+func (s *Store) Audiences() ([]AudienceState, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	var out []AudienceState
+	err := s.scan([]byte{tMeta}, func(k, v []byte) error {
+		name, _, _, err := decodeElem(k[1:])
+		if err != nil {
+			return err
+		}
+		var m audMeta
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("diff: state of audience %s: %w", name, err)
+		}
+		out = append(out, m.state(string(name)))
+		return nil
+	})
+	return out, err
+}
+
+// Purge deletes everything the store holds for aud except messages already
+// in the outbox or the dead-letter store, which are still delivered.
+func (s *Store) Purge(aud string) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	defer s.lock(aud)()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, p := range [][]byte{dataPrefix(aud), activationPrefix(aud), runPrefix(aud)} {
+		if err := b.DeleteRange(p, prefixEnd(p), nil); err != nil {
+			return err
+		}
+	}
+	m, _, err := s.loadMeta(aud)
+	if err != nil {
+		return err
+	}
+	if m.PendingApply != 0 {
+		dp := deltaPrefix(m.PendingApply)
+		if err := b.DeleteRange(dp, prefixEnd(dp), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Delete(metaKey(aud), nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// Member is one profile of a generation and its entity rows.
+type Member struct {
+	Profile string
+	// Chains are the (key_0, …, key_n-1) rows of the profile, in order;
+	// nil entries are NULL keys (the chain stops). A member with no entity
+	// row has none.
+	Chains [][]*string
+}
+
+// Members calls fn for each member of aud's current generation, in profile
+// key order.
+func (s *Store) Members(aud string, fn func(Member) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	defer s.lock(aud)()
+	p := dataPrefix(aud)
+	var cur *Member
+	err := s.scan(p, func(k, _ []byte) error {
+		elems, err := decodeTuple(k[len(p):])
+		if err != nil {
+			return err
+		}
+		if len(elems) == 1 {
+			if cur != nil {
+				if err := fn(*cur); err != nil {
+					return err
+				}
+			}
+			cur = &Member{Profile: string(elems[0])}
+			return nil
+		}
+		if cur == nil || cur.Profile != string(elems[0]) {
+			return fmt.Errorf("diff: row of %q without its member: %w", elems[0], errBadKey)
+		}
+		chain := make([]*string, len(elems)-1)
+		for i, e := range elems[1:] {
+			if e != nil {
+				t := string(e)
+				chain[i] = &t
+			}
+		}
+		cur.Chains = append(cur.Chains, chain)
+		return nil
+	})
+	if err == nil && cur != nil {
+		err = fn(*cur)
+	}
+	return err
+}
+
+var _ io.Closer = (*Store)(nil)
