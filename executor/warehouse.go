@@ -22,8 +22,9 @@ import (
 // error paths; the reader holds its connection until then. A reader itself is
 // for one goroutine. Batches are valid until the next call to Next or until
 // the reader is released; Retain one to keep it longer. Memory does not grow
-// with the result: a reader holds one batch at a time (DuckDB: at most 2048
-// rows; Snowflake: one result chunk).
+// with the result: a reader holds the current batch and fetches a couple
+// ahead (DuckDB: batches of at most 2048 rows, two ahead; Snowflake: result
+// chunks, one ahead).
 //
 // Warehouses whose tables are backed by files (DuckDB loads) also implement
 // Refresher; call Refresh before each compute cycle.
