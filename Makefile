@@ -28,6 +28,14 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./grammar
 
+# The planner's randomized differential test (SQL on DuckDB vs the reference
+# evaluator) at any size: make fuzz-planner FUZZ_CASES=100000 FUZZ_SEED=7.
+# A failure prints a shrunk reproducer and the -seed/-case to rerun it.
+FUZZ_CASES ?= 20000
+FUZZ_SEED  ?= $(shell date +%s)
+fuzz-planner:
+	LINKAUD_FUZZ_CASES=$(FUZZ_CASES) LINKAUD_FUZZ_SEED=$(FUZZ_SEED) $(GO) test -count=1 -timeout 0 -v -run '^TestDifferential$$' ./planner
+
 vet:
 	$(GO) vet ./...
 
