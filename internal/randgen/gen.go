@@ -216,7 +216,7 @@ func (g *Gen) rel(tn *tableNamer, gr *Graph, parent, child *Entity, addCol colAd
 	if g.chance(0.15) {
 		pairs = 2
 	}
-	if g.chance(0.7) {
+	if g.chance(0.6) {
 		for range pairs {
 			u := upper()
 			r.On = append(r.On, Pair{Upper: u.Name, Lower: addCol(child.Table, fkNames, u.Type)})
@@ -301,7 +301,7 @@ func (g *Gen) data(gr *Graph) {
 			junction = junction || r.Through == t
 		}
 		for range n {
-			if len(t.Rows) > 0 && (junction && g.chance(0.2) || g.chance(0.03)) {
+			if len(t.Rows) > 0 && (junction && g.chance(0.35) || g.chance(0.03)) {
 				// A row listed twice (junction), or a key that is not
 				// unique: counting and DISTINCT must not depend on it.
 				dup := append([]any(nil), t.Rows[g.r.IntN(len(t.Rows))]...)
@@ -449,7 +449,7 @@ func (g *Gen) cond(gr *Graph, depth int, auds []string) Cond {
 		case x < 5:
 			return g.path(gr)
 		case x < 7:
-			return &Trait{Cmp: g.cmp(gr, gr.Profile.Table.Columns, "", nil, true)}
+			return &Trait{Cmp: g.cmp(gr, gr.Profile.Table, gr.Profile.Table.Columns, "", nil, true)}
 		case x < 8 && len(auds) > 0:
 			return &InAudience{Name: pick(g, auds)}
 		case x >= 8 && gr.Events != nil:
@@ -505,13 +505,13 @@ func (g *Gen) path(gr *Graph) *Path {
 		}
 		st := &Step{Entity: e}
 		if g.chance(0.55) {
-			st.Where = g.pred(gr, e.Table.Columns, e.Name, scope, 2)
+			st.Where = g.pred(gr, e.Table, e.Table.Columns, e.Name, scope, 2)
 		}
 		switch x := g.r.Float64(); {
-		case x < 0.3:
+		case x < 0.25:
 			st.Quant = g.quant(2)
 		case x < 0.5:
-			st.Having = g.having(e.Table.Columns)
+			st.Having = g.having(e.Table)
 		}
 		p.Steps = append(p.Steps, st)
 		cur = e
@@ -519,9 +519,9 @@ func (g *Gen) path(gr *Graph) *Path {
 	return p
 }
 
-func (g *Gen) having(cols []Column) string {
+func (g *Gen) having(t *Table) string {
 	var nums []Column
-	for _, c := range cols {
+	for _, c := range t.Columns {
 		if c.Type.numeric() {
 			nums = append(nums, c)
 		}
@@ -530,7 +530,49 @@ func (g *Gen) having(cols []Column) string {
 	if len(nums) == 0 || g.chance(0.3) {
 		return "count " + op + " " + strconv.Itoa(g.r.IntN(4))
 	}
-	return pick(g, []string{"sum", "min", "max", "avg"}) + "(" + pick(g, nums).Name + ") " + op + " " + g.number()
+	c := pick(g, nums)
+	v := g.number()
+	if x, ok := g.sample(t, c); ok {
+		v = literal(x, c.Type)
+	}
+	return pick(g, []string{"sum", "min", "max", "avg"}) + "(" + c.Name + ") " + op + " " + v
+}
+
+// sample draws, half of the time, a non-NULL value of column c from t's
+// rows, so that comparisons hit rows (and their boundaries) often.
+func (g *Gen) sample(t *Table, c Column) (any, bool) {
+	if t == nil || len(t.Rows) == 0 || g.chance(0.5) {
+		return nil, false
+	}
+	i := t.colIndex(c.Name)
+	for range 4 {
+		if v := t.Rows[g.r.IntN(len(t.Rows))][i]; v != nil {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// literal writes a value as a DSL literal of type t.
+func literal(v any, t Type) string {
+	switch v := v.(type) {
+	case string:
+		return grammar.Quote(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case float64:
+		r := new(big.Rat)
+		r.SetFloat64(v)
+		return NumberText(r)
+	case bool:
+		return strconv.FormatBool(v)
+	case time.Time:
+		if t == Date {
+			return grammar.Quote(v.Format("2006-01-02"))
+		}
+		return grammar.Quote(v.UTC().Format(time.RFC3339Nano))
+	}
+	panic("randgen: literal")
 }
 
 func (g *Gen) performed(gr *Graph) *Performed {
@@ -552,7 +594,7 @@ func (g *Gen) performed(gr *Graph) *Performed {
 		for _, c := range gr.Profile.Table.Columns {
 			scope = append(scope, scopeCol{"trait." + c.Name, c.Type})
 		}
-		p.Where = g.pred(gr, cols, "", scope, 1)
+		p.Where = g.pred(gr, gr.Events, cols, "", scope, 1)
 	}
 	return p
 }
@@ -568,23 +610,23 @@ func (g *Gen) window() string {
 	return strconv.Itoa(pick(g, []int{1, 24, 48})) + " hours"
 }
 
-func (g *Gen) pred(gr *Graph, cols []Column, entity string, scope []scopeCol, depth int) Pred {
+func (g *Gen) pred(gr *Graph, t *Table, cols []Column, entity string, scope []scopeCol, depth int) Pred {
 	if depth > 0 && g.chance(0.35) {
 		switch g.r.IntN(4) {
 		case 0:
-			return &PNot{X: g.pred(gr, cols, entity, scope, depth-1)}
+			return &PNot{X: g.pred(gr, t, cols, entity, scope, depth-1)}
 		case 1, 2:
-			return &PAnd{Terms: []Pred{g.pred(gr, cols, entity, scope, depth-1), g.pred(gr, cols, entity, scope, depth-1)}}
+			return &PAnd{Terms: []Pred{g.pred(gr, t, cols, entity, scope, depth-1), g.pred(gr, t, cols, entity, scope, depth-1)}}
 		default:
-			return &POr{Terms: []Pred{g.pred(gr, cols, entity, scope, depth-1), g.pred(gr, cols, entity, scope, depth-1)}}
+			return &POr{Terms: []Pred{g.pred(gr, t, cols, entity, scope, depth-1), g.pred(gr, t, cols, entity, scope, depth-1)}}
 		}
 	}
-	return g.cmp(gr, cols, entity, scope, false)
+	return g.cmp(gr, t, cols, entity, scope, false)
 }
 
 // cmp draws a comparison on one of cols. entity qualifies the left side
 // now and then; scope lists what a dynamic reference may name.
-func (g *Gen) cmp(gr *Graph, cols []Column, entity string, scope []scopeCol, trait bool) *Cmp {
+func (g *Gen) cmp(gr *Graph, t *Table, cols []Column, entity string, scope []scopeCol, trait bool) *Cmp {
 	c := pick(g, cols)
 	left := c.Name
 	if entity != "" && g.chance(0.2) {
@@ -623,6 +665,20 @@ func (g *Gen) cmp(gr *Graph, cols []Column, entity string, scope []scopeCol, tra
 			ops = []string{"=", "!=", "<", "<=", ">", ">="}
 		}
 		out.Rest = pick(g, ops) + " " + r.ref
+		return out
+	}
+	if v, ok := g.sample(t, c); ok && c.Type != Bool {
+		lit := literal(v, c.Type)
+		switch {
+		case c.Type.temporal():
+			out.Rest = pick(g, []string{"before", "after"}) + " " + lit
+		case c.Type == Text && g.chance(0.3):
+			out.Rest = pick(g, []string{"contains", "not contains", "starts with", "ends with"}) + " " + lit
+		case g.chance(0.2):
+			out.Rest = pick(g, []string{"in", "not in"}) + " (" + lit + ")"
+		default:
+			out.Rest = pick(g, []string{"=", "!=", "<", "<=", ">", ">="}) + " " + lit
+		}
 		return out
 	}
 	switch c.Type {
