@@ -140,7 +140,7 @@ type cycle struct {
 	old    *audMeta // generation N-1's state
 	gen    uint64   // N
 	id     uint64
-	runNo   uint64
+	runNo  uint64
 	marker cycleMarker
 	began  time.Time
 
@@ -645,6 +645,7 @@ func (c *cycle) record(ok bool) *RunRecord {
 	var blocked time.Duration
 	if c.rd != nil {
 		blocked = c.rd.blocked
+		c.counts.RowsRead = c.rd.read
 	}
 	counts := c.counts
 	counts.BytesWritten = c.bytes

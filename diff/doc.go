@@ -36,9 +36,9 @@
 // or its event, entity or destination changed) sends nothing unless
 // send_current, and then Entered, Added or Membership Changed for everyone
 // in N. A new audience version diffs against the previous version's
-// membership; when the path down to an activation's entity changed, the
-// old pairs name other things and do not count, so the current pairs are
-// Added and nothing is Removed. Payloads are Segment-spec JSON built at
+// membership and pairs. When the path down to an activation's entity
+// changed, the old pairs name other chains: the activation starts afresh,
+// as a new one would. Payloads are Segment-spec JSON built at
 // cycle time, with a messageId derived from (activation, event, profile,
 // entity keys, generation) and the cycle start as timestamp; an event over
 // Options.MaxEventBytes is logged by messageId, counted, and not written.

@@ -230,6 +230,17 @@ func (w *world) run(t *testing.T, d *datadriven.TestData) string {
 			fmt.Fprintf(&b, "%s: %d\n", n, bl[n])
 		}
 		return b.String()
+	case "delivered":
+		var name string
+		var run uint64
+		var n int64
+		d.ScanArgs(t, "audience", &name)
+		d.ScanArgs(t, "run", &run)
+		d.ScanArgs(t, "n", &n)
+		if err := w.store.RecordDelivery(name, run, n, time.Second); err != nil {
+			return "error: " + err.Error()
+		}
+		return ""
 	case "purge":
 		var name string
 		d.ScanArgs(t, "audience", &name)
@@ -439,7 +450,14 @@ func (w *world) cycle(t *testing.T, d *datadriven.TestData) string {
 	failAfter := -1
 	d.MaybeScanArgs(t, "fail-after", &failAfter)
 	layout := diff.LayoutOf(def.aud)
-	rr := buildReader(t, layout, def.types, parseRows(t, d, layout), batch)
+	// rows-of=B shapes the rows as audience B's, to feed a layout the rows
+	// do not match.
+	shape := def
+	if arg, ok := d.Arg("rows-of"); ok {
+		shape = w.auds[arg.SingleVal(t)]
+	}
+	shapeLayout := diff.LayoutOf(shape.aud)
+	rr := buildReader(t, shapeLayout, shape.types, parseRows(t, d, shapeLayout), batch)
 	defer rr.Release()
 	var reader array.RecordReader = rr
 	if failAfter >= 0 {
