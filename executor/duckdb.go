@@ -15,7 +15,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	bindings "github.com/duckdb/duckdb-go-bindings"
-	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/linkaud/linkaud/dsl"
 )
@@ -43,11 +42,12 @@ type DuckDB struct {
 	closing     context.Context
 	closeCancel context.CancelCauseFunc
 
-	mu      sync.Mutex
-	idle    []bindings.Connection
-	inUse   int
-	closed  bool
-	dbOwned bool // whether the last release still has to close db
+	mu       sync.Mutex
+	idle     []bindings.Connection
+	inUse    int
+	closed   bool
+	dbOwned  bool // whether the last release still has to close db
+	attached bool // a database file is attached as attachedCatalog
 
 	refreshMu sync.Mutex
 }
@@ -56,6 +56,9 @@ var (
 	_ Warehouse = (*DuckDB)(nil)
 	_ Refresher = (*DuckDB)(nil)
 )
+
+// attachedCatalog is the catalog name of a database file.
+const attachedCatalog = "linkaud_warehouse"
 
 // settingMaxConns is our own warehouse setting; the rest of a duckdb
 // warehouse's settings are DuckDB configuration options.
@@ -84,17 +87,14 @@ func openDuckDB(ctx context.Context, w *dsl.Warehouse, opts Options) (*DuckDB, e
 	var db bindings.Database
 	var msg string
 	var state bindings.State
-	if w.Path == "" || w.Path == ":memory:" {
-		state = bindings.OpenExt("", &db, cfg, &msg)
-	} else {
-		// duckdb-go's instance cache, so database/sql users of the same
-		// file in this process share the database rather than fight over
-		// its lock.
-		state = bindings.GetOrCreateFromCache(duckdb.GetInstanceCache(), w.Path, &db, cfg, &msg)
-	}
+	// A database file is attached under a fixed catalog name rather than
+	// opened directly: DuckDB would name its catalog after the file, and a
+	// file bank.duckdb holding schema BANK would make every "BANK"."T"
+	// ambiguous between catalog bank and schema BANK.
+	state = bindings.OpenExt("", &db, cfg, &msg)
 	if state == bindings.StateError {
 		bindings.Close(&db)
-		return nil, fmt.Errorf("duckdb: open %s: %s", w.Path, msg)
+		return nil, fmt.Errorf("duckdb: open: %s", msg)
 	}
 	d := &DuckDB{
 		db:      db,
@@ -104,6 +104,14 @@ func openDuckDB(ctx context.Context, w *dsl.Warehouse, opts Options) (*DuckDB, e
 		dbOwned: true,
 	}
 	d.closing, d.closeCancel = context.WithCancelCause(context.Background())
+	if w.Path != "" && w.Path != ":memory:" {
+		// This first connection switches itself; acquire switches later ones.
+		if err := d.exec(ctx, "ATTACH "+quoteString(w.Path)+" AS "+quoteIdent(attachedCatalog), "USE "+quoteIdent(attachedCatalog)); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("duckdb: open %s: %w", w.Path, err)
+		}
+		d.attached = true
+	}
 	if err := d.Refresh(ctx); err != nil {
 		d.Close()
 		return nil, err
@@ -139,6 +147,13 @@ func (d *DuckDB) acquire(ctx context.Context) (bindings.Connection, error) {
 	if bindings.Connect(d.db, &conn) == bindings.StateError {
 		d.release(conn, false)
 		return bindings.Connection{}, errors.New("duckdb: cannot connect")
+	}
+	if d.attached {
+		// The default catalog is per connection.
+		if err := execOn(conn, "USE "+quoteIdent(attachedCatalog)); err != nil {
+			d.release(conn, false)
+			return bindings.Connection{}, err
+		}
 	}
 	return conn, nil
 }

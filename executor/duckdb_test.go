@@ -510,6 +510,34 @@ func TestDuckDBFile(t *testing.T) {
 	}
 }
 
+// A file named after a schema it holds (bank.duckdb with schema BANK) must
+// not make "BANK"."T" ambiguous, on any pooled connection.
+func TestDuckDBFileNamedLikeSchema(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "accounts.csv")
+	if err := os.WriteFile(csv, []byte("id,type\na1,checking\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := &dsl.Warehouse{Type: "duckdb", Path: filepath.Join(dir, "bank.duckdb"),
+		Loads: []*dsl.TableFile{{Table: dsl.TableName{"BANK", "ACCOUNTS"}, File: csv}}}
+	d := openDuck(t, w, Options{MaxConns: 3})
+	query(t, d, `CREATE TABLE "BANK"."CARDS" AS SELECT 'c1' AS id`)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got := query(t, d, `SELECT a.id, c.id FROM "BANK"."ACCOUNTS" a, "BANK"."CARDS" c`); len(got) != 1 || got[0][0] != "a1" {
+				t.Errorf("got %v", got)
+			}
+		}()
+	}
+	wg.Wait()
+	if cols, err := d.Columns(context.Background(), dsl.TableName{"BANK", "CARDS"}); err != nil || len(cols) != 1 {
+		t.Fatalf("Columns = %v, %v", cols, err)
+	}
+}
+
 func TestQuote(t *testing.T) {
 	for in, want := range map[string]string{`plain`: `"plain"`, `a"b`: `"a""b"`, `order`: `"order"`} {
 		if got := quoteIdent(in); got != want {
