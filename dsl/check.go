@@ -397,11 +397,12 @@ func toSetting(s *grammar.Setting) Setting {
 
 var warehouseSpecs = map[string]map[string]settingSpec{
 	"duckdb": {
-		"type":         {kind: "ident"},
-		"path":         {kind: "string"},
-		"load":         {kind: "string", multi: true, from: true},
-		"threads":      {kind: "int"},
-		"memory_limit": {kind: "string"},
+		"type":            {kind: "ident"},
+		"path":            {kind: "string"},
+		"load":            {kind: "string", multi: true, from: true},
+		"threads":         {kind: "int"},
+		"memory_limit":    {kind: "string"},
+		"max_connections": {kind: "int"},
 	},
 	"snowflake": {
 		"type":             {kind: "ident"},
@@ -413,6 +414,7 @@ var warehouseSpecs = map[string]map[string]settingSpec{
 		"schema":           {kind: "string"},
 		"query_tag":        {kind: "string"},
 		"timeout":          {kind: "duration"},
+		"max_connections":  {kind: "int"},
 	},
 }
 
