@@ -78,6 +78,9 @@ func (c *compiler) audience(a *dsl.Audience) (string, []Column, error) {
 			if k < n-1 && !holdsAtZero(steps[k+1]) {
 				continue // a matching row at k always has a child at k+1
 			}
+			if blocked(steps[1 : k+1]) {
+				continue // a chain never goes below a step that wants no rows
+			}
 			part, err := c.chain(a, cols, path, k)
 			if err != nil {
 				return "", nil, err
@@ -210,6 +213,28 @@ func (c *compiler) part(a *dsl.Audience, cols []Column, k int, aliases []string,
 		sel[i] = v + " AS " + quoteIdent(col.Name)
 	}
 	return selectSQL(strings.Join(sel, ",\n  "), from, where)
+}
+
+// blocked reports whether one of steps holds only over no rows (exactly 0,
+// at most 0, having count = 0): then a matching parent has no matching
+// child, and no chain reaches the step.
+func blocked(steps []*dsl.Step) bool {
+	for _, st := range steps {
+		if h := st.Having; h != nil {
+			if h.Func != dsl.AggCount {
+				continue
+			}
+			n, err := countValue(h)
+			if err == nil && (h.Op == dsl.OpEq && n == 0 || h.Op == dsl.OpLt && n <= 1 || h.Op == dsl.OpLe && n <= 0) {
+				return true
+			}
+			continue
+		}
+		if st.Quant.Kind != dsl.AtLeast && st.Quant.N == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // required reports whether path must hold for match to hold: it is match,

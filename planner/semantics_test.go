@@ -3,6 +3,7 @@ package planner_test
 import (
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ import (
 //
 //	graph             the workspace's graph (and any helper audiences)
 //	sql               statements creating and filling the tables (DuckDB)
-//	rows [now=RFC3339] [audience=NAME]
+//	rows [now=RFC3339] [audience=NAME] [limit=N]
 //	                  the audience(s) in the input; prints NAME's rows
 //	                  (default: the last one), "profile_key | key_0 | … | enrich_0 | …"
 //
@@ -58,6 +59,7 @@ func TestSemantics(t *testing.T) {
 			case "rows":
 				now := time.Date(2026, 3, 15, 12, 0, 0, 0, time.UTC)
 				name := ""
+				limit := 0
 				for _, a := range d.CmdArgs {
 					switch a.Key {
 					case "now":
@@ -67,6 +69,8 @@ func TestSemantics(t *testing.T) {
 						}
 					case "audience":
 						name = a.Vals[0]
+					case "limit":
+						limit, _ = strconv.Atoi(a.Vals[0])
 					}
 				}
 				ws, err := checkSources(map[string]string{"graph.la": graph, "audiences.la": d.Input})
@@ -77,7 +81,7 @@ func TestSemantics(t *testing.T) {
 				if name != "" {
 					a = ws.Audience(name)
 				}
-				got, want, err := bothSides(db, ws, a, now)
+				got, want, err := bothSides(db, ws, a, now, limit)
 				if err != nil {
 					return err.Error()
 				}
@@ -117,8 +121,8 @@ func checkSources(src map[string]string) (*dsl.Workspace, error) {
 
 // bothSides runs audience a in DuckDB and in the evaluator (over the
 // graph's tables read back from the same database).
-func bothSides(db *sql.DB, ws *dsl.Workspace, a *dsl.Audience, now time.Time) (got, want []string, err error) {
-	plan, err := planner.Compile(a, ws.Graph, planner.DuckDB, planner.Options{Now: now})
+func bothSides(db *sql.DB, ws *dsl.Workspace, a *dsl.Audience, now time.Time, limit int) (got, want []string, err error) {
+	plan, err := planner.Compile(a, ws.Graph, planner.DuckDB, planner.Options{Now: now, Limit: limit})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -144,6 +148,17 @@ func bothSides(db *sql.DB, ws *dsl.Workspace, a *dsl.Audience, now time.Time) (g
 			}
 		}
 		want = append(want, rowText(append(vals, r.Enrich...)))
+	}
+	if limit > 0 {
+		// The first limit members, with all their rows.
+		members := refeval.Members(rows)
+		if len(members) > limit {
+			n := 0
+			for n < len(rows) && rows[n].ProfileKey <= members[limit-1] {
+				n++
+			}
+			want = want[:n]
+		}
 	}
 	return got, want, nil
 }
