@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/linkaud/linkaud/dsl"
+	"github.com/linkaud/linkaud/planner"
+)
+
+func init() {
+	register("plan", "Print the SQL of an audience.", &planCmd{})
+}
+
+type planCmd struct {
+	Dir      string `arg:"" help:"Workspace directory (its .la files)."`
+	Audience string `help:"The audience to plan." required:"" short:"a"`
+	Dialect  string `help:"SQL dialect: duckdb or snowflake (default: the workspace's warehouse type)."`
+	Now      string `help:"Cycle start for within windows, RFC 3339 (default: now)."`
+	Limit    int    `help:"Keep only the first N members in key order, as preview does (0: all)." default:"0"`
+}
+
+func (c *planCmd) Run(g *Globals) error {
+	ws, err := loadWorkspace(c.Dir, dsl.Options{})
+	if err != nil {
+		return err
+	}
+	a, err := findAudience(ws, c.Audience)
+	if err != nil {
+		return err
+	}
+	name := c.Dialect
+	if name == "" {
+		name = ws.Warehouse.Type
+	}
+	d, err := planner.DialectFor(name)
+	if err != nil {
+		return userError(err)
+	}
+	now, err := cycleStart(c.Now)
+	if err != nil {
+		return err
+	}
+	p, err := planner.Compile(a, ws.Graph, d, planner.Options{Now: now, Limit: c.Limit})
+	if err != nil {
+		return userError(err)
+	}
+	fmt.Fprintln(os.Stdout, p.SQL+";")
+	return nil
+}
+
+// findAudience returns the audience named name, or a user error listing
+// the workspace's audiences.
+func findAudience(ws *dsl.Workspace, name string) (*dsl.Audience, error) {
+	if a := ws.Audience(name); a != nil {
+		return a, nil
+	}
+	var names []string
+	for _, a := range ws.Audiences {
+		names = append(names, a.Name)
+	}
+	if len(names) == 0 {
+		return nil, userError(fmt.Errorf("no audience %q: the workspace defines none", name))
+	}
+	return nil, userError(fmt.Errorf("no audience %q; the workspace has %s", name, strings.Join(names, ", ")))
+}
+
+// cycleStart parses --now, defaulting to the current time.
+func cycleStart(s string) (time.Time, error) {
+	if s == "" {
+		return time.Now().UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, userError(fmt.Errorf("--now: want an RFC 3339 time such as 2026-03-15T12:00:00Z, got %q", s))
+	}
+	return t.UTC(), nil
+}

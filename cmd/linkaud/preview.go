@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/linkaud/linkaud/dsl"
+	"github.com/linkaud/linkaud/executor"
+	"github.com/linkaud/linkaud/planner"
+	"github.com/linkaud/linkaud/planner/preview"
+)
+
+func init() {
+	register("preview", "Show an audience's members from the warehouse, without touching state.", &previewCmd{})
+}
+
+type previewCmd struct {
+	Dir      string `arg:"" help:"Workspace directory (its .la files)."`
+	Audience string `help:"The audience to preview." required:"" short:"a"`
+	Limit    int    `help:"Show the first N members in key order; 0 shows all." default:"3000"`
+	Format   string `help:"table, jsonl (one member per line with its matched entities) or keys (one profile key per line, byte order)." enum:"table,jsonl,keys" default:"table"`
+	Now      string `help:"Cycle start for within windows, RFC 3339 (default: now)."`
+}
+
+func (c *previewCmd) Run(g *Globals) error {
+	if c.Limit < 0 {
+		return userError(fmt.Errorf("--limit must be 0 (all) or positive"))
+	}
+	ws, err := loadWorkspace(c.Dir, dsl.Options{})
+	if err != nil {
+		return err
+	}
+	a, err := findAudience(ws, c.Audience)
+	if err != nil {
+		return err
+	}
+	now, err := cycleStart(c.Now)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	wh, err := executor.Open(ctx, ws.Warehouse, executor.Options{})
+	if err != nil {
+		return infraError(err)
+	}
+	defer wh.Close()
+	d, err := planner.DialectFor(wh.Dialect())
+	if err != nil {
+		return infraError(err)
+	}
+	p, err := planner.Compile(a, ws.Graph, d, planner.Options{Now: now, Limit: c.Limit})
+	if err != nil {
+		return userError(err)
+	}
+	res, err := preview.Run(ctx, wh, p)
+	if err != nil {
+		return infraError(fmt.Errorf("preview %s: %w", a.Name, err))
+	}
+	switch c.Format {
+	case "keys":
+		err = res.WriteKeys(os.Stdout)
+	case "jsonl":
+		err = res.WriteJSONL(os.Stdout)
+	default:
+		if err = res.WriteTable(os.Stdout); err == nil {
+			note := ""
+			if c.Limit > 0 && res.Members == c.Limit {
+				note = fmt.Sprintf(" (the first %d; --limit 0 shows all)", c.Limit)
+			}
+			_, err = fmt.Fprintf(os.Stdout, "%d members, %d rows%s\n", res.Members, len(res.Rows), note)
+		}
+	}
+	if err != nil {
+		return infraError(err)
+	}
+	return nil
+}
