@@ -145,10 +145,13 @@ type cycle struct {
 	began  time.Time
 
 	oldL, newL Layout
-	acts       []*actSpec
-	profActs   []*actSpec
-	levels     []*level
-	seen       map[string]string // activation → signature, as stored
+	// sameArity: N-1 and N have the same number of key columns, so every
+	// item's key has the same number of elements.
+	sameArity bool
+	acts      []*actSpec
+	profActs  []*actSpec
+	levels    []*level
+	seen      map[string]string // activation → signature, as stored
 
 	dp     []byte
 	rows   *pebble.Batch // direct: data-table ops; staged: delta-table ops
@@ -206,6 +209,7 @@ func (c *cycle) prepare() error {
 	if c.old.Layout != nil {
 		c.oldL = *c.old.Layout
 	}
+	c.sameArity = len(c.oldL.Steps) == len(c.newL.Steps)
 	if c.old.Version != "" && c.old.Version != c.in.Audience.Version {
 		c.s.log.Info("audience definition changed: diffing against the previous version's membership",
 			"audience", c.aud, "from", c.old.Version, "to", c.in.Audience.Version)
@@ -250,11 +254,14 @@ func (c *cycle) prepare() error {
 		l.acts = append(l.acts, sp)
 	}
 	c.dp = dataPrefix(c.aud)
-	c.rows = c.s.db.NewBatch()
+	// Staged batches are committed and reset at StageBatchBytes: keep
+	// their buffers rather than grow new ones each time.
+	retain := pebble.WithMaxRetainedSizeBytes(2 * c.s.opts.StageBatchBytes)
+	c.rows = c.s.db.NewBatch(retain)
 	c.pl = payload{aud: c.aud, ts: c.in.Start.UTC().Format(time.RFC3339Nano)}
 	c.em = &emitter{
 		s: c.s, aud: c.aud, gen: c.gen, cycle: c.id, maxBytes: c.s.opts.MaxEventBytes,
-		batch: c.s.db.NewBatch(), next: map[string]uint32{},
+		batch: c.s.db.NewBatch(retain), next: map[string]uint32{},
 	}
 	c.em.flush = func() error {
 		if c.em.batch.Len() < c.s.opts.StageBatchBytes {
@@ -561,12 +568,20 @@ func (c *cycle) row(key []byte, hasO bool, oVal []byte, hasN bool, nVal []byte) 
 			continue
 		}
 		p := key[:c.ends[l.k+1]]
-		if !l.active || !bytes.Equal(l.prefix, p) {
-			if l.active {
-				if err := c.endLevel(l); err != nil {
-					return err
-				}
+		if l.active && !bytes.Equal(l.prefix, p) {
+			if err := c.endLevel(l); err != nil {
+				return err
 			}
+		}
+		if len(p) == len(key) && c.sameArity {
+			// The pair is the whole key, which no other item has: decide
+			// now, without copying values.
+			if err := c.pair(l, pairState{p, inO, inN, oVal, nVal}); err != nil {
+				return err
+			}
+			continue
+		}
+		if !l.active {
 			l.active, l.inOld, l.inNew = true, false, false
 			l.prefix = append(l.prefix[:0], p...)
 		}
@@ -597,17 +612,30 @@ func (c *cycle) endProfile() error {
 // endLevel emits the entity events of the pair l has gathered.
 func (c *cycle) endLevel(l *level) error {
 	l.active = false
+	return c.pair(l, pairState{l.prefix, l.inOld, l.inNew, l.oldVal, l.newVal})
+}
+
+// pairState is one (profile, key_0..key_k) pair: whether N-1 and N have
+// it, and the step values of its first row on each side.
+type pairState struct {
+	key            []byte
+	inOld, inNew   bool
+	oldVal, newVal []byte
+}
+
+// pair emits the entity events of one pair.
+func (c *cycle) pair(l *level, p pairState) error {
 	for _, a := range l.acts {
 		switch a.kind {
 		case dsl.EntityAdded:
-			if (a.first && a.sendCurrent && l.inNew) || (!a.first && l.inNew && !l.inOld) {
-				if err := c.entityEvent(a, l, EventEntityAdded, true); err != nil {
+			if (a.first && a.sendCurrent && p.inNew) || (!a.first && p.inNew && !p.inOld) {
+				if err := c.entityEvent(a, &p, EventEntityAdded, true); err != nil {
 					return err
 				}
 			}
 		case dsl.EntityRemoved:
-			if !a.first && l.inOld && !l.inNew {
-				if err := c.entityEvent(a, l, EventEntityRemoved, false); err != nil {
+			if !a.first && p.inOld && !p.inNew {
+				if err := c.entityEvent(a, &p, EventEntityRemoved, false); err != nil {
 					return err
 				}
 			}
@@ -616,13 +644,13 @@ func (c *cycle) endLevel(l *level) error {
 	return nil
 }
 
-func (c *cycle) entityEvent(a *actSpec, l *level, event string, in bool) error {
-	lay, traits, vals := c.newL, c.prof.newTraits, l.newVal
+func (c *cycle) entityEvent(a *actSpec, p *pairState, event string, in bool) error {
+	lay, traits, vals := c.newL, c.prof.newTraits, p.newVal
 	if !in {
-		lay, traits, vals = c.oldL, c.prof.oldTraits, l.oldVal
+		lay, traits, vals = c.oldL, c.prof.oldTraits, p.oldVal
 	}
-	return c.em.emit(a, event, TypeTrack, l.prefix, func(dst []byte, id string) ([]byte, error) {
-		keys, err := decodeTuple(l.prefix)
+	return c.em.emit(a, event, TypeTrack, p.key, func(dst []byte, id string) ([]byte, error) {
+		keys, err := decodeTuple(p.key)
 		if err != nil {
 			return nil, err
 		}

@@ -132,16 +132,14 @@ type emitter struct {
 	ts       string
 	maxBytes int
 
-	batch   *pebble.Batch
-	flush   func() error // commits batch when it is large
-	next    map[string]uint32
-	dests   []string // in first-use order
-	events  int64
-	over    int64
-	buf     []byte
-	fragBuf [][]byte
-	keyBuf  []byte
-	elems   [][]byte
+	batch  *pebble.Batch
+	flush  func() error // commits batch when it is large
+	next   map[string]uint32
+	dests  []string // in first-use order
+	events int64
+	over   int64
+	buf    []byte
+	msgBuf []byte
 }
 
 // emit builds one event and appends it to the destination's outbox.
@@ -174,7 +172,8 @@ func (e *emitter) emit(a *actSpec, event, typ string, key []byte, build func(dst
 		ID: id, Activation: a.name, Destination: a.dest, Audience: e.aud,
 		Event: event, Type: typ, UserID: string(profile), Payload: e.buf,
 	}
-	if err := e.batch.Set(eventKey(e.cycle, a.dest, idx), encodeMessage(nil, &m), nil); err != nil {
+	e.msgBuf = encodeMessage(e.msgBuf[:0], &m)
+	if err := e.batch.Set(eventKey(e.cycle, a.dest, idx), e.msgBuf, nil); err != nil {
 		return err
 	}
 	a.events++
