@@ -5,15 +5,20 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
 )
 
+// lookahead is how many tokens participle may read into an alternative
+// before it commits to it.
+const lookahead = 2
+
 var parser = participle.MustBuild[Decl](
 	participle.Lexer(Lexer),
-	participle.UseLookahead(2),
+	participle.UseLookahead(lookahead),
 )
 
 // TopLevelKeywords start a declaration.
@@ -83,41 +88,17 @@ func ParseFile(name string, src []byte) (*File, ErrorList) {
 		errs = append(errs, &Error{Pos: pos, EndPos: pos, Msg: fmt.Sprintf("invalid UTF-8 byte %#02x: .la files are UTF-8 text", src[pos.Offset])})
 		return f, errs
 	}
-	lex := scanner{src: string(src), pos: Pos{Filename: name, Line: 1, Column: 1}}
-	var toks []lexer.Token
-	for {
-		t := lex.next()
-		switch t.Type {
-		case tokSpace:
-			continue
-		case tokComment:
-			f.Comments = append(f.Comments, Comment{Pos: t.Pos, Text: strings.TrimRight(t.Value, " \t\r")})
-			continue
-		case tokInvalid:
-			errs = append(errs, &Error{Pos: t.Pos, EndPos: endOf(t), Msg: fmt.Sprintf("unexpected character %q", t.Value)})
-			continue
-		case tokBadString:
-			errs = append(errs, &Error{Pos: t.Pos, EndPos: endOf(t), Msg: "unterminated string: a string ends with \" on the same line"})
-			t.Type = tokString
-			t.Value = strings.TrimSuffix(t.Value, `\`) + `"`
-		case tokString:
-			if _, bad := unquote(t.Value); bad >= 0 {
-				p := t.Pos
-				p.Advance(t.Value[:bad])
-				e := p
-				e.Advance(t.Value[bad : bad+2])
-				errs = append(errs, &Error{Pos: p, EndPos: e, Msg: fmt.Sprintf("unknown escape %q in string: use \\\" \\\\ \\n \\t or \\r", t.Value[bad:bad+2])})
-			}
-		}
-		toks = append(toks, t)
-		if t.EOF() {
-			break
-		}
-	}
+	toks, lexErrs := tokens(f)
+	errs = lexErrs
 	for _, chunk := range splitDecls(toks) {
 		d, err := parseDecl(chunk)
 		if err != nil {
-			errs = append(errs, err)
+			// After an unterminated string (which swallowed the rest of its
+			// line) or characters that are no token, the declaration's own
+			// error is most likely a consequence: report the cause alone.
+			if !lexErrs.within(chunk[0].Pos.Offset, chunk[len(chunk)-1].Pos.Offset) {
+				errs = append(errs, err)
+			}
 			b := BrokenDecl{Keyword: chunk[0].Value}
 			if len(chunk) > 1 && chunk[1].Type == tokIdent {
 				b.Name = chunk[1].Value
@@ -129,6 +110,112 @@ func ParseFile(name string, src []byte) (*File, ErrorList) {
 	}
 	errs.sort()
 	return f, errs
+}
+
+// tokens lexes f.Src into the tokens the parser sees, ending with EOF. It
+// keeps the comments in f.Comments and reports bad characters and strings.
+// An unterminated string is passed on closed, so that the rest of its
+// declaration still parses.
+func tokens(f *File) (toks []lexer.Token, errs ErrorList) {
+	lex := scanner{src: string(f.Src), pos: Pos{Filename: f.Name, Line: 1, Column: 1}}
+	var invalid *Error // the run of invalid characters being collected
+	for {
+		t := lex.next()
+		if t.Type != tokInvalid {
+			invalid = nil
+		}
+		switch t.Type {
+		case tokSpace:
+			continue
+		case tokComment:
+			f.Comments = append(f.Comments, Comment{Pos: t.Pos, Text: strings.TrimRight(t.Value, " \t\r")})
+			continue
+		case tokInvalid:
+			if t.Value == "'" {
+				// 'text' is one error, not two around an identifier.
+				if n := strings.IndexAny(lex.src[t.Pos.Offset+1:], "'\n"); n >= 0 && lex.src[t.Pos.Offset+1+n] == '\'' {
+					quoted := lex.src[t.Pos.Offset : t.Pos.Offset+n+2]
+					end := t.Pos
+					end.Advance(quoted)
+					lex.pos = end
+					errs = append(errs, &Error{Pos: t.Pos, EndPos: end, Msg: fmt.Sprintf("strings are in double quotes: write %s", Quote(quoted[1:len(quoted)-1]))})
+					invalid = nil
+					continue
+				}
+			}
+			// A run of invalid characters is one error.
+			if invalid != nil && invalid.EndPos.Offset == t.Pos.Offset {
+				invalid.EndPos = endOf(t)
+				invalid.Msg = invalidMessage(f.Src[invalid.Pos.Offset:invalid.EndPos.Offset])
+				continue
+			}
+			invalid = &Error{Pos: t.Pos, EndPos: endOf(t), Msg: invalidMessage([]byte(t.Value))}
+			errs = append(errs, invalid)
+			continue
+		case tokBadString:
+			errs = append(errs, &Error{Pos: t.Pos, EndPos: endOf(t), Msg: "unterminated string: a string ends with \" on the same line"})
+			t.Type = tokString
+			t.Value = strings.TrimSuffix(t.Value, `\`) + `"`
+		case tokString:
+			if _, bad := unquote(t.Value); bad >= 0 {
+				_, n := utf8.DecodeRuneInString(t.Value[bad+1:])
+				esc := t.Value[bad : bad+1+n]
+				p := t.Pos
+				p.Advance(t.Value[:bad])
+				e := p
+				e.Advance(esc)
+				errs = append(errs, &Error{Pos: p, EndPos: e, Msg: fmt.Sprintf("unknown escape %q in string: use \\\" \\\\ \\n \\t or \\r", esc)})
+			}
+		}
+		toks = append(toks, t)
+		if t.EOF() {
+			return toks, errs
+		}
+	}
+}
+
+// within reports whether an error of l starts in [start, end).
+func (l ErrorList) within(start, end int) bool {
+	for _, e := range l {
+		if start <= e.Pos.Offset && e.Pos.Offset < end {
+			return true
+		}
+	}
+	return false
+}
+
+// invalidMessage describes a run of characters that are no token, with a
+// hint for the ones other languages use.
+func invalidMessage(run []byte) string {
+	s := string(run)
+	what := fmt.Sprintf("unexpected character %q", s)
+	if utf8.RuneCountInString(s) > 1 {
+		what = fmt.Sprintf("unexpected characters %q", s)
+	}
+	hint := ""
+	switch {
+	case s == "&&" || s == "&":
+		hint = `: write "and"`
+	case s == "||" || s == "|":
+		hint = `: write "or"`
+	case s == "!":
+		hint = `: write "not", or "!=" to compare`
+	case strings.HasPrefix(s, "'"):
+		hint = ": strings are in double quotes"
+	case s == ";":
+		hint = ": settings and clauses need no separator"
+	case s == "-":
+		hint = `: a "-" starts "->" or a negative number`
+	default:
+		r, _ := utf8.DecodeRuneInString(s)
+		switch {
+		case unicode.IsSpace(r):
+			hint = fmt.Sprintf(": %U is not an ordinary space", r)
+		case unicode.IsLetter(r):
+			hint = ": names are ASCII letters, digits and _"
+		}
+	}
+	return what + hint
 }
 
 // splitDecls cuts the token stream (ending in EOF) into one chunk per
@@ -186,7 +273,15 @@ func (l *sliceLexer) Next() (lexer.Token, error) {
 	return t, nil
 }
 
+// MaxNesting bounds how deeply conditions nest: open parentheses at once,
+// and `not`s in a row. Deeper text is an error rather than a deep
+// recursion in the parser.
+const MaxNesting = 100
+
 func parseDecl(chunk []lexer.Token) (*Decl, *Error) {
+	if err := checkNesting(chunk); err != nil {
+		return nil, err
+	}
 	pl, err := lexer.Upgrade(&sliceLexer{toks: chunk})
 	if err == nil {
 		var d *Decl
@@ -195,7 +290,37 @@ func parseDecl(chunk []lexer.Token) (*Decl, *Error) {
 			return d, nil
 		}
 	}
+	if e := diagnose(chunk); e != nil {
+		return nil, e
+	}
 	return nil, syntaxError(err, chunk)
+}
+
+func checkNesting(chunk []lexer.Token) *Error {
+	depth, nots := 0, 0
+	for _, t := range chunk {
+		if t.Type == tokIdent && t.Value == "not" {
+			nots++
+			if nots > MaxNesting {
+				return &Error{Pos: t.Pos, EndPos: endOf(t), Msg: fmt.Sprintf("too many nots in a row: at most %d", MaxNesting)}
+			}
+			continue
+		}
+		nots = 0
+		if t.Type != tokPunct {
+			continue
+		}
+		switch t.Value {
+		case "(":
+			depth++
+			if depth > MaxNesting {
+				return &Error{Pos: t.Pos, EndPos: endOf(t), Msg: fmt.Sprintf("too deeply nested: more than %d parentheses open", MaxNesting)}
+			}
+		case ")":
+			depth = max(0, depth-1)
+		}
+	}
+	return nil
 }
 
 // syntaxError rewrites participle's error in the language's terms.
