@@ -85,7 +85,13 @@ func (s *Store) Cycle(ctx context.Context, in CycleInput) (*CycleResult, error) 
 	if err := s.begin(c); err != nil {
 		return nil, err
 	}
-	if err := c.run(ctx); err != nil {
+	defer c.close()
+	err = c.run(ctx)
+	var res *CycleResult
+	if err == nil {
+		res, err = c.commit()
+	}
+	if err != nil && !c.switched {
 		c.close()
 		rec := c.record(false)
 		if aerr := s.abandon(c.id, c.marker, err, rec); aerr != nil {
@@ -94,8 +100,7 @@ func (s *Store) Cycle(ctx context.Context, in CycleInput) (*CycleResult, error) 
 		s.log.Error("audience cycle failed", "audience", aud, "run", c.runNo, "error", err)
 		return nil, err
 	}
-	defer c.close()
-	return c.commit()
+	return res, err
 }
 
 // begin records the cycle as in progress (its staged writes are garbage if
@@ -148,10 +153,13 @@ type cycle struct {
 	// sameArity: N-1 and N have the same number of key columns, so every
 	// item's key has the same number of elements.
 	sameArity bool
-	acts      []*actSpec
-	profActs  []*actSpec
-	levels    []*level
-	seen      map[string]string // activation → signature, as stored
+	// switched is set once the final batch committed: generation N is
+	// current, whatever happens next.
+	switched bool
+	acts     []*actSpec
+	profActs []*actSpec
+	levels   []*level
+	seen     map[string]string // activation → signature, as stored
 
 	dp     []byte
 	rows   *pebble.Batch // direct: data-table ops; staged: delta-table ops
@@ -784,6 +792,7 @@ func (c *cycle) commit() (*CycleResult, error) {
 	err := final.Commit(pebble.Sync)
 	if err == nil {
 		s.lastCommit = commit
+		c.switched = true
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -792,9 +801,11 @@ func (c *cycle) commit() (*CycleResult, error) {
 	c.bytes += int64(final.Len())
 	if c.staged {
 		if err := s.rollForward(c.aud, &meta); err != nil {
-			// Generation N is current; Open (or the next cycle) finishes
-			// moving its rows.
-			return nil, fmt.Errorf("diff: generation %d of %s is committed, moving its staged rows failed: %w", c.gen, c.aud, err)
+			// Generation N is current and its events are out: the cycle
+			// succeeded. The next cycle, Members or Open finishes moving
+			// the rows (it is idempotent).
+			s.log.Error("moving a committed generation's staged rows failed; they will be moved later",
+				"audience", c.aud, "generation", c.gen, "error", err)
 		}
 	}
 	res := &CycleResult{

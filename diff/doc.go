@@ -38,10 +38,21 @@
 // in N. A new audience version diffs against the previous version's
 // membership and pairs. When the path down to an activation's entity
 // changed, the old pairs name other chains: the activation starts afresh,
-// as a new one would. Payloads are Segment-spec JSON built at
-// cycle time, with a messageId derived from (activation, event, profile,
-// entity keys, generation) and the cycle start as timestamp; an event over
-// Options.MaxEventBytes is logged by messageId, counted, and not written.
+// as a new one would.
+//
+// Payloads are Segment-spec JSON built at cycle time, keys in a fixed
+// order: type, event, userId, messageId (derived from activation, event,
+// profile, entity keys and generation, so a redelivery carries the same
+// one), timestamp (the cycle start), then properties — audience_key, the
+// audience boolean, the enriched traits, and for entity events
+// _entity_context nested from the path's top entity down to the named one
+// (each level: its key column, its enrichment columns, the next level) —
+// or, for Membership Changed, traits {<audience>: bool}; last
+// context.personas. Activation properties select the enrichment columns
+// (nil: all); keys are always sent, and columns of steps below the named
+// entity never (one pair may stand for many deeper rows). Entered and
+// Exited carry no entity context. An event over Options.MaxEventBytes is
+// logged by messageId, counted, and not written.
 //
 // # Atomicity
 //

@@ -170,6 +170,9 @@ func (s *Store) remove(dest string, msgs []Message, reason *string) error {
 		if !ok || done[m.Seq] || stored.ID != m.ID {
 			return fmt.Errorf("%w: %s seq %d (%s)", ErrNotPending, dest, m.Seq, m.ID)
 		}
+		if e.remaining == 0 {
+			return fmt.Errorf("diff: outbox index of %s commit %d: %w", dest, commit, errBadValue)
+		}
 		done[m.Seq] = true
 		if err := b.Delete(k, nil); err != nil {
 			return err

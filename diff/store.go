@@ -534,9 +534,18 @@ func (s *Store) Members(aud string, fn func(Member) error) error {
 		return ErrClosed
 	}
 	defer s.lock(aud)()
+	m, _, err := s.loadMeta(aud)
+	if err != nil {
+		return err
+	}
+	if m.PendingApply != 0 {
+		if err := s.rollForward(aud, m); err != nil {
+			return err
+		}
+	}
 	p := dataPrefix(aud)
 	var cur *Member
-	err := s.scan(p, func(k, _ []byte) error {
+	err = s.scan(p, func(k, _ []byte) error {
 		elems, err := decodeTuple(k[len(p):])
 		if err != nil {
 			return err
