@@ -67,7 +67,7 @@ func TestDifferential(t *testing.T) {
 		}
 		for k := 0; k < audiencesPerGraph && first+k < cases; k++ {
 			helpers, target := gen.Audiences(gr)
-			c := &randgen.Case{Graph: gr, Helpers: helpers, Target: target, Now: gen.Now()}
+			c := &randgen.Case{Graph: gr, Helpers: helpers, Target: target, Now: gen.Now(), Limit: gen.Limit()}
 			ws, err := checkCase(c)
 			if err != nil {
 				t.Fatalf("case %d: generated text does not check: %v\n%s", first+k, err, sourceText(c))
@@ -172,7 +172,7 @@ func runCase(db *sql.DB, c *randgen.Case) *result {
 		return r
 	}
 	a := ws.Audience("target")
-	plan, err := planner.Compile(a, ws.Graph, planner.DuckDB, planner.Options{Now: c.Now})
+	plan, err := planner.Compile(a, ws.Graph, planner.DuckDB, planner.Options{Now: c.Now, Limit: c.Limit})
 	if err != nil {
 		r.planErr = err
 		return r
@@ -184,6 +184,15 @@ func runCase(db *sql.DB, c *randgen.Case) *result {
 	if err != nil {
 		r.evalErr = err
 		return r
+	}
+	if c.Limit > 0 {
+		if m := refeval.Members(rows); len(m) > c.Limit {
+			n := 0
+			for n < len(rows) && rows[n].ProfileKey <= m[c.Limit-1] {
+				n++
+			}
+			rows = rows[:n]
+		}
 	}
 	for _, row := range rows {
 		vals := []any{row.ProfileKey}
@@ -339,7 +348,11 @@ func reproducer(c *randgen.Case, r *result) string {
 	var b strings.Builder
 	b.WriteString("---- minimal reproducer ----\n")
 	b.WriteString(sourceText(c))
-	fmt.Fprintf(&b, "# now: %s\n# data (DuckDB):\n%s", c.Now.Format(time.RFC3339Nano), c.DataText())
+	fmt.Fprintf(&b, "# now: %s\n", c.Now.Format(time.RFC3339Nano))
+	if c.Limit > 0 {
+		fmt.Fprintf(&b, "# limit: %d members\n", c.Limit)
+	}
+	fmt.Fprintf(&b, "# data (DuckDB):\n%s", c.DataText())
 	fmt.Fprintf(&b, "# result: %s\n", r.summary())
 	if r.sql != "" {
 		b.WriteString("# SQL:\n" + r.sql + "\n")

@@ -11,6 +11,7 @@ import (
 // identifiers, which cannot contain '-'. Generated aliases (p, e0, t1, …) are
 // never confused with tables because every table is aliased.
 const (
+	rankCol    = `"la-rank"`
 	membersCTE = `"la-members"`
 	rowsCTE    = `"la-rows"`
 	resultCTE  = `"la-result"`
@@ -40,10 +41,16 @@ func (c *compiler) audience(a *dsl.Audience) (string, []Column, error) {
 		return "", nil, err
 	}
 	key := c.col(p, g.Profile.Key)
-	members := selectSQL(p+".*", []string{c.table(g.Profile.Table) + " AS " + p},
-		append([]string{key + " IS NOT NULL"}, conjuncts(match)...))
+	where := append([]string{key + " IS NOT NULL"}, conjuncts(match)...)
+	from := []string{c.table(g.Profile.Table) + " AS " + p}
+	var members string
 	if c.opts.Limit > 0 {
-		members += "\nORDER BY " + c.d.SortKey(c.d.Text(key)) + "\nLIMIT " + strconv.Itoa(c.opts.Limit)
+		// The first Limit distinct keys: a key the profile table lists
+		// twice is still one member.
+		ranked := selectSQL(p+".*, DENSE_RANK() OVER (ORDER BY "+c.d.SortKey(c.d.Text(key))+") AS "+rankCol, from, where)
+		members = selectSQL(p+".*", []string{"(\n  " + indent(ranked) + "\n) AS " + p}, []string{rankCol + " <= " + strconv.Itoa(c.opts.Limit)})
+	} else {
+		members = selectSQL(p+".*", from, where)
 	}
 
 	cols := []Column{{Name: "profile_key", Role: RoleProfileKey, Step: -1}}
@@ -98,6 +105,11 @@ func (c *compiler) audience(a *dsl.Audience) (string, []Column, error) {
 		}
 	}
 
+	if len(parts) == 0 {
+		// No chain can exist (e.g. having count < 0): no rows, but a
+		// statement with the right columns.
+		parts = append(parts, c.part(a, cols, -1, nil, []string{"FALSE"}))
+	}
 	names := make([]string, len(cols))
 	order := make([]string, 1+len(steps))
 	for i, col := range cols {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -142,8 +143,15 @@ func goValue(v any) any {
 }
 
 func jsonText(v any) string {
-	if v == nil {
+	switch x := v.(type) {
+	case nil:
 		return "NULL"
+	case *big.Rat:
+		return "n:" + x.RatString()
+	case json.Number:
+		if r, ok := new(big.Rat).SetString(string(x)); ok {
+			return "n:" + r.RatString()
+		}
 	}
 	if s, ok := v.(string); ok {
 		return strconv.Quote(s)

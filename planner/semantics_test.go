@@ -3,12 +3,14 @@ package planner_test
 import (
 	"database/sql"
 	"fmt"
+	"math/big"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/grammar"
@@ -213,6 +215,9 @@ func readTables(db *sql.DB, g *dsl.Graph) (refeval.DB, error) {
 					vals[i] = int64(x)
 				case int8:
 					vals[i] = int64(x)
+				case duckdb.Decimal:
+					r := new(big.Rat).SetInt(x.Value)
+					vals[i] = r.Quo(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(x.Scale)), nil)))
 				}
 			}
 			t.Rows = append(t.Rows, vals)

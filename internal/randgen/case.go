@@ -311,6 +311,8 @@ type Case struct {
 	Helpers []*Audience
 	Target  *Audience
 	Now     time.Time
+	// Limit, when positive, previews only the first Limit members.
+	Limit int
 }
 
 // AudiencesText renders the helpers the target uses (directly or not) and

@@ -779,6 +779,14 @@ func (g *Gen) Enrich(gr *Graph, steps []string) []string {
 	return out
 }
 
+// Limit draws a preview limit for a case: usually none.
+func (g *Gen) Limit() int {
+	if g.chance(0.15) {
+		return 1 + g.r.IntN(5)
+	}
+	return 0
+}
+
 // Now is the cycle start of the last graph drawn: windows and the data's
 // timestamps are placed around it.
 func (g *Gen) Now() time.Time { return g.now }

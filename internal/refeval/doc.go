@@ -8,7 +8,7 @@
 // exist only so that deep paths over a few hundred rows stay fast enough for
 // thousands of random cases.
 //
-// Values in tables are Go values: nil (NULL), string, int64, float64, bool
-// and time.Time (UTC; a DATE is midnight). Numbers compare exactly (as
+// Values in tables are Go values: nil (NULL), string, int64, float64,
+// *big.Rat (a DECIMAL), bool and time.Time (UTC; a DATE is midnight). Numbers compare exactly (as
 // rationals), text by bytes, NULL with anything is false.
 package refeval

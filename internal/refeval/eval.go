@@ -290,23 +290,21 @@ func (e *evaluator) cond(c dsl.Cond, p rec) bool {
 			return ok
 		}
 		m := e.g.Memberships
-		key := p.get(e, e.g.Profile.Key)
 		t := e.table(m.Table)
-		for i, row := range t.Rows {
-			r := rec{t: t, row: row, idx: i}
-			if equal(r.get(e, m.ProfileColumn), key) && equal(r.get(e, m.AudienceColumn), c.Name) {
+		for _, i := range e.profileRows(p, m.Table, t, m.ProfileColumn) {
+			r := rec{t: t, row: t.Rows[i], idx: i}
+			if equal(r.get(e, m.AudienceColumn), c.Name) {
 				return true
 			}
 		}
 		return false
 	case *dsl.Performed:
 		ev := e.g.Events
-		key := p.get(e, e.g.Profile.Key)
 		t := e.table(ev.Table)
 		n := int64(0)
-		for i, row := range t.Rows {
-			r := rec{t: t, row: row, idx: i}
-			if !equal(r.get(e, ev.ProfileColumn), key) || !equal(r.get(e, ev.NameColumn), c.Event) {
+		for _, i := range e.profileRows(p, ev.Table, t, ev.ProfileColumn) {
+			r := rec{t: t, row: t.Rows[i], idx: i}
+			if !equal(r.get(e, ev.NameColumn), c.Event) {
 				continue
 			}
 			if c.Within != nil && !e.within(r.get(e, ev.TimeColumn), *c.Within) {
@@ -321,6 +319,16 @@ func (e *evaluator) cond(c dsl.Cond, p rec) bool {
 	}
 	e.fail("unsupported condition %T", c)
 	return false
+}
+
+// profileRows lists the rows of table t whose column col equals the
+// profile's key (none when the key is NULL).
+func (e *evaluator) profileRows(p rec, name dsl.TableName, t *Table, col string) []int {
+	key, ok := e.tuple(p, []string{e.g.Profile.Key})
+	if !ok {
+		return nil
+	}
+	return e.lookup(name, t, []string{col}, key)
 }
 
 // holds is step i's quantifier or having over the matching rows of step i
@@ -730,6 +738,8 @@ func cmpBool(a, b bool) int {
 // rat is v as an exact rational, for numbers.
 func rat(v any) (*big.Rat, bool) {
 	switch v := v.(type) {
+	case *big.Rat:
+		return v, true
 	case int64:
 		return new(big.Rat).SetInt64(v), true
 	case float64:
