@@ -122,9 +122,8 @@ func Open(d *dsl.Destination, opts OpenOptions) (Destination, error) {
 	}
 	c := newConfig(d, t, opts)
 	c.validate()
-	if err := c.err(); err != nil {
-		return nil, err
-	}
+	// The type's Open runs even after a bad setting, so that its own checks
+	// report too: every problem at once.
 	dest, err := t.Open(c)
 	if cerr := c.err(); cerr != nil {
 		if dest != nil {

@@ -178,9 +178,7 @@ func Deliver(ctx context.Context, ob Outbox, dest string, d Destination, opts De
 	l.log = l.o.Logger.With("destination", dest)
 	if r, ok := d.(Resumer); ok {
 		l.resumer = r
-		if err := l.resume(ctx, nil); err != nil {
-			return l.st, err
-		}
+		l.needResume = true
 	}
 	var after uint64
 	for {
@@ -210,9 +208,11 @@ type loop struct {
 	dest    string
 	d       Destination
 	resumer Resumer
-	o       DeliverOptions
-	log     *slog.Logger
-	st      Stats
+	// needResume: ask the Resumer before the next send.
+	needResume bool
+	o          DeliverOptions
+	log        *slog.Logger
+	st         Stats
 }
 
 // dropOversize removes messages over the size cap from the outbox and returns
@@ -264,80 +264,39 @@ func (l *loop) deliverBatch(ctx context.Context, batch []diff.Message) error {
 		throttled time.Duration
 	)
 	for len(pending) > 0 {
-		if err := l.o.Limiter.Wait(ctx, pending); err != nil {
-			return err
-		}
-		l.st.Sends++
-		sendErr := l.d.Send(ctx, pending)
-		errs := outcomes(len(pending), sendErr)
-
-		var delivered, retry []diff.Message
 		var retryErrs []error
-		rejected := map[string][]diff.Message{}
-		var reasons []string
-		for i, m := range pending {
-			switch Classify(errs[i]) {
-			case Delivered:
-				delivered = append(delivered, m)
-			case Reject:
-				reason := errs[i].Error()
-				if _, ok := rejected[reason]; !ok {
-					reasons = append(reasons, reason)
-				}
-				rejected[reason] = append(rejected[reason], m)
-			default:
-				retry = append(retry, m)
-				retryErrs = append(retryErrs, errs[i])
-			}
-		}
-		if len(delivered) > 0 {
-			if err := l.ob.Ack(l.dest, delivered); err != nil {
-				return fmt.Errorf("sinks: acknowledging %d delivered messages of %s: %w", len(delivered), l.dest, err)
-			}
-			l.st.Delivered += len(delivered)
-			for _, h := range l.o.Hooks {
-				if h, ok := h.(HookDelivered); ok {
-					h.OnDelivered(l.dest, delivered)
-				}
-			}
-		}
-		for _, reason := range reasons {
-			msgs := rejected[reason]
-			if err := l.ob.DeadLetter(l.dest, msgs, reason); err != nil {
-				return fmt.Errorf("sinks: dead-lettering %d messages of %s: %w", len(msgs), l.dest, err)
-			}
-			l.st.DeadLettered += len(msgs)
-			l.log.Warn("messages rejected by the destination, moved to the dead-letter store",
-				"count", len(msgs), "first_message_id", msgs[0].ID, "reason", reason)
-			for _, h := range l.o.Hooks {
-				if h, ok := h.(HookDeadLettered); ok {
-					h.OnDeadLettered(l.dest, msgs, reason)
-				}
-			}
-		}
-		if len(retry) == 0 {
-			return nil
-		}
-		if len(delivered) > 0 || len(reasons) > 0 {
-			failures = 0
-			bo.Reset()
-		}
-		pending = retry
-		firstErr := retryErrs[0]
-		if err := ctx.Err(); err != nil {
-			l.st.Left = len(pending)
-			return err
-		}
-		if l.resumer != nil {
-			// The failure may have hidden a commit (a lost EndTxn answer):
-			// ask before sending again.
+		if l.needResume {
+			// Before the first send, and after any failure, a Resumer
+			// says what it already committed: the failure may have hidden
+			// a commit (a lost EndTxn answer). Nothing is sent until it
+			// could say.
 			if err := l.resume(ctx, &pending); err != nil {
+				retryErrs = []error{err}
+			} else {
+				l.needResume = false
+				continue
+			}
+		} else {
+			var progress bool
+			var err error
+			pending, retryErrs, progress, err = l.attempt(ctx, pending)
+			if err != nil {
 				l.st.Left = len(pending)
 				return err
 			}
 			if len(pending) == 0 {
 				return nil
 			}
+			if progress {
+				failures = 0
+				bo.Reset()
+			}
+			l.needResume = l.resumer != nil
+		}
+		firstErr := retryErrs[0]
+		if err := ctx.Err(); err != nil {
+			l.st.Left = len(pending)
+			return err
 		}
 
 		// Throttled when every failure is a request to slow down.
@@ -391,12 +350,68 @@ func (l *loop) deliverBatch(ctx context.Context, batch []diff.Message) error {
 	return nil
 }
 
+// attempt sends pending once, acknowledges what was delivered, dead-letters
+// what was rejected, and returns the messages to retry with their errors.
+// progress reports whether anything was delivered or rejected; err is an
+// outbox or context failure that ends the call.
+func (l *loop) attempt(ctx context.Context, pending []diff.Message) (retry []diff.Message, retryErrs []error, progress bool, err error) {
+	if err := l.o.Limiter.Wait(ctx, pending); err != nil {
+		return pending, nil, false, err
+	}
+	l.st.Sends++
+	errs := outcomes(len(pending), l.d.Send(ctx, pending))
+
+	var delivered []diff.Message
+	rejected := map[string][]diff.Message{}
+	var reasons []string
+	for i, m := range pending {
+		switch Classify(errs[i]) {
+		case Delivered:
+			delivered = append(delivered, m)
+		case Reject:
+			reason := errs[i].Error()
+			if _, ok := rejected[reason]; !ok {
+				reasons = append(reasons, reason)
+			}
+			rejected[reason] = append(rejected[reason], m)
+		default:
+			retry = append(retry, m)
+			retryErrs = append(retryErrs, errs[i])
+		}
+	}
+	if len(delivered) > 0 {
+		if err := l.ob.Ack(l.dest, delivered); err != nil {
+			return pending, nil, false, fmt.Errorf("sinks: acknowledging %d delivered messages of %s: %w", len(delivered), l.dest, err)
+		}
+		l.st.Delivered += len(delivered)
+		for _, h := range l.o.Hooks {
+			if h, ok := h.(HookDelivered); ok {
+				h.OnDelivered(l.dest, delivered)
+			}
+		}
+	}
+	for _, reason := range reasons {
+		msgs := rejected[reason]
+		if err := l.ob.DeadLetter(l.dest, msgs, reason); err != nil {
+			return append(retry, msgs...), nil, false, fmt.Errorf("sinks: dead-lettering %d messages of %s: %w", len(msgs), l.dest, err)
+		}
+		l.st.DeadLettered += len(msgs)
+		l.log.Warn("messages rejected by the destination, moved to the dead-letter store",
+			"count", len(msgs), "first_message_id", msgs[0].ID, "reason", reason)
+		for _, h := range l.o.Hooks {
+			if h, ok := h.(HookDeadLettered); ok {
+				h.OnDeadLettered(l.dest, msgs, reason)
+			}
+		}
+	}
+	return retry, retryErrs, len(delivered) > 0 || len(reasons) > 0, nil
+}
+
 // resume asks the Resumer which messages it already committed and
 // acknowledges them. The record is trusted only when the message it names
 // (Seq and ID) is still pending: otherwise either everything up to it was
 // acknowledged already, or the outbox was recreated and its Seqs mean
-// something else. When pending is non-nil, recovered messages are removed
-// from it.
+// something else. Recovered messages are removed from pending.
 func (l *loop) resume(ctx context.Context, pending *[]diff.Message) error {
 	seq, id, ok, err := l.resumer.Committed(ctx)
 	if err != nil {
@@ -436,9 +451,7 @@ func (l *loop) resume(ctx context.Context, pending *[]diff.Message) error {
 		l.st.Recovered += n
 		l.log.Info("acknowledged messages the destination had already committed", "count", n, "through_seq", seq)
 	}
-	if pending != nil {
-		*pending = slices.DeleteFunc(*pending, func(m diff.Message) bool { return m.Seq <= seq })
-	}
+	*pending = slices.DeleteFunc(*pending, func(m diff.Message) bool { return m.Seq <= seq })
 	return nil
 }
 

@@ -73,7 +73,9 @@ func (o *Outbox) Ack(dest string, msgs []diff.Message) error {
 	if len(o.failAck) > 0 {
 		err := o.failAck[0]
 		o.failAck = o.failAck[1:]
-		return err
+		if err != nil {
+			return err
+		}
 	}
 	removed, err := o.remove(dest, msgs)
 	if err != nil {
@@ -117,7 +119,8 @@ func (o *Outbox) remove(dest string, msgs []diff.Message) ([]diff.Message, error
 	return removed, nil
 }
 
-// FailAck makes the next len(errs) Ack calls fail with errs in turn.
+// FailAck makes the next len(errs) Ack calls fail with errs in turn; a nil
+// entry lets its call succeed.
 func (o *Outbox) FailAck(errs ...error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
