@@ -104,6 +104,16 @@ func openDuckDB(ctx context.Context, w *dsl.Warehouse, opts Options) (*DuckDB, e
 		dbOwned: true,
 	}
 	d.closing, d.closeCancel = context.WithCancelCause(context.Background())
+	// The planner compares timestamps as UTC (DESIGN.md: a timestamp
+	// without a zone is UTC), whatever the machine's zone. TimeZone
+	// belongs to the ICU extension, loaded only once the database is open,
+	// so it cannot go in the configuration above.
+	if _, set := w.Settings["TimeZone"]; !set {
+		if err := d.exec(ctx, "SET GLOBAL TimeZone = 'UTC'"); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("duckdb: setting the session time zone to UTC: %w", err)
+		}
+	}
 	if w.Path != "" && w.Path != ":memory:" {
 		// This first connection switches itself; acquire switches later ones.
 		if err := d.exec(ctx, "ATTACH "+quoteString(w.Path)+" AS "+quoteIdent(attachedCatalog), "USE "+quoteIdent(attachedCatalog)); err != nil {

@@ -550,3 +550,13 @@ func TestQuote(t *testing.T) {
 		}
 	}
 }
+
+// Sessions run in UTC, so timestamps with a zone compare as the planner
+// expects whatever the machine's zone.
+func TestDuckDBSessionIsUTC(t *testing.T) {
+	d := openDuck(t, &dsl.Warehouse{Type: "duckdb", Path: ":memory:"}, Options{})
+	got := query(t, d, "SELECT CAST(TIMESTAMPTZ '2026-01-01 00:30:00+02' AS TIMESTAMP), CAST(TIMESTAMP '2026-01-01 00:30:00' AS TIMESTAMPTZ) < TIMESTAMPTZ '2026-01-01 00:31:00+00'")
+	if got[0][0] != "2025-12-31T22:30:00Z" || got[0][1] != "true" {
+		t.Fatalf("got %v, want UTC conversions", got)
+	}
+}

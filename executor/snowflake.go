@@ -131,6 +131,13 @@ func openSnowflake(ctx context.Context, w *dsl.Warehouse, opts Options) (*Snowfl
 			}
 		}
 	}
+	// The planner compares timestamps as UTC (DESIGN.md: a timestamp
+	// without a zone is UTC; `within` is relative to the cycle start).
+	if cfg.Params == nil {
+		cfg.Params = map[string]*string{}
+	}
+	utc := "UTC"
+	cfg.Params["timezone"] = &utc
 	if cfg.Application == "" {
 		cfg.Application = "linkaud"
 	}
