@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/sinks"
 	"github.com/linkaud/linkaud/sinks/sinktest"
@@ -202,33 +201,6 @@ func TestWebhookBodyAndSignature(t *testing.T) {
 	// secret, hex, prefixed with sha256=.
 	if got := sinks.Sign([]byte("key"), []byte("The quick brown fox jumps over the lazy dog")); got != "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8" {
 		t.Errorf("Sign = %s", got)
-	}
-}
-
-// throttleHook records the waits Deliver was asked for.
-type throttleHook struct{ waits []time.Duration }
-
-func (h *throttleHook) OnThrottled(_ string, _ []diff.Message, wait time.Duration) {
-	h.waits = append(h.waits, wait)
-}
-
-func TestWebhookRetryAfterHonoured(t *testing.T) {
-	h := newHookServer(t, "k")
-	d := openWebhook(t, h, nil)
-	defer d.Close()
-	ob := sinktest.NewOutbox()
-	ob.Append("hook", sinktest.Messages(sinktest.GenOptions{Profiles: 1, PerProfile: 1})...)
-	h.then(response{status: 429, header: map[string]string{"Retry-After": "1"}})
-	hook := &throttleHook{}
-	o := sinktest.FastOptions()
-	o.MaxRetries = sinks.NoRetries
-	o.Hooks = []sinks.Hook{hook}
-	st, err := sinks.Deliver(context.Background(), ob, "hook", d, o)
-	if err != nil || st.Delivered != 1 || st.Throttled != 1 {
-		t.Fatalf("Deliver = %+v, %v", st, err)
-	}
-	if len(hook.waits) != 1 || hook.waits[0] != time.Second {
-		t.Fatalf("waits %v, want [1s] from Retry-After: 1", hook.waits)
 	}
 }
 
