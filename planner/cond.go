@@ -19,19 +19,22 @@ type compiler struct {
 	inline []*dsl.Audience // audiences being inlined, outermost first
 }
 
-// expr is a boolean SQL expression. maybeNull is set when SQL's
-// three-valued logic can make it NULL; DSL logic is two-valued (a
-// comparison with a missing value is false), and NULL acts as false
-// everywhere except under NOT, which is why not() coalesces such operands.
+// expr is a boolean SQL expression.
+//
+// DSL logic is two-valued: a comparison with a NULL operand is false. SQL's
+// is three-valued, and the two agree as long as NULL only meets AND and OR
+// on its way to a WHERE, where it counts as false. So the planner writes no
+// NOT over anything SQL could make NULL: a negation is pushed down to the
+// comparisons (De Morgan), and a negated comparison says outright what a
+// NULL operand means, e.g. not (a = 'x') is (a IS NULL OR a <> 'x'). The
+// only NOTs left are NOT EXISTS, NOT IN and NOT contains(…) on non-NULL
+// operands. Besides being exact, this keeps COALESCE and outer references
+// out of correlated subqueries, which Snowflake is picky about.
 type expr struct {
-	sql       string
-	maybeNull bool
+	sql string
 	// and holds the terms of a top-level AND, so WHERE lists can show
 	// them one per line.
 	and []expr
-	// sub is the subquery of [NOT] EXISTS (sub); notExists says which.
-	sub       string
-	notExists bool
 }
 
 var (
@@ -114,7 +117,6 @@ func join(terms []expr, op string, empty expr) expr {
 	multi := false
 	width := 0
 	for i, t := range terms {
-		out.maybeNull = out.maybeNull || t.maybeNull
 		parts[i] = t.sql
 		multi = multi || strings.Contains(t.sql, "\n")
 		width += len(t.sql) + len(op) + 2
@@ -143,22 +145,6 @@ func join(terms []expr, op string, empty expr) expr {
 	b.WriteString("\n)")
 	out.sql = b.String()
 	return out
-}
-
-// not negates two-valued: a NULL operand counts as false, so its negation
-// is true.
-func not(x expr) expr {
-	switch {
-	case x.sql == "TRUE":
-		return falseExpr
-	case x.sql == "FALSE":
-		return trueExpr
-	case x.sub != "":
-		return existsExpr(x.sub, !x.notExists)
-	case x.maybeNull:
-		return expr{sql: "NOT COALESCE(" + x.sql + ", FALSE)"}
-	}
-	return expr{sql: "NOT (" + x.sql + ")"}
 }
 
 // conjuncts splits a top-level AND into its terms, for WHERE lists.
@@ -199,64 +185,66 @@ func selectSQL(sel string, from []string, where []string) string {
 	return b.String()
 }
 
-func exists(q string) expr { return existsExpr(q, false) }
-
-func existsExpr(q string, neg bool) expr {
+// exists is EXISTS (q), or NOT EXISTS (q) when neg is set.
+func exists(q string, neg bool) expr {
 	sql := "EXISTS (\n  " + indent(q) + "\n)"
 	if neg {
 		sql = "NOT " + sql
 	}
-	return expr{sql: sql, sub: q, notExists: neg}
+	return expr{sql: sql}
 }
 
-func scalar(q, op, value string, maybeNull bool) expr {
-	return expr{sql: "(\n  " + indent(q) + "\n) " + op + " " + value, maybeNull: maybeNull}
+func scalar(q, op, value string) expr {
+	return expr{sql: "(\n  " + indent(q) + "\n) " + op + " " + value}
 }
 
 // ---- audience-level conditions ----
 
-// cond compiles an audience-level condition over the profile row alias p.
-func (c *compiler) cond(x dsl.Cond, p string) (expr, error) {
+// cond compiles an audience-level condition over the profile row alias p,
+// or its negation when neg is set.
+func (c *compiler) cond(x dsl.Cond, p string, neg bool) (expr, error) {
 	switch x := x.(type) {
 	case *dsl.And:
-		terms, err := c.conds(x.Terms, p)
+		terms, err := c.conds(x.Terms, p, neg)
 		if err != nil {
 			return expr{}, err
+		}
+		if neg {
+			return or(terms...), nil
 		}
 		return and(terms...), nil
 	case *dsl.Or:
-		terms, err := c.conds(x.Terms, p)
+		terms, err := c.conds(x.Terms, p, neg)
 		if err != nil {
 			return expr{}, err
+		}
+		if neg {
+			return and(terms...), nil
 		}
 		return or(terms...), nil
 	case *dsl.Not:
-		e, err := c.cond(x.X, p)
-		if err != nil {
-			return expr{}, err
-		}
-		return not(e), nil
+		return c.cond(x.X, p, !neg)
 	case *dsl.Path:
 		if len(x.Steps) == 0 {
 			return expr{}, errorAt(x, "path has no steps")
 		}
-		return c.stepHolds(x, 0, p, scope{profile: p})
+		return c.stepHolds(x, 0, p, scope{profile: p}, neg)
 	case *dsl.Trait:
-		return c.compare(x.Compare, scope{profile: p})
+		return c.compare(x.Compare, scope{profile: p}, neg)
 	case *dsl.InAudience:
-		return c.inAudience(x, p)
+		return c.inAudience(x, p, neg)
 	case *dsl.Performed:
-		return c.performed(x, p)
+		return c.performed(x, p, neg)
 	case nil:
 		return expr{}, errorAt(nil, "missing condition")
 	}
 	return expr{}, errorAt(x, "unsupported condition %T", x)
 }
 
-func (c *compiler) conds(xs []dsl.Cond, p string) ([]expr, error) {
+func (c *compiler) conds(xs []dsl.Cond, p string, neg bool) ([]expr, error) {
 	out := make([]expr, len(xs))
 	for i, x := range xs {
-		e, err := c.cond(x, p)
+		e, err := c.cond(x, p, neg)
 		if err != nil {
 			return nil, err
 		}
@@ -265,7 +253,7 @@ func (c *compiler) conds(xs []dsl.Cond, p string) ([]expr, error) {
 	return out, nil
 }
 
-func (c *compiler) inAudience(x *dsl.InAudience, p string) (expr, error) {
+func (c *compiler) inAudience(x *dsl.InAudience, p string, neg bool) (expr, error) {
 	if a := x.Audience; a != nil {
 		for _, on := range c.inline {
 			if on == a {
@@ -281,7 +269,7 @@ func (c *compiler) inAudience(x *dsl.InAudience, p string) (expr, error) {
 		// A DSL audience is its condition over the same profile row, so
 		// `in audience A` always agrees with A.
 		c.inline = append(c.inline, a)
-		e, err := c.cond(a.Match, p)
+		e, err := c.cond(a.Match, p, neg)
 		c.inline = c.inline[:len(c.inline)-1]
 		return e, err
 	}
@@ -297,16 +285,13 @@ func (c *compiler) inAudience(x *dsl.InAudience, p string) (expr, error) {
 	return exists(selectSQL("1", []string{c.table(m.Table) + " AS " + t}, []string{
 		c.col(t, m.ProfileColumn) + " = " + c.col(p, c.g.Profile.Key),
 		c.col(t, m.AudienceColumn) + " = " + name,
-	})), nil
+	}), neg), nil
 }
 
-func (c *compiler) performed(x *dsl.Performed, p string) (expr, error) {
+func (c *compiler) performed(x *dsl.Performed, p string, neg bool) (expr, error) {
 	ev := c.g.Events
 	if ev == nil {
 		return expr{}, errorAt(x, "performed needs the graph's events table")
-	}
-	if x.Quant.Kind == dsl.AtLeast && x.Quant.N == 0 {
-		return trueExpr, nil
 	}
 	name, err := c.str(x, x.Event)
 	if err != nil {
@@ -318,37 +303,51 @@ func (c *compiler) performed(x *dsl.Performed, p string) (expr, error) {
 		c.col(t, ev.NameColumn) + " = " + name,
 	}
 	if x.Within != nil {
-		w, err := c.window(x, c.col(t, ev.TimeColumn), *x.Within)
+		w, err := c.window(x, c.col(t, ev.TimeColumn), *x.Within, false)
 		if err != nil {
 			return expr{}, err
 		}
 		where = append(where, w.sql)
 	}
 	if x.Where != nil {
-		e, err := c.pred(x.Where, scope{profile: p, events: t})
+		e, err := c.pred(x.Where, scope{profile: p, events: t}, false)
 		if err != nil {
 			return expr{}, err
 		}
 		where = append(where, conjuncts(e)...)
 	}
 	from := []string{c.table(ev.Table) + " AS " + t}
-	return quantified(x.Quant, "COUNT(*)", from, where), nil
+	return quantified(x.Quant, "COUNT(*)", from, where, neg), nil
 }
 
-// quantified tests a quantifier over the rows of FROM … WHERE …, counting
-// them with count. EXISTS is preferred where it decides the quantifier: it
-// is a semi-join, which stops at the first row.
-func quantified(q dsl.Quant, count string, from, where []string) expr {
+// quantified tests a quantifier (or its negation) over the rows of
+// FROM … WHERE …, counting them with count. EXISTS is preferred where it
+// decides the quantifier: it is a semi-join, which stops at the first row.
+func quantified(q dsl.Quant, count string, from, where []string, neg bool) expr {
 	switch {
 	case q.Kind == dsl.AtLeast && q.N == 0:
+		if neg {
+			return falseExpr
+		}
 		return trueExpr
 	case q.Kind == dsl.AtLeast && q.N == 1:
-		return exists(selectSQL("1", from, where))
+		return exists(selectSQL("1", from, where), neg)
 	case (q.Kind == dsl.AtMost || q.Kind == dsl.Exactly) && q.N == 0:
-		return not(exists(selectSQL("1", from, where)))
+		return exists(selectSQL("1", from, where), !neg)
 	}
-	op := map[dsl.QuantKind]string{dsl.AtLeast: ">=", dsl.AtMost: "<=", dsl.Exactly: "="}[q.Kind]
-	return scalar(selectSQL(count, from, where), op, strconv.FormatInt(q.N, 10), false)
+	op := map[dsl.QuantKind]dsl.Op{dsl.AtLeast: dsl.OpGe, dsl.AtMost: dsl.OpLe, dsl.Exactly: dsl.OpEq}[q.Kind]
+	if neg {
+		op = negated[op]
+	}
+	return scalar(selectSQL(count, from, where), sqlOp(op), strconv.FormatInt(q.N, 10))
+}
+
+// negated is the complement of each ordering operator, for values that
+// are never NULL (counts) or known not to be.
+var negated = map[dsl.Op]dsl.Op{
+	dsl.OpEq: dsl.OpNe, dsl.OpNe: dsl.OpEq,
+	dsl.OpLt: dsl.OpGe, dsl.OpGe: dsl.OpLt,
+	dsl.OpLe: dsl.OpGt, dsl.OpGt: dsl.OpLe,
 }
 
 // ---- paths ----
@@ -392,17 +391,17 @@ func (c *compiler) children(path *dsl.Path, i int, parent string, sc scope, form
 		j := c.alias("j")
 		from = []string{table}
 		on := append(c.pairs(rel.On, parent, j), c.pairs(rel.ThroughOn, j, alias)...)
-		where = append(where, exists(selectSQL("1", []string{c.table(rel.Through.Table) + " AS " + j}, on)).sql)
+		where = append(where, exists(selectSQL("1", []string{c.table(rel.Through.Table) + " AS " + j}, on), false).sql)
 	}
 	if st.Where != nil {
-		e, err := c.pred(st.Where, sc)
+		e, err := c.pred(st.Where, sc, false)
 		if err != nil {
 			return "", nil, nil, err
 		}
 		where = append(where, conjuncts(e)...)
 	}
 	if i+1 < len(path.Steps) {
-		e, err := c.stepHolds(path, i+1, alias, sc)
+		e, err := c.stepHolds(path, i+1, alias, sc, false)
 		if err != nil {
 			return "", nil, nil, err
 		}
@@ -421,32 +420,35 @@ func (c *compiler) pairs(ps []dsl.JoinPair, upper, lower string) []string {
 }
 
 // stepHolds is step i's quantifier or having over the matching rows of
-// step i under the row alias parent.
-func (c *compiler) stepHolds(path *dsl.Path, i int, parent string, sc scope) (expr, error) {
+// step i under the row alias parent, or its negation when neg is set.
+func (c *compiler) stepHolds(path *dsl.Path, i int, parent string, sc scope, neg bool) (expr, error) {
 	st := path.Steps[i]
 	h := st.Having
-	if h == nil || h.Func == dsl.AggCount {
-		q := st.Quant
-		if h != nil {
-			n, err := countValue(h)
-			if err != nil {
-				return expr{}, err
-			}
-			// having count OP N compares the same count as a quantifier.
-			alias, from, where, err := c.children(path, i, parent, sc, joinChildren)
-			if err != nil {
-				return expr{}, err
-			}
-			return scalar(selectSQL("COUNT(DISTINCT "+c.col(alias, st.Entity.Key)+")", from, where), sqlOp(h.Op), strconv.FormatInt(n, 10), false), nil
-		}
-		if q.Kind == dsl.AtLeast && q.N == 0 {
-			return trueExpr, nil
+	if h == nil {
+		if st.Quant.Kind == dsl.AtLeast && st.Quant.N == 0 {
+			return quantified(st.Quant, "", nil, nil, neg), nil
 		}
 		alias, from, where, err := c.children(path, i, parent, sc, joinChildren)
 		if err != nil {
 			return expr{}, err
 		}
-		return quantified(q, "COUNT(DISTINCT "+c.col(alias, st.Entity.Key)+")", from, where), nil
+		return quantified(st.Quant, "COUNT(DISTINCT "+c.col(alias, st.Entity.Key)+")", from, where, neg), nil
+	}
+	if h.Func == dsl.AggCount {
+		n, err := countValue(h)
+		if err != nil {
+			return expr{}, err
+		}
+		// having count OP N compares the same count as a quantifier.
+		alias, from, where, err := c.children(path, i, parent, sc, joinChildren)
+		if err != nil {
+			return expr{}, err
+		}
+		op := h.Op
+		if neg {
+			op = negated[op]
+		}
+		return scalar(selectSQL("COUNT(DISTINCT "+c.col(alias, st.Entity.Key)+")", from, where), sqlOp(op), strconv.FormatInt(n, 10)), nil
 	}
 	v, err := c.number(h, h.Value.Text)
 	if err != nil {
@@ -460,12 +462,16 @@ func (c *compiler) stepHolds(path *dsl.Path, i int, parent string, sc scope) (ex
 		return expr{}, err
 	}
 	fn := map[dsl.AggFunc]string{dsl.AggSum: "SUM", dsl.AggMin: "MIN", dsl.AggMax: "MAX", dsl.AggAvg: "AVG"}[h.Func]
-	if fn == "" {
-		return expr{}, errorAt(h, "unsupported aggregate %s", h.Func)
+	op := sqlOp(h.Op)
+	if fn == "" || op == "" {
+		return expr{}, errorAt(h, "unsupported having %s … %s", h.Func, h.Op)
 	}
-	// Over no rows (or only NULLs) the aggregate is NULL: the comparison is
-	// then false, as DESIGN.md says.
-	return scalar(selectSQL(fn+"("+c.col(alias, h.Column)+")", from, where), sqlOp(h.Op), v, true), nil
+	// An aggregate without GROUP BY yields one row, which HAVING keeps only
+	// when the comparison is true: over no rows (or only NULLs) the
+	// aggregate is NULL and the row goes, so the EXISTS is false, as
+	// DESIGN.md says, and its negation exact.
+	q := selectSQL("1", from, where) + "\nHAVING " + fn + "(" + c.col(alias, h.Column) + ") " + op + " " + v
+	return exists(q, neg), nil
 }
 
 // holdsAtZero reports whether step st's quantifier or having holds over no
@@ -514,38 +520,42 @@ func sqlOp(op dsl.Op) string {
 
 // ---- row predicates ----
 
-func (c *compiler) pred(x dsl.Pred, sc scope) (expr, error) {
+// pred compiles a row predicate in scope sc, or its negation when neg is
+// set.
+func (c *compiler) pred(x dsl.Pred, sc scope, neg bool) (expr, error) {
 	switch x := x.(type) {
 	case *dsl.PredAnd:
-		terms, err := c.preds(x.Terms, sc)
+		terms, err := c.preds(x.Terms, sc, neg)
 		if err != nil {
 			return expr{}, err
+		}
+		if neg {
+			return or(terms...), nil
 		}
 		return and(terms...), nil
 	case *dsl.PredOr:
-		terms, err := c.preds(x.Terms, sc)
+		terms, err := c.preds(x.Terms, sc, neg)
 		if err != nil {
 			return expr{}, err
+		}
+		if neg {
+			return and(terms...), nil
 		}
 		return or(terms...), nil
 	case *dsl.PredNot:
-		e, err := c.pred(x.X, sc)
-		if err != nil {
-			return expr{}, err
-		}
-		return not(e), nil
+		return c.pred(x.X, sc, !neg)
 	case *dsl.Compare:
-		return c.compare(x, sc)
+		return c.compare(x, sc, neg)
 	case nil:
 		return expr{}, errorAt(nil, "missing predicate")
 	}
 	return expr{}, errorAt(x, "unsupported predicate %T", x)
 }
 
-func (c *compiler) preds(xs []dsl.Pred, sc scope) ([]expr, error) {
+func (c *compiler) preds(xs []dsl.Pred, sc scope, neg bool) ([]expr, error) {
 	out := make([]expr, len(xs))
 	for i, x := range xs {
-		e, err := c.pred(x, sc)
+		e, err := c.pred(x, sc, neg)
 		if err != nil {
 			return nil, err
 		}
@@ -576,7 +586,10 @@ func (c *compiler) column(r *dsl.ColumnRef, sc scope) (string, error) {
 	return c.col(alias, r.Column), nil
 }
 
-func (c *compiler) compare(x *dsl.Compare, sc scope) (expr, error) {
+// compare compiles a comparison, or its negation when neg is set. The
+// comparison itself may be NULL when an operand is (false at a WHERE); the
+// negation is exact: true when an operand is NULL.
+func (c *compiler) compare(x *dsl.Compare, sc scope, neg bool) (expr, error) {
 	if x == nil {
 		return expr{}, errorAt(nil, "missing comparison")
 	}
@@ -584,15 +597,28 @@ func (c *compiler) compare(x *dsl.Compare, sc scope) (expr, error) {
 	if err != nil {
 		return expr{}, err
 	}
+	// nulls lists the operands whose NULL makes the comparison false.
+	nulls := []string{col}
+	either := func(pos, negSQL string) expr {
+		if !neg {
+			return expr{sql: pos}
+		}
+		parts := make([]string, 0, len(nulls)+1)
+		for _, n := range nulls {
+			parts = append(parts, n+" IS NULL")
+		}
+		return expr{sql: "(" + strings.Join(append(parts, negSQL), " OR ") + ")"}
+	}
 	switch x.Op {
-	case dsl.OpIsNull:
-		return expr{sql: col + " IS NULL"}, nil
-	case dsl.OpIsNotNull:
+	case dsl.OpIsNull, dsl.OpIsNotNull:
+		if (x.Op == dsl.OpIsNull) != neg {
+			return expr{sql: col + " IS NULL"}, nil
+		}
 		return expr{sql: col + " IS NOT NULL"}, nil
 	case dsl.OpIsTrue:
-		return expr{sql: col + " = TRUE", maybeNull: true}, nil
+		return either(col+" = TRUE", col+" = FALSE"), nil
 	case dsl.OpIsFalse:
-		return expr{sql: col + " = FALSE", maybeNull: true}, nil
+		return either(col+" = FALSE", col+" = TRUE"), nil
 	case dsl.OpIn, dsl.OpNotIn:
 		if len(x.Values) == 0 {
 			return expr{}, errorAt(x, "%s needs at least one value", x.Op)
@@ -603,52 +629,60 @@ func (c *compiler) compare(x *dsl.Compare, sc scope) (expr, error) {
 				return expr{}, err
 			}
 		}
-		op := " IN ("
+		// The list holds no NULL, so IN and NOT IN are NULL only for a
+		// NULL column.
+		list := strings.Join(vals, ", ") + ")"
+		in, notIn := col+" IN ("+list, col+" NOT IN ("+list
 		if x.Op == dsl.OpNotIn {
-			op = " NOT IN ("
+			in, notIn = notIn, in
 		}
-		// The list holds no NULL, so NOT IN is NULL only for a NULL column,
-		// which counts as false like every other comparison.
-		return expr{sql: col + op + strings.Join(vals, ", ") + ")", maybeNull: true}, nil
+		return either(in, notIn), nil
 	case dsl.OpWithin:
 		if x.Window == nil {
 			return expr{}, errorAt(x, "within needs a window")
 		}
-		return c.window(x, col, *x.Window)
+		return c.window(x, col, *x.Window, neg)
 	}
 	var operand string
 	if x.Ref != nil {
 		if operand, err = c.column(x.Ref, sc); err != nil {
 			return expr{}, err
 		}
+		nulls = append(nulls, operand)
 	} else if operand, err = c.literal(x, x.Value); err != nil {
 		return expr{}, err
 	}
 	switch x.Op {
 	case dsl.OpContains, dsl.OpStartsWith, dsl.OpEndsWith:
-		return expr{sql: c.d.TextMatch(x.Op, col, operand), maybeNull: true}, nil
+		m := c.d.TextMatch(x.Op, col, operand)
+		return either(m, "NOT "+m), nil
 	case dsl.OpNotContains:
-		return expr{sql: "NOT " + c.d.TextMatch(dsl.OpContains, col, operand), maybeNull: true}, nil
+		m := c.d.TextMatch(dsl.OpContains, col, operand)
+		return either("NOT "+m, m), nil
 	case dsl.OpBefore:
-		return expr{sql: col + " < " + operand, maybeNull: true}, nil
+		return either(col+" < "+operand, col+" >= "+operand), nil
 	case dsl.OpAfter:
-		return expr{sql: col + " > " + operand, maybeNull: true}, nil
+		return either(col+" > "+operand, col+" <= "+operand), nil
 	}
 	op := sqlOp(x.Op)
 	if op == "" {
 		return expr{}, errorAt(x, "unsupported operator %s", x.Op)
 	}
-	return expr{sql: col + " " + op + " " + operand, maybeNull: true}, nil
+	return either(col+" "+op+" "+operand, col+" "+sqlOp(negated[x.Op])+" "+operand), nil
 }
 
-// window is now - N <= col <= now, with now the cycle's start.
-func (c *compiler) window(at dsl.Node, col string, w dsl.Window) (expr, error) {
+// window is now - N <= col <= now, with now the cycle's start (or its
+// exact negation).
+func (c *compiler) window(at dsl.Node, col string, w dsl.Window, neg bool) (expr, error) {
 	if c.opts.Now.IsZero() {
 		return expr{}, errorAt(at, "Options.Now (the cycle's start) is needed for within")
 	}
 	now := c.opts.Now
-	from := now.Add(-w.Duration())
-	return expr{sql: "(" + col + " >= " + c.d.Timestamp(from) + " AND " + col + " <= " + c.d.Timestamp(now) + ")", maybeNull: true}, nil
+	from, to := c.d.Timestamp(now.Add(-w.Duration())), c.d.Timestamp(now)
+	if neg {
+		return expr{sql: "(" + col + " IS NULL OR " + col + " < " + from + " OR " + col + " > " + to + ")"}, nil
+	}
+	return expr{sql: "(" + col + " >= " + from + " AND " + col + " <= " + to + ")"}, nil
 }
 
 // ---- literals ----

@@ -40,10 +40,14 @@
 //     row listed twice adds its entity once.
 //   - Rows whose key is NULL are no entities, and profiles whose key is NULL
 //     no members.
-//   - Logic is two-valued: a comparison with a NULL operand is false, and
-//     NOT of anything that SQL could make NULL is NOT COALESCE(x, FALSE).
-//     AND and OR need nothing: under them NULL and false behave alike up to
-//     the next NOT.
+//   - Logic is two-valued: a comparison with a NULL operand is false. Under
+//     AND and OR up to a WHERE, SQL's NULL behaves as false, so `not` is
+//     pushed down to the comparisons (De Morgan) and a negated comparison
+//     spells out its NULL case: not a = 'x' is (a IS NULL OR a <> 'x'). No
+//     NOT or COALESCE is applied to anything that could be NULL.
+//   - having sum/min/max/avg is EXISTS (… HAVING AGG(x) OP v): over no rows
+//     the aggregate is NULL and the EXISTS false, and NOT EXISTS its exact
+//     negation.
 //   - contains, starts with, ends with use the dialect's functions
 //     (contains/starts_with/ends_with, CONTAINS/STARTSWITH/ENDSWITH), never
 //     LIKE, so % and _ are ordinary characters.

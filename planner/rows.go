@@ -36,7 +36,7 @@ const (
 func (c *compiler) audience(a *dsl.Audience) (string, []Column, error) {
 	g := c.g
 	const p = "p"
-	match, err := c.cond(a.Match, p)
+	match, err := c.cond(a.Match, p, false)
 	if err != nil {
 		return "", nil, err
 	}
@@ -100,7 +100,7 @@ func (c *compiler) audience(a *dsl.Audience) (string, []Column, error) {
 			if err != nil {
 				return "", nil, err
 			}
-			none := not(exists(selectSQL("1", from, where)))
+			none := exists(selectSQL("1", from, where), true)
 			parts = append(parts, c.part(a, cols, -1, nil, []string{none.sql}))
 		}
 	}
@@ -159,7 +159,7 @@ func (c *compiler) chain(a *dsl.Audience, cols []Column, path *dsl.Path, k int) 
 		sc = sc.withStep(i, e)
 		where = append(where, c.col(e, st.Entity.Key)+" IS NOT NULL")
 		if st.Where != nil {
-			x, err := c.pred(st.Where, sc)
+			x, err := c.pred(st.Where, sc, false)
 			if err != nil {
 				return "", err
 			}
@@ -178,12 +178,12 @@ func (c *compiler) chain(a *dsl.Audience, cols []Column, path *dsl.Path, k int) 
 			if err != nil {
 				return "", err
 			}
-			where = append(where, not(exists(selectSQL("1", f, w))).sql)
+			where = append(where, exists(selectSQL("1", f, w), true).sql)
 		case next.Having == nil && next.Quant.Kind == dsl.AtLeast && next.Quant.N <= 1:
 			// The joined child at i+1 is matching, so at least one
 			// matching child exists: the quantifier holds.
 		default:
-			x, err := c.stepHolds(path, i+1, e, sc)
+			x, err := c.stepHolds(path, i+1, e, sc, false)
 			if err != nil {
 				return "", err
 			}
