@@ -366,9 +366,13 @@ func (c *Case) Source() map[string]string {
 // DuckDB, for reproducers.
 func (c *Case) DataText() string {
 	var b strings.Builder
+	done := map[string]bool{}
 	for _, t := range c.Graph.Tables() {
 		for _, s := range t.DDL() {
-			b.WriteString(s + ";\n")
+			if !done[s] {
+				done[s] = true
+				b.WriteString(s + ";\n")
+			}
 		}
 		if len(t.Rows) == 0 {
 			continue

@@ -6,6 +6,32 @@ package randgen
 // with c; c itself is not modified.
 func (c *Case) Shrinks() []*Case {
 	var out []*Case
+	// Parts of the graph: an entity with its relationships, the
+	// memberships or events table (variants the audiences still need fail
+	// to check and are passed over).
+	for _, e := range c.Graph.Entities {
+		out = append(out, c.withGraph(func(g *Graph) {
+			var ents []*Entity
+			for _, x := range g.Entities {
+				if x.Name != e.Name {
+					ents = append(ents, x)
+				}
+			}
+			var rels []*Rel
+			for _, r := range g.Rels {
+				if r.From.Name != e.Name && r.To.Name != e.Name {
+					rels = append(rels, r)
+				}
+			}
+			g.Entities, g.Rels = ents, rels
+		}))
+	}
+	if c.Graph.Memberships != nil {
+		out = append(out, c.withGraph(func(g *Graph) { g.Memberships = nil }))
+	}
+	if c.Graph.Events != nil {
+		out = append(out, c.withGraph(func(g *Graph) { g.Events = nil }))
+	}
 	// Conditions of the target.
 	for _, m := range condVariants(c.Target.Match) {
 		d := *c
@@ -51,6 +77,13 @@ func (c *Case) Shrinks() []*Case {
 		}
 	}
 	return out
+}
+
+// withGraph is c with a copy of its graph changed by f.
+func (c *Case) withGraph(f func(*Graph)) *Case {
+	d := c.withRows(nil, nil)
+	f(d.Graph)
+	return d
 }
 
 // withRows is c with table t's rows replaced. The graph is copied, so its
