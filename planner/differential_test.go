@@ -375,6 +375,26 @@ func reproducer(c *randgen.Case, r *result) string {
 type stats struct {
 	cases, members, rows, empty int
 	constructs                  map[string]int
+	depth                       [6]int // cases by their longest path's steps
+}
+
+func longestPath(x randgen.Cond) int {
+	n := 0
+	switch x := x.(type) {
+	case *randgen.And:
+		for _, t := range x.Terms {
+			n = max(n, longestPath(t))
+		}
+	case *randgen.Or:
+		for _, t := range x.Terms {
+			n = max(n, longestPath(t))
+		}
+	case *randgen.Not:
+		n = longestPath(x.X)
+	case *randgen.Path:
+		n = len(x.Steps)
+	}
+	return n
 }
 
 var constructs = []string{"exactly 0", "at most", "exactly", "at least", "having count", "having sum", "having avg", "having min", "having max",
@@ -386,6 +406,7 @@ func (s *stats) add(c *randgen.Case, r *result) {
 		s.constructs = map[string]int{}
 	}
 	s.cases++
+	s.depth[min(longestPath(c.Target.Match), 5)]++
 	s.rows += len(r.want)
 	seen := map[string]bool{}
 	for _, l := range r.want {
@@ -408,5 +429,6 @@ func (s *stats) String() string {
 	for _, k := range constructs {
 		parts = append(parts, fmt.Sprintf("%q:%d", strings.TrimSpace(k), s.constructs[k]))
 	}
-	return fmt.Sprintf("%d members, %d rows, %d cases with no member; cases using: %s", s.members, s.rows, s.empty, strings.Join(parts, " "))
+	return fmt.Sprintf("%d members, %d rows, %d cases with no member; cases by longest path (0..5 steps): %v; cases using: %s",
+		s.members, s.rows, s.empty, s.depth, strings.Join(parts, " "))
 }

@@ -153,6 +153,15 @@ func (g *Gen) Graph() *Graph {
 			}
 		}
 		parent := pick(g, parents)
+		if g.chance(0.5) {
+			// Grow the deepest branch, so that paths of five steps
+			// (six levels) are common.
+			for _, p := range parents {
+				if p.Level > parent.Level {
+					parent = p
+				}
+			}
+		}
 		name := en.pick(g.r, entityNames)
 		t := g.table(tn, strings.ToLower(name))
 		e := &Entity{Name: name, Table: t, Level: parent.Level + 1}
@@ -496,7 +505,7 @@ func (g *Gen) path(gr *Graph) *Path {
 				next = append(next, r)
 			}
 		}
-		if len(next) == 0 || len(p.Steps) > 0 && g.chance(0.3) {
+		if len(next) == 0 || len(p.Steps) > 0 && g.chance(0.2) {
 			break
 		}
 		e := pick(g, next).To
