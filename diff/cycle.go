@@ -76,7 +76,7 @@ func (s *Store) Cycle(ctx context.Context, in CycleInput) (*CycleResult, error) 
 		return nil, fmt.Errorf("%w: %s", ErrDisabled, aud)
 	}
 	if m.PendingApply != 0 {
-		if err := s.rollForward(aud, m); err != nil {
+		if _, err := s.rollForward(aud, m); err != nil {
 			return nil, err
 		}
 	}
@@ -128,12 +128,15 @@ func (s *Store) begin(c *cycle) error {
 	); err != nil {
 		return err
 	}
+	// Sizes are taken before Commit: Pebble drops a large batch's data
+	// once committed.
+	size := int64(b.Len())
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return err
 	}
 	s.lastCycle = id
 	c.id = id
-	c.bytes += int64(b.Len())
+	c.bytes += size
 	return nil
 }
 
@@ -283,10 +286,11 @@ func (c *cycle) prepare() error {
 // commitStaged commits an intermediate batch (invisible until the final
 // one) without waiting for a sync, and resets it.
 func (c *cycle) commitStaged(b *pebble.Batch) error {
+	size := int64(b.Len())
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return err
 	}
-	c.bytes += int64(b.Len())
+	c.bytes += size
 	b.Reset()
 	return nil
 }
@@ -302,6 +306,8 @@ func (c *cycle) run(ctx context.Context) error {
 		return err
 	}
 	c.rd = rd
+	rd.start()
+	defer rd.stop()
 	ns := newNewSide(rd)
 	it, err := c.s.db.NewIter(&pebble.IterOptions{LowerBound: c.dp, UpperBound: prefixEnd(c.dp)})
 	if err != nil {
@@ -789,6 +795,7 @@ func (c *cycle) commit() (*CycleResult, error) {
 		s.mu.Unlock()
 		return nil, err
 	}
+	size := int64(final.Len())
 	err := final.Commit(pebble.Sync)
 	if err == nil {
 		s.lastCommit = commit
@@ -798,9 +805,11 @@ func (c *cycle) commit() (*CycleResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.bytes += int64(final.Len())
+	c.bytes += size
 	if c.staged {
-		if err := s.rollForward(c.aud, &meta); err != nil {
+		n, err := s.rollForward(c.aud, &meta)
+		c.bytes += n
+		if err != nil {
 			// Generation N is current and its events are out: the cycle
 			// succeeded. The next cycle, Members or Open finishes moving
 			// the rows (it is idempotent).
@@ -822,13 +831,13 @@ func (c *cycle) commit() (*CycleResult, error) {
 // rollForward moves a committed staged cycle's changes into the data table.
 // It is idempotent: every change is an absolute set or delete, so a crash
 // part way is finished by running it again.
-func (s *Store) rollForward(aud string, m *audMeta) error {
+func (s *Store) rollForward(aud string, m *audMeta) (written int64, err error) {
 	dp := deltaPrefix(m.PendingApply)
 	data := dataPrefix(aud)
 	b := s.db.NewBatch()
 	defer b.Close()
 	var key []byte
-	err := s.scan(dp, func(k, v []byte) error {
+	err = s.scan(dp, func(k, v []byte) error {
 		key = append(append(key[:0], data...), k[len(dp):]...)
 		var err error
 		switch {
@@ -843,6 +852,7 @@ func (s *Store) rollForward(aud string, m *audMeta) error {
 			return err
 		}
 		if b.Len() >= s.opts.StageBatchBytes {
+			written += int64(b.Len())
 			if err := b.Commit(pebble.NoSync); err != nil {
 				return err
 			}
@@ -851,11 +861,12 @@ func (s *Store) rollForward(aud string, m *audMeta) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return written, err
 	}
 	m.PendingApply = 0
 	if err := errors.Join(b.DeleteRange(dp, prefixEnd(dp), nil), putMeta(b, aud, m)); err != nil {
-		return err
+		return written, err
 	}
-	return b.Commit(pebble.NoSync)
+	written += int64(b.Len())
+	return written, b.Commit(pebble.NoSync)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/cockroachdb/pebble/v2"
 
@@ -48,33 +47,101 @@ func (r *row) lessVals(o *row) bool {
 	return bytes.Compare(r.traits, o.traits) < 0
 }
 
-// rowReader turns a RecordReader into encoded rows.
+// rowReader turns a RecordReader into encoded rows. Decoding Arrow and
+// encoding keys and JSON values is half of a cycle's work, so a producer
+// goroutine does it batch by batch while the merge consumes the previous
+// batch: the two halves run on two cores.
 type rowReader struct {
+	// Producer side.
 	ctx       context.Context
 	rr        array.RecordReader
 	nkeys     int
 	stepCols  []int
 	traitCols []int
+	keys      []executor.Cells // profile_key, key_0 …
+	vals      []jsonCol        // per enrichment column
+	scratch   []byte
+	frag      []byte
+	produced  int64
+	blocked   time.Duration // time spent waiting in rr.Next; read after stop
 
-	rec     arrow.RecordBatch
-	i, n    int
-	keys    []executor.Cells // profile_key, key_0 …
-	vals    []jsonCol        // per enrichment column
-	scratch []byte
-	frag    []byte
+	full chan *encBatch
+	free chan *encBatch
+	quit chan struct{}
+	done chan struct{}
 
-	read    int64         // rows read
-	blocked time.Duration // time spent waiting in rr.Next
+	// Consumer side.
+	cur  *encBatch
+	i    int
+	read int64 // rows consumed
+	err  error
+}
+
+// encBatch is one record batch, encoded: rows index into data.
+type encBatch struct {
+	data []byte
+	rows []encRow
+	err  error // after rows: the error that ended the stream
+}
+
+type encRow struct {
+	start, profEnd, keysEnd, stepsEnd, end int
+	entity                                 bool
 }
 
 func newRowReader(ctx context.Context, rr array.RecordReader, l Layout) (*rowReader, error) {
 	if err := l.checkSchema(rr.Schema()); err != nil {
 		return nil, err
 	}
-	return &rowReader{ctx: ctx, rr: rr, nkeys: len(l.Steps), stepCols: l.stepCols(), traitCols: l.traitCols()}, nil
+	return &rowReader{
+		ctx: ctx, rr: rr, nkeys: len(l.Steps), stepCols: l.stepCols(), traitCols: l.traitCols(),
+		full: make(chan *encBatch, 2), free: make(chan *encBatch, 4),
+		quit: make(chan struct{}), done: make(chan struct{}),
+	}, nil
 }
 
-func (r *rowReader) nextBatch() (bool, error) {
+// start starts the producer; stop must follow.
+func (r *rowReader) start() { go r.produce() }
+
+// stop ends the producer and waits for it: the RecordReader is not touched
+// after stop returns.
+func (r *rowReader) stop() {
+	close(r.quit)
+	<-r.done
+}
+
+func (r *rowReader) produce() {
+	defer close(r.done)
+	defer close(r.full)
+	for {
+		ok, err := r.nextRecord()
+		var b *encBatch
+		select {
+		case b = <-r.free:
+			b.data, b.rows, b.err = b.data[:0], b.rows[:0], nil
+		default:
+			b = &encBatch{}
+		}
+		if err == nil && ok {
+			err = r.encode(b)
+		}
+		b.err = err
+		if !ok && err == nil {
+			return
+		}
+		select {
+		case r.full <- b:
+		case <-r.quit:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// nextRecord advances to the next non-empty record batch.
+func (r *rowReader) nextRecord() (bool, error) {
 	for {
 		if err := r.ctx.Err(); err != nil {
 			return false, err
@@ -92,7 +159,6 @@ func (r *rowReader) nextBatch() (bool, error) {
 		if rec.NumRows() == 0 {
 			continue
 		}
-		r.rec, r.i, r.n = rec, 0, int(rec.NumRows())
 		r.keys = r.keys[:0]
 		for c := 0; c <= r.nkeys; c++ {
 			cells, err := executor.NewCells(rec.Column(c))
@@ -113,53 +179,84 @@ func (r *rowReader) nextBatch() (bool, error) {
 	}
 }
 
-// next reads the next row into dst, reusing its buffers.
-func (r *rowReader) next(dst *row) (bool, error) {
-	if r.i >= r.n {
-		ok, err := r.nextBatch()
-		if !ok || err != nil {
-			return false, err
+// encode encodes every row of the current record batch into b.
+func (r *rowReader) encode(b *encBatch) error {
+	n := r.keys[0].Len()
+	var ok bool
+	var err error
+	for i := range n {
+		r.produced++
+		e := encRow{start: len(b.data)}
+		r.scratch, ok = r.keys[0].AppendText(r.scratch[:0], i)
+		if !ok {
+			return fmt.Errorf("%w: row %d has a NULL profile_key", ErrInvalidRows, r.produced)
 		}
+		b.data = appendText(b.data, r.scratch)
+		e.profEnd = len(b.data)
+		for k := 1; k <= r.nkeys; k++ {
+			r.scratch, ok = r.keys[k].AppendText(r.scratch[:0], i)
+			if !ok {
+				b.data = append(b.data, tagNull)
+				continue
+			}
+			if k == 1 {
+				e.entity = true
+			}
+			b.data = appendText(b.data, r.scratch)
+		}
+		e.keysEnd = len(b.data)
+		for _, j := range r.stepCols {
+			r.frag, r.scratch, err = r.vals[j].appendJSON(r.frag[:0], r.scratch, i)
+			if err != nil {
+				return err
+			}
+			b.data = appendFragment(b.data, r.frag)
+		}
+		e.stepsEnd = len(b.data)
+		for _, j := range r.traitCols {
+			r.frag, r.scratch, err = r.vals[j].appendJSON(r.frag[:0], r.scratch, i)
+			if err != nil {
+				return err
+			}
+			b.data = appendFragment(b.data, r.frag)
+		}
+		e.end = len(b.data)
+		b.rows = append(b.rows, e)
 	}
-	i := r.i
+	return nil
+}
+
+// next copies the next row into dst, reusing its buffers.
+func (r *rowReader) next(dst *row) (bool, error) {
+	for r.cur == nil || r.i >= len(r.cur.rows) {
+		if r.cur != nil {
+			if r.cur.err != nil {
+				r.err = r.cur.err
+			}
+			select {
+			case r.free <- r.cur:
+			default:
+			}
+			r.cur = nil
+		}
+		if r.err != nil {
+			return false, r.err
+		}
+		b, ok := <-r.full
+		if !ok {
+			return false, nil
+		}
+		r.cur, r.i = b, 0
+	}
+	e := r.cur.rows[r.i]
+	d := r.cur.data
 	r.i++
 	r.read++
-	var ok bool
-	r.scratch, ok = r.keys[0].AppendText(r.scratch[:0], i)
-	if !ok {
-		return false, fmt.Errorf("%w: row %d has a NULL profile_key", ErrInvalidRows, r.read)
-	}
-	dst.full = appendText(dst.full[:0], r.scratch)
-	dst.profEnd = len(dst.full)
-	dst.entity = false
-	for k := 1; k <= r.nkeys; k++ {
-		r.scratch, ok = r.keys[k].AppendText(r.scratch[:0], i)
-		if !ok {
-			dst.full = append(dst.full, tagNull)
-			continue
-		}
-		if k == 1 {
-			dst.entity = true
-		}
-		dst.full = appendText(dst.full, r.scratch)
-	}
-	var err error
-	dst.steps = dst.steps[:0]
-	for _, j := range r.stepCols {
-		r.frag, r.scratch, err = r.vals[j].appendJSON(r.frag[:0], r.scratch, i)
-		if err != nil {
-			return false, err
-		}
-		dst.steps = appendFragment(dst.steps, r.frag)
-	}
-	dst.traits = dst.traits[:0]
-	for _, j := range r.traitCols {
-		r.frag, r.scratch, err = r.vals[j].appendJSON(r.frag[:0], r.scratch, i)
-		if err != nil {
-			return false, err
-		}
-		dst.traits = appendFragment(dst.traits, r.frag)
-	}
+	dst.full = append(dst.full[:0], d[e.start:e.keysEnd]...)
+	dst.profEnd = e.profEnd - e.start
+	dst.entity = e.entity
+	dst.steps = append(dst.steps[:0], d[e.keysEnd:e.stepsEnd]...)
+	dst.traits = append(dst.traits[:0], d[e.stepsEnd:e.end]...)
 	return true, nil
 }
 

@@ -364,7 +364,7 @@ func (s *Store) recover() error {
 			return err
 		}
 		s.log.Info("rolling a committed cycle forward", "audience", aud, "generation", m.Generation)
-		if err := s.rollForward(aud, m); err != nil {
+		if _, err := s.rollForward(aud, m); err != nil {
 			return err
 		}
 	}
@@ -539,7 +539,7 @@ func (s *Store) Members(aud string, fn func(Member) error) error {
 		return err
 	}
 	if m.PendingApply != 0 {
-		if err := s.rollForward(aud, m); err != nil {
+		if _, err := s.rollForward(aud, m); err != nil {
 			return err
 		}
 	}
