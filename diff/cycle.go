@@ -65,6 +65,8 @@ func (s *Store) Cycle(ctx context.Context, in CycleInput) (*CycleResult, error) 
 		return nil, errors.New("diff: CycleInput needs an audience")
 	case in.Rows == nil:
 		return nil, errors.New("diff: CycleInput needs rows")
+	case in.Start.IsZero():
+		return nil, errors.New("diff: CycleInput needs the cycle's start time")
 	}
 	aud := in.Audience.Name
 	defer s.lock(aud)()
