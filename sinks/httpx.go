@@ -49,6 +49,21 @@ func (h *httpSender) limit(path string, perSecond float64, burst int) {
 	h.limits[path] = rate.NewLimiter(rate.Limit(perSecond), burst)
 }
 
+// requestRate reads the request_rate setting (requests per second), or the
+// vendor's documented default.
+func requestRate(c *Config, def float64) float64 {
+	if !c.Has("request_rate") {
+		return def
+	}
+	v := c.String("request_rate", "")
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 {
+		c.Errorf("request_rate", "want requests per second, got %q", v)
+		return def
+	}
+	return f
+}
+
 // do sends one request and returns the response body (at most 1 MiB) and
 // the classified failure, nil for a 2xx answer. Errors are redacted.
 func (h *httpSender) do(ctx context.Context, method, url, limitKey string, body []byte, hdr http.Header) (int, []byte, error) {

@@ -207,7 +207,7 @@ func openKafka(t testing.TB, addr string, extra map[string]dsl.Setting, vars map
 
 func kafkaTarget(t *testing.T, transactional bool) *sinktest.Target {
 	b := startBroker(t)
-	extra := map[string]dsl.Setting{}
+	extra := map[string]dsl.Setting{"timeout": {Text: "1s"}}
 	if transactional {
 		extra["transactional"] = dsl.Setting{Text: "true"}
 	}
