@@ -144,8 +144,10 @@ func (f *fakeVendor) target(d sinks.Destination) *sinktest.Target {
 		Dest:     d,
 		Received: func(testing.TB) []string { return f.tags() },
 		Fail:     func(n int) { f.then(repeat(n, response{status: 500})...) },
-		Throttle: func(n int) { f.then(repeat(n, response{status: 429, header: map[string]string{"Retry-After": "0"}})...) },
-		Reject:   func() { f.then(response{status: 400}) },
+		Throttle: func(n int) {
+			f.then(repeat(n, response{status: 429, header: map[string]string{"Retry-After": "0"}})...)
+		},
+		Reject: func() { f.then(response{status: 400}) },
 		Outage: func(testing.TB) func() {
 			addr := f.addr
 			f.server().Close()
