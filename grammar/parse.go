@@ -3,8 +3,11 @@ package grammar
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -90,9 +93,10 @@ func ParseFile(name string, src []byte) (*File, ErrorList) {
 	}
 	toks, lexErrs := tokens(f)
 	errs = lexErrs
-	for _, chunk := range splitDecls(toks) {
-		d, err := parseDecl(chunk)
-		if err != nil {
+	chunks := splitDecls(toks)
+	decls, declErrs := parseDecls(chunks, len(toks))
+	for i, chunk := range chunks {
+		if err := declErrs[i]; err != nil {
 			// After an unterminated string (which swallowed the rest of its
 			// line) or characters that are no token, the declaration's own
 			// error is most likely a consequence: report the cause alone.
@@ -106,7 +110,7 @@ func ParseFile(name string, src []byte) (*File, ErrorList) {
 			f.Broken = append(f.Broken, b)
 			continue
 		}
-		f.Decls = append(f.Decls, d)
+		f.Decls = append(f.Decls, decls[i])
 	}
 	errs.sort()
 	return f, errs
@@ -119,10 +123,16 @@ func ParseFile(name string, src []byte) (*File, ErrorList) {
 func tokens(f *File) (toks []lexer.Token, errs ErrorList) {
 	lex := scanner{src: string(f.Src), pos: Pos{Filename: f.Name, Line: 1, Column: 1}}
 	var invalid *Error // the run of invalid characters being collected
+	endRun := func() {
+		if invalid != nil {
+			invalid.Msg = invalidMessage(f.Src[invalid.Pos.Offset:invalid.EndPos.Offset])
+			invalid = nil
+		}
+	}
 	for {
 		t := lex.next()
 		if t.Type != tokInvalid {
-			invalid = nil
+			endRun()
 		}
 		switch t.Type {
 		case tokSpace:
@@ -132,6 +142,7 @@ func tokens(f *File) (toks []lexer.Token, errs ErrorList) {
 			continue
 		case tokInvalid:
 			if t.Value == "'" {
+				endRun()
 				// 'text' is one error, not two around an identifier.
 				if n := strings.IndexAny(lex.src[t.Pos.Offset+1:], "'\n"); n >= 0 && lex.src[t.Pos.Offset+1+n] == '\'' {
 					quoted := lex.src[t.Pos.Offset : t.Pos.Offset+n+2]
@@ -139,17 +150,16 @@ func tokens(f *File) (toks []lexer.Token, errs ErrorList) {
 					end.Advance(quoted)
 					lex.pos = end
 					errs = append(errs, &Error{Pos: t.Pos, EndPos: end, Msg: fmt.Sprintf("strings are in double quotes: write %s", Quote(quoted[1:len(quoted)-1]))})
-					invalid = nil
 					continue
 				}
 			}
 			// A run of invalid characters is one error.
 			if invalid != nil && invalid.EndPos.Offset == t.Pos.Offset {
 				invalid.EndPos = endOf(t)
-				invalid.Msg = invalidMessage(f.Src[invalid.Pos.Offset:invalid.EndPos.Offset])
 				continue
 			}
-			invalid = &Error{Pos: t.Pos, EndPos: endOf(t), Msg: invalidMessage([]byte(t.Value))}
+			endRun()
+			invalid = &Error{Pos: t.Pos, EndPos: endOf(t)}
 			errs = append(errs, invalid)
 			continue
 		case tokBadString:
@@ -174,14 +184,44 @@ func tokens(f *File) (toks []lexer.Token, errs ErrorList) {
 	}
 }
 
-// within reports whether an error of l starts in [start, end).
+// within reports whether an error of l, which is in source order, starts
+// in [start, end).
 func (l ErrorList) within(start, end int) bool {
-	for _, e := range l {
-		if start <= e.Pos.Offset && e.Pos.Offset < end {
-			return true
+	i := sort.Search(len(l), func(i int) bool { return l[i].Pos.Offset >= start })
+	return i < len(l) && l[i].Pos.Offset < end
+}
+
+// parallelTokens is the size from which a file's declarations are parsed
+// on all cores: participle allocates a lot, and a 10 MB file takes
+// seconds on one.
+const parallelTokens = 50000
+
+// parseDecls parses each chunk; the results are in chunk order.
+func parseDecls(chunks [][]lexer.Token, ntoks int) ([]*Decl, []*Error) {
+	decls := make([]*Decl, len(chunks))
+	errs := make([]*Error, len(chunks))
+	workers := min(runtime.GOMAXPROCS(0), len(chunks))
+	if ntoks < parallelTokens || workers < 2 {
+		for i, c := range chunks {
+			decls[i], errs[i] = parseDecl(c)
 		}
+		return decls, errs
 	}
-	return false
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(chunks) {
+					return
+				}
+				decls[i], errs[i] = parseDecl(chunks[i])
+			}
+		})
+	}
+	wg.Wait()
+	return decls, errs
 }
 
 // invalidMessage describes a run of characters that are no token, with a
@@ -189,7 +229,9 @@ func (l ErrorList) within(start, end int) bool {
 func invalidMessage(run []byte) string {
 	s := string(run)
 	what := fmt.Sprintf("unexpected character %q", s)
-	if utf8.RuneCountInString(s) > 1 {
+	if n := utf8.RuneCountInString(s); n > 20 {
+		what = fmt.Sprintf("%d unexpected characters %q…", n, string([]rune(s)[:20]))
+	} else if n > 1 {
 		what = fmt.Sprintf("unexpected characters %q", s)
 	}
 	hint := ""
@@ -331,6 +373,9 @@ func syntaxError(err error, chunk []lexer.Token) *Error {
 	}
 	pos := perr.Position()
 	msg := perr.Message()
+	if strings.HasPrefix(msg, "too many iterations") {
+		msg = fmt.Sprintf("too long: a list or block holds at most %d items", participle.MaxIterations)
+	}
 	var ute *participle.UnexpectedTokenError
 	if errors.As(err, &ute) {
 		tok := ute.Unexpected
