@@ -90,8 +90,13 @@ func printSyntaxErrors(w io.Writer, errs grammar.ErrorList, sources map[string][
 
 // writeFileAtomic replaces path with data through a temporary file in the
 // same directory, keeping path's permissions, so that an interrupted fmt
-// never leaves a half-written file.
+// never leaves a half-written file. A symbolic link stays a link: its
+// target is rewritten.
 func writeFileAtomic(path string, data []byte) error {
+	path, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
 	info, err := os.Stat(path)
 	if err != nil {
 		return err

@@ -39,3 +39,31 @@ func TestFmtRewrites(t *testing.T) {
 		t.Errorf("fmt left files behind: %v", entries)
 	}
 }
+
+func TestFmtFollowsSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "shared", "a.la")
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(target, []byte("state   \"x\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ws := filepath.Join(dir, "ws")
+	if err := os.Mkdir(ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(ws, "a.la")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if out := runCLI(t, dir, "fmt", "ws"); out != "ws/a.la\nexit 0\n" {
+		t.Fatalf("fmt printed %q", out)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced: %v %v", fi, err)
+	}
+	if got, _ := os.ReadFile(target); string(got) != "state \"x\"\n" {
+		t.Fatalf("target holds %q", got)
+	}
+}
