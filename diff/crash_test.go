@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
@@ -210,17 +211,36 @@ func (sc *crashScenario) expected(t testing.TB, staged bool) (snapshot, snapshot
 // exactly or generation 2 exactly, never a mix; after generation 1 it runs
 // cycle 2 again, which must produce generation 2 exactly as a clean run
 // did: same members, same messages with the same ids and Seqs.
-func (sc *crashScenario) check(t *testing.T, fs vfs.FS, staged bool, want1, want2 snapshot, what string) (recomputed, rolled bool) {
+func (sc *crashScenario) check(t *testing.T, fs vfs.FS, staged bool, want1, want2 snapshot, what string) (recomputed, rolled, discarded bool) {
 	t.Helper()
 	var logs bytes.Buffer
 	o := crashOptions(fs, staged)
 	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	s, err := diff.Open("state", o)
 	rolled = strings.Contains(logs.String(), "rolling a committed cycle forward")
+	discarded = strings.Contains(logs.String(), "discarding an interrupted cycle")
 	if err != nil {
 		t.Fatalf("%s: reopening: %v", what, err)
 	}
 	defer s.Close()
+	// Nothing of an interrupted cycle survives recovery: no staged rows,
+	// no in-progress record, no event outside the outbox.
+	keys, err := diff.TableKeys(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backlog, err := s.Backlogs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := 0
+	for _, n := range backlog {
+		pending += int(n)
+	}
+	if keys[diff.TableDelta] != 0 || keys[diff.TableCycle] != 0 || keys[diff.TableEvent] != pending {
+		t.Fatalf("%s: left behind: %d staged rows, %d in-progress records, %d events for %d pending",
+			what, keys[diff.TableDelta], keys[diff.TableCycle], keys[diff.TableEvent], pending)
+	}
 	got := take(t, s)
 	gen1 := got.members == want1.members
 	switch {
@@ -242,7 +262,7 @@ func (sc *crashScenario) check(t *testing.T, fs vfs.FS, staged bool, want1, want
 	if got != want2 {
 		t.Fatalf("%s: generation 2 differs from a clean run:\n%+v\nwant:\n%+v", what, got, want2)
 	}
-	return recomputed, rolled
+	return recomputed, rolled, discarded
 }
 
 // TestCrashPoints stops the process, in effect, before every file system
@@ -299,18 +319,21 @@ func TestCrashPoints(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			recomputed, rolled := 0, 0
+			recomputed, rolled, discarded := 0, 0, 0
 			for i, c := range clones {
-				re, ro := sc.check(t, c, staged, want1, want2, fmt.Sprintf("crash before op %d (%s)", i, ops[i]))
+				re, ro, di := sc.check(t, c, staged, want1, want2, fmt.Sprintf("crash before op %d (%s)", i, ops[i]))
 				if re {
 					recomputed++
 				}
 				if ro {
 					rolled++
 				}
+				if di {
+					discarded++
+				}
 			}
-			t.Logf("%d crash points: %d recovered generation 1 and recomputed, %d recovered generation 2 (%d by rolling staged changes forward)",
-				len(clones), recomputed, len(clones)-recomputed, rolled)
+			t.Logf("%d crash points: %d recovered generation 1 and recomputed (%d discarding what the cycle had staged), %d recovered generation 2 (%d by rolling staged changes forward)",
+				len(clones), recomputed, discarded, len(clones)-recomputed, rolled)
 			if staged && rolled == 0 {
 				t.Error("no crash point interrupted a roll-forward")
 			}
@@ -393,7 +416,7 @@ func TestInjectedFailures(t *testing.T) {
 						t.Fatalf("%s: close: %v", what, err)
 					}
 				}
-				sc.check(t, clone, staged, want1, want2, what)
+				_, _, _ = sc.check(t, clone, staged, want1, want2, what)
 				if done {
 					t.Logf("%d operations failed in turn: %d failed cycles, %d fatal storage errors", i-1, failedCycles, panics)
 					if failedCycles+panics == 0 {
@@ -402,6 +425,74 @@ func TestInjectedFailures(t *testing.T) {
 					return
 				}
 			}
+		})
+	}
+}
+
+// hookReader calls hook before handing over batch at (0-based), as a
+// process stopped mid-stream would have left things.
+type hookReader struct {
+	array.RecordReader
+	n, at int
+	hook  func()
+}
+
+func (r *hookReader) Next() bool {
+	if r.n == r.at {
+		r.hook()
+	}
+	r.n++
+	return r.RecordReader.Next()
+}
+
+// TestCrashMidStream stops the process, in effect, in the middle of
+// cycle 2's stream after forcing what it staged so far to disk (a flush
+// syncs the memtable into sstables): the recovered store must discard the
+// staged rows and events and hold generation 1; cycle 2 then runs as a
+// clean one.
+func TestCrashMidStream(t *testing.T) {
+	sc := newCrashScenario()
+	for _, staged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("staged=%t", staged), func(t *testing.T) {
+			want1, want2 := sc.expected(t, staged)
+			batches := (len(sc.gen2) + 15) / 16
+			discarded := 0
+			for at := 1; at < batches; at += 3 {
+				fs := sc.baseline(t, staged)
+				s, err := diff.Open("state", crashOptions(fs, staged))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var clone *vfs.MemFS
+				rr := buildReader(t, sc.layout, sc.types, sc.gen2, 16)
+				hr := &hookReader{RecordReader: rr, at: at, hook: func() {
+					if err := s.Flush(); err != nil {
+						t.Error(err)
+					}
+					clone = fs.CrashClone(vfs.CrashCloneCfg{})
+				}}
+				_, err = s.Cycle(context.Background(), diff.CycleInput{
+					Audience: sc.aud, Layout: sc.layout, Activations: sc.acts, Rows: hr, Start: sc.start2,
+				})
+				rr.Release()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				re, _, di := sc.check(t, clone, staged, want1, want2, fmt.Sprintf("stopped before batch %d", at))
+				if !re {
+					t.Fatalf("stopped before batch %d: generation 2 survived a crash before its switch", at)
+				}
+				if di {
+					discarded++
+				}
+			}
+			if discarded == 0 {
+				t.Fatal("no crash left an in-progress cycle to discard")
+			}
+			t.Logf("%d mid-stream crashes discarded an in-progress cycle", discarded)
 		})
 	}
 }

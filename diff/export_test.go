@@ -1,0 +1,19 @@
+package diff
+
+// TableKeys counts the keys of each table (first key byte), so that tests
+// can check that nothing is left behind where the API cannot see.
+func TableKeys(s *Store) (map[byte]int, error) {
+	out := map[byte]int{}
+	err := s.scan(nil, func(k, _ []byte) error {
+		out[k[0]]++
+		return nil
+	})
+	return out, err
+}
+
+// Tables of TableKeys.
+const (
+	TableDelta = tDelta
+	TableCycle = tCycle
+	TableEvent = tEvent
+)
