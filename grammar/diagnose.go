@@ -584,7 +584,7 @@ func (d *diagnoser) having() {
 
 func (d *diagnoser) performed(depth int) {
 	d.next()
-	d.next() // the event
+	d.str("the event's name", `"performed"`)
 	t := d.peek()
 	if is(t, "at") && (is(d.peekAt(1), "least") || is(d.peekAt(1), "most")) || is(t, "exactly") && isLiteral(d.peekAt(1)) {
 		d.part(func() {
