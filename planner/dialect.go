@@ -23,8 +23,9 @@ type Dialect interface {
 	// Snowflake: stored upper case), so that SQL keywords and any
 	// character are safe.
 	Ident(name string) string
-	// String is a string literal whose value is exactly s. The planner has
-	// already rejected NUL bytes and invalid UTF-8.
+	// String is a string literal (or constant expression) whose value is
+	// exactly s, on one line of SQL text: the planner re-indents statements.
+	// NUL bytes and invalid UTF-8 have already been rejected.
 	String(s string) string
 	// Timestamp is a timestamp literal without a zone for the wall-clock
 	// time of t in UTC, exact to t's nanosecond where the warehouse can
@@ -62,6 +63,19 @@ func DialectFor(name string) (Dialect, error) {
 // form both dialects share.
 func quoteIdent(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// isControl reports whether c is an ASCII control character, which string
+// literals spell out rather than embed.
+func isControl(c byte) bool { return c < 0x20 || c == 0x7f }
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if isControl(s[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // isUnquotedIdent reports whether s could be written as an unquoted

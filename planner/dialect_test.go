@@ -26,7 +26,7 @@ func TestDialectQuoting(t *testing.T) {
 		{d: planner.DuckDB, name: `we"ird`, ident: `"we""ird"`, str: "", strLit: `''`,
 			ts: time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC), tsLit: `TIMESTAMP '2026-01-02 03:04:05.123456'`,
 			match: dsl.OpStartsWith, matchSQL: `starts_with(a, b)`},
-		{d: planner.DuckDB, name: "Mixed", ident: `"Mixed"`, str: "日本\n", strLit: "'日本\n'",
+		{d: planner.DuckDB, name: "Mixed", ident: `"Mixed"`, str: "日本\n'x\r", strLit: "('日本' || chr(10) || '''x' || chr(13))",
 			ts: time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.FixedZone("", 3600)), tsLit: `TIMESTAMP_NS '2026-01-02 02:04:05.123456789'`,
 			match: dsl.OpEndsWith, matchSQL: `ends_with(a, b)`},
 		{d: planner.Snowflake, name: "order", ident: `"ORDER"`, str: `it's \ "x"`, strLit: `'it\'s \\ "x"'`,
@@ -36,7 +36,7 @@ func TestDialectQuoting(t *testing.T) {
 			match: dsl.OpStartsWith, matchSQL: `STARTSWITH(a, b)`},
 		{d: planner.Snowflake, name: `not an identifier`, ident: `"not an identifier"`,
 			match: dsl.OpEndsWith, matchSQL: `ENDSWITH(a, b)`},
-		{d: planner.Snowflake, name: `a"b`, ident: `"a""b"`},
+		{d: planner.Snowflake, name: `a"b`, ident: `"a""b"`, str: "a\nb\tc", strLit: `'a\x0ab\x09c'`},
 	}
 	for _, tc := range tests {
 		if got := tc.d.Ident(tc.name); got != tc.ident {

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,8 +22,28 @@ func (duckDB) Name() string { return "duckdb" }
 
 func (duckDB) Ident(name string) string { return quoteIdent(name) }
 
+// String writes a standard literal; control characters (a newline above
+// all) become chr(n) terms, so that a literal is always one line of SQL
+// text and re-indenting the statement cannot change its value.
 func (duckDB) String(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	if !hasControl(s) {
+		return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	}
+	var parts []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if isControl(s[i]) {
+			if i > start {
+				parts = append(parts, "'"+strings.ReplaceAll(s[start:i], "'", "''")+"'")
+			}
+			parts = append(parts, "chr("+strconv.Itoa(int(s[i]))+")")
+			start = i + 1
+		}
+	}
+	if start < len(s) {
+		parts = append(parts, "'"+strings.ReplaceAll(s[start:], "'", "''")+"'")
+	}
+	return "(" + strings.Join(parts, " || ") + ")"
 }
 
 // Timestamp writes a TIMESTAMP literal (microseconds), or TIMESTAMP_NS when

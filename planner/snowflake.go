@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -28,9 +29,26 @@ func (snowflake) Ident(name string) string {
 	return quoteIdent(name)
 }
 
-var snowflakeString = strings.NewReplacer(`\`, `\\`, `'`, `\'`)
-
-func (snowflake) String(s string) string { return "'" + snowflakeString.Replace(s) + "'" }
+// String escapes the quote and the backslash, and writes control
+// characters as \xhh escapes so that a literal is always one line of SQL
+// text.
+func (snowflake) String(s string) string {
+	var b strings.Builder
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\'' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case isControl(c):
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
 
 // Timestamp uses an explicit format, so the session's
 // TIMESTAMP_INPUT_FORMAT cannot change how the literal reads.

@@ -35,7 +35,7 @@ var (
 	audNames    = []string{"vip", "churned", "order", "gold_tier"}
 )
 
-var textPool = []string{"", "a", "A", "b", "ab", "abc", "a%", "%", "_", "a_c", "it's", `say "hi"`, `back\slash`, `\`, "ü", "über", "日本", "😀", " ", "a b", "Outstanding", "z", "Z", "é", "e\u0301", "x'y\\z", "100%", "\t"}
+var textPool = []string{"", "a", "A", "b", "ab", "abc", "a%", "%", "_", "a_c", "it's", `say "hi"`, `back\slash`, `\`, "ü", "über", "日本", "😀", " ", "a b", "Outstanding", "z", "Z", "é", "e\u0301", "x'y\\z", "100%", "\t", "a\nb", "\r\n"}
 
 // subPool are operands of contains, starts with, ends with: wildcards and
 // escapes of SQL LIKE and of string literals among them.
