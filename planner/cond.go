@@ -63,8 +63,6 @@ func (c *compiler) alias(prefix string) string {
 	return prefix + strconv.Itoa(c.n)
 }
 
-func (c *compiler) ident(name string) string { return c.d.Ident(name) }
-
 func (c *compiler) col(alias, name string) string { return alias + "." + c.d.Ident(name) }
 
 func (c *compiler) table(t dsl.TableName) string {
