@@ -149,7 +149,7 @@ func (d *diagnoser) literal(what, after string) {
 	d.next()
 }
 
-var declKeywords = "warehouse, state, graph, audience, destination or activation"
+const declKeywords = "warehouse, state, graph, audience, destination or activation"
 
 func (d *diagnoser) decl() {
 	t := d.peek()
