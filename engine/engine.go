@@ -31,7 +31,9 @@ type Options struct {
 	// Sinks configures destinations; Dir defaults to the workspace
 	// directory, so relative paths resolve as in the .la files.
 	Sinks sinks.OpenOptions
-	// Hooks observe delivery (see sinks.Hook); the worker's metrics.
+	// Hooks observe delivery (the sinks.Hook* interfaces), the rows a
+	// cycle reads (HookRowsRead) and the worker (HookCycleStarted, …):
+	// progress bars and metrics. See worker_hooks.go.
 	Hooks []sinks.Hook
 	// DeliverRetries overrides every destination's retry budget per
 	// Deliver call when non-zero (sinks.NoRetries: fail fast and leave
@@ -193,6 +195,7 @@ func (e *Engine) Compute(ctx context.Context, a *dsl.Audience) (*diff.CycleResul
 		// The differ records the failure through its one failure path.
 		rows = failedRows(in.Layout, err)
 	}
+	rows = e.watchRows(a.Name, rows)
 	in.Rows = rows
 	defer rows.Release()
 	res, err := e.store.Cycle(ctx, in)
