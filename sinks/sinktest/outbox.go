@@ -103,19 +103,30 @@ func (o *Outbox) DeadLetter(dest string, msgs []diff.Message, reason string) err
 // that is not pending is an error: the loop must not acknowledge twice.
 func (o *Outbox) remove(dest string, msgs []diff.Message) ([]diff.Message, error) {
 	p := o.pending[dest]
-	var removed []diff.Message
+	gone := make(map[uint64]bool, len(msgs))
+	removed := make([]diff.Message, 0, len(msgs))
 	for _, m := range msgs {
 		i, found := slices.BinarySearchFunc(p, m.Seq, func(x diff.Message, s uint64) int { return cmp.Compare(x.Seq, s) })
-		if !found {
+		if !found || gone[m.Seq] {
 			return nil, fmt.Errorf("sinktest: message seq %d (%s) of %s is not pending", m.Seq, m.ID, dest)
 		}
 		if p[i].ID != m.ID {
 			return nil, fmt.Errorf("sinktest: message seq %d has id %s, not %s", m.Seq, p[i].ID, m.ID)
 		}
+		gone[m.Seq] = true
 		removed = append(removed, p[i])
-		p = slices.Delete(p, i, i+1)
 	}
-	o.pending[dest] = p
+	// The loop mostly acknowledges the oldest messages: drop a prefix
+	// without moving the rest.
+	k := 0
+	for k < len(p) && gone[p[k].Seq] {
+		k++
+	}
+	if k == len(gone) {
+		o.pending[dest] = p[k:]
+	} else {
+		o.pending[dest] = slices.DeleteFunc(p, func(x diff.Message) bool { return gone[x.Seq] })
+	}
 	return removed, nil
 }
 
