@@ -114,4 +114,3 @@ func BenchmarkKafkaDeliver(b *testing.B) {
 		})
 	}
 }
-
