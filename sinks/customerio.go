@@ -50,6 +50,7 @@ var customerIORegions = map[string]string{
 type customerIO struct {
 	base        string
 	user, pass  string
+	auth        string
 	concurrency int
 	http        *httpSender
 }
@@ -63,6 +64,10 @@ func openCustomerIO(c *Config) (Destination, error) {
 		http:        newHTTPSender(c, "customerio", c.Duration("timeout", 10*time.Second)),
 	}
 	cio.http.limit("", requestRate(c, customerIORequestsPerSec), 10)
+	// The Basic credential encodes the key: an error echoing the request
+	// must not show it either.
+	cio.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(cio.user+":"+cio.pass))
+	c.Redactor.Add(cio.auth[len("Basic "):])
 	return cio, nil
 }
 
@@ -121,7 +126,7 @@ func (cio *customerIO) Send(ctx context.Context, batch []diff.Message) error {
 		wg      sync.WaitGroup
 		next    = make(chan string)
 	)
-	hdr := http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(cio.user+":"+cio.pass))}}
+	hdr := http.Header{"Authorization": {cio.auth}}
 	for range min(cio.concurrency, len(order)) {
 		wg.Add(1)
 		go func() {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -798,3 +799,69 @@ func mergeTags(a, b []string) []string {
 	}
 	return append(append(out, a...), b...)
 }
+
+// TestSecretsNeverLogged runs failing deliveries for each HTTP destination
+// with every secret-capable setting given as env(…) and checks that no
+// secret value appears in the logs, errors or dead-letter reasons.
+func TestSecretsNeverLogged(t *testing.T) {
+	for _, tc := range []struct {
+		typ      string
+		settings map[string]dsl.Setting
+	}{
+		{"braze", map[string]dsl.Setting{"endpoint": {Secret: dsl.Secret{Env: "URL"}}, "api_key": {Secret: dsl.Secret{Env: "KEY"}}}},
+		{"iterable", map[string]dsl.Setting{"endpoint": {Secret: dsl.Secret{Env: "URL"}}, "api_key": {Secret: dsl.Secret{Env: "KEY"}}}},
+		{"customerio", map[string]dsl.Setting{"endpoint": {Secret: dsl.Secret{Env: "URL"}}, "site_id": {Secret: dsl.Secret{Env: "SITE"}}, "api_key": {Secret: dsl.Secret{Env: "KEY"}}}},
+		{"webhook", map[string]dsl.Setting{"url": {Secret: dsl.Secret{Env: "URL"}}, "secret": {Secret: dsl.Secret{Env: "KEY"}}}},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			// The server echoes the request (headers included) in its
+			// error, as a careless API might.
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprintf(w, "bad request %s %v", r.URL, r.Header)
+			}))
+			defer srv.Close()
+			secrets := map[string]string{"URL": srv.URL + "/tok-url-5150", "KEY": "key-8d9e0f", "SITE": "site-31337"}
+			if tc.typ != "webhook" {
+				secrets["URL"] = srv.URL
+			}
+			var logs bytes.Buffer
+			d, err := sinks.Open(&dsl.Destination{Name: "x", Type: tc.typ, Settings: tc.settings},
+				sinks.OpenOptions{LookupEnv: env(secrets)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			ob := sinktest.NewOutbox()
+			ob.Append("x", sinktest.Messages(sinktest.GenOptions{Profiles: 2, PerProfile: 2})...)
+			o := sinktest.FastOptions()
+			o.Logger = slogTo(&logs)
+			_, err = sinks.Deliver(context.Background(), ob, "x", d, o)
+			srv.Close()
+			ob.Append("x", sinktest.Messages(sinktest.GenOptions{Profiles: 1, PerProfile: 1, Audiences: []string{"z"}})...)
+			o.MaxRetries = 1
+			_, err2 := sinks.Deliver(context.Background(), ob, "x", d, o)
+			text := logs.String() + fmt.Sprint(err) + fmt.Sprint(err2)
+			for _, dl := range ob.DeadLetters("x") {
+				text += dl.Reason
+			}
+			if len(ob.DeadLetters("x")) == 0 || err2 == nil {
+				t.Fatalf("expected dead letters and a failing second call: %v", err2)
+			}
+			secrets["BASIC"] = base64.StdEncoding.EncodeToString([]byte(secrets["SITE"] + ":" + secrets["KEY"]))
+			for name, v := range secrets {
+				if name == "URL" && tc.typ != "webhook" {
+					v = strings.TrimPrefix(v, "http://")
+					// A bare host:port is not a secret by itself; the
+					// full URL is.
+					v = "http://" + v
+				}
+				if strings.Contains(text, v) {
+					t.Errorf("secret %s leaked:\n%s", name, text)
+				}
+			}
+		})
+	}
+}
+
+func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
