@@ -10,10 +10,9 @@ import (
 // destinationCommon are the settings every destination type takes.
 var destinationCommon = map[string]settingSpec{
 	"type":            {kind: "ident"},
-	"rate_limit":      {kind: "int"},
+	"rate_limit":      {kind: "any"}, // events/s, or unlimited
 	"max_event_bytes": {kind: "int"},
 	"batch_size":      {kind: "int"},
-	"timeout":         {kind: "duration"},
 	"max_retries":     {kind: "int"},
 }
 
@@ -24,35 +23,49 @@ var destinationSpecs = map[string]struct {
 	required []string
 }{
 	"kafka": {map[string]settingSpec{
-		"brokers":        {kind: "any"},
-		"topic":          {kind: "string"},
-		"transactional":  {kind: "bool"},
-		"progress_topic": {kind: "string"},
-		"client_id":      {kind: "string"},
-		"sasl_mechanism": {kind: "string"},
-		"sasl_user":      {kind: "any"},
-		"sasl_password":  {secret: true},
-		"tls":            {kind: "bool"},
-		"tls_ca":         {kind: "string"},
+		"timeout":          {kind: "duration"},
+		"brokers":          {kind: "any"},
+		"topic":            {kind: "string"},
+		"transactional":    {kind: "bool"},
+		"progress_topic":   {kind: "string"},
+		"client_id":        {kind: "string"},
+		"sasl_mechanism":   {kind: "string"},
+		"sasl_user":        {kind: "any"},
+		"sasl_password":    {secret: true},
+		"tls":              {kind: "bool"},
+		"tls_ca":           {kind: "string"},
+		"tls_cert":         {kind: "string"},
+		"tls_key":          {kind: "any"},
+		"tls_server_name":  {kind: "string"},
+		"transactional_id": {kind: "string"},
+		"compression":      {kind: "any"},
 	}, []string{"brokers", "topic"}},
 	"webhook": {map[string]settingSpec{
-		"url":    {kind: "any"},
-		"secret": {secret: true},
+		"timeout": {kind: "duration"},
+		"url":     {kind: "any"},
+		"secret":  {secret: true},
 	}, []string{"url"}},
 	"braze": {map[string]settingSpec{
-		"endpoint": {kind: "any"},
-		"api_key":  {secret: true},
+		"timeout":      {kind: "duration"},
+		"endpoint":     {kind: "any"},
+		"api_key":      {secret: true},
+		"request_rate": {kind: "any"},
 	}, []string{"endpoint", "api_key"}},
 	"iterable": {map[string]settingSpec{
+		"timeout":  {kind: "duration"},
 		"endpoint": {kind: "any"},
 		"region":   {kind: "string"},
 		"api_key":  {secret: true},
+		"bulk":     {kind: "bool"},
 	}, []string{"api_key"}},
 	"customerio": {map[string]settingSpec{
-		"endpoint": {kind: "any"},
-		"region":   {kind: "string"},
-		"site_id":  {kind: "any"},
-		"api_key":  {secret: true},
+		"timeout":      {kind: "duration"},
+		"endpoint":     {kind: "any"},
+		"region":       {kind: "string"},
+		"site_id":      {kind: "any"},
+		"api_key":      {secret: true},
+		"concurrency":  {kind: "int"},
+		"request_rate": {kind: "any"},
 	}, []string{"site_id", "api_key"}},
 	"file": {map[string]settingSpec{
 		"path": {kind: "string"},
@@ -308,4 +321,38 @@ func (c *checker) enrichText(a *Audience) string {
 		parts = append(parts, e.String())
 	}
 	return strings.Join(parts, ", ")
+}
+
+// DestinationSetting describes a setting the checker accepts for a
+// destination type.
+type DestinationSetting struct {
+	Name     string
+	Secret   bool // only as env("…")
+	Required bool
+}
+
+// DestinationSettings lists the settings the checker accepts for a
+// destination type (the common ones included), sorted by name; nil for an
+// unknown type. The sinks package's registry must agree with it.
+func DestinationSettings(typ string) []DestinationSetting {
+	spec, ok := destinationSpecs[typ]
+	if !ok {
+		return nil
+	}
+	req := map[string]bool{}
+	for _, r := range spec.required {
+		req[r] = true
+	}
+	var out []DestinationSetting
+	add := func(m map[string]settingSpec) {
+		for name, s := range m {
+			if name != "type" {
+				out = append(out, DestinationSetting{Name: name, Secret: s.secret, Required: req[name]})
+			}
+		}
+	}
+	add(destinationCommon)
+	add(spec.settings)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }

@@ -335,7 +335,8 @@ func (c *Config) Errorf(key, format string, args ...any) { c.errorf(key, format,
 
 // DeliverOptionsFor reads the delivery keys of a destination block
 // (batch_size, rate_limit, max_event_bytes, max_retries) into DeliverOptions;
-// unset keys stay zero so Deliver applies its defaults.
+// unset keys stay zero so Deliver applies its defaults, except that kafka,
+// file and stdout are not rate limited unless rate_limit says so.
 func DeliverOptionsFor(d *dsl.Destination) (DeliverOptions, error) {
 	c := newConfig(d, nil, OpenOptions{})
 	for _, k := range DeliveryKeys {
@@ -343,6 +344,13 @@ func DeliverOptionsFor(d *dsl.Destination) (DeliverOptions, error) {
 	}
 	var o DeliverOptions
 	o.BatchSize = c.Int("batch_size", 0, 1, 100000)
+	switch d.Type {
+	case "kafka", "file", "stdout":
+		// Segment's 500 events/s protects marketing APIs; a log or a
+		// broker the user runs has no such limit to respect, and a large
+		// send_current would otherwise take hours.
+		o.RateLimit = Unlimited
+	}
 	if c.Has("rate_limit") {
 		v := c.String("rate_limit", "")
 		if strings.EqualFold(v, "unlimited") {
