@@ -28,7 +28,9 @@ type HookRowsRead interface {
 }
 
 // HookCycleStarted is called when the worker starts a cycle of audience,
-// with how long the run waited in the queue for a free slot.
+// with how long the run waited for a free slot: zero when one was free as
+// it fell due (or was requested), else the time since every slot was
+// found busy.
 type HookCycleStarted interface {
 	OnCycleStarted(audience string, waited time.Duration)
 }

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/linkaud/linkaud/dsl"
+	"github.com/linkaud/linkaud/engine"
+	"github.com/linkaud/linkaud/executor"
+	"github.com/linkaud/linkaud/internal/api"
+	"github.com/linkaud/linkaud/internal/metrics"
+	"github.com/linkaud/linkaud/sinks"
+)
+
+func init() {
+	register("worker", "Run the daemon: compute enabled audiences on their schedules, deliver their events, serve /healthz, /metrics and /audiences.", &workerCmd{})
+}
+
+type workerCmd struct {
+	Dir             string        `arg:"" help:"Workspace directory (its .la files)."`
+	Listen          string        `help:"Address of the HTTP API (host:port; port 0 picks a free one). Loopback by default: put a proxy in front to expose it." default:"127.0.0.1:8080"`
+	MaxConcurrent   int           `help:"Most compute cycles running at once; further due runs queue, earliest first." default:"5"`
+	ShutdownTimeout time.Duration `help:"On SIGTERM/SIGINT: running cycles may finish within two thirds of it (then they are cancelled, changing nothing), deliveries flush in the rest; then the worker exits 0." default:"30s"`
+	DeliverInterval time.Duration `help:"How often a destination with events left in its outbox is retried." default:"5s"`
+	Watch           bool          `help:"Reload when a .la file changes (also on SIGHUP)." default:"true" negatable:""`
+	MaxDepth        int           `help:"Deepest path allowed, counting profile (default: the graph's max_depth, else 6)."`
+}
+
+func (c *workerCmd) Run(g *Globals) error {
+	log := g.Logger()
+	dopts := dsl.Options{MaxDepth: c.MaxDepth}
+	ws, err := loadWorkspace(c.Dir, dopts)
+	if err != nil {
+		return err
+	}
+	if c.MaxConcurrent < 1 {
+		return userError(fmt.Errorf("--max-concurrent must be at least 1"))
+	}
+	// The token is read once and never logged; only whether it is set.
+	token := os.Getenv(api.TokenEnv)
+
+	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stopSignals()
+
+	m := metrics.New()
+	e, err := engine.Open(ctx, ws, engine.Options{
+		Logger: log,
+		Hooks:  []sinks.Hook{m},
+		// A connection per concurrent cycle; a max_connections
+		// setting in the workspace still wins.
+		Warehouse: executor.Options{MaxConns: c.MaxConcurrent},
+	})
+	if err != nil {
+		return infraError(explainLocked(err))
+	}
+	w, err := engine.NewWorker(e, engine.WorkerOptions{
+		MaxConcurrent:   c.MaxConcurrent,
+		DeliverInterval: c.DeliverInterval,
+		StopTimeout:     c.ShutdownTimeout,
+		Load:            func() (*dsl.Workspace, dsl.Diagnostics) { return dsl.Load(c.Dir, dopts) },
+		Watch:           c.Watch,
+		Logger:          log,
+	})
+	if err != nil {
+		e.Close()
+		return infraError(err)
+	}
+	m.Observe(e.Store(), w.Destinations)
+
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		e.Close()
+		return infraError(fmt.Errorf("listening on %s: %w", c.Listen, err))
+	}
+	addr := ln.Addr().String()
+	srv := &http.Server{
+		Handler:           api.New(w, api.Options{Token: token, Metrics: m.Handler(), Logger: log}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	if !isLoopback(ln.Addr()) {
+		log.Warn("the HTTP API listens beyond loopback; anyone reaching it can read audience statuses", "addr", addr)
+	}
+	log.Info("listening", "addr", addr, "mutations", map[bool]string{true: "enabled (bearer token)", false: "disabled (" + api.TokenEnv + " unset)"}[token != ""])
+	// Scripts and tests read the bound address (--listen with port 0)
+	// from this line.
+	fmt.Fprintf(os.Stdout, "linkaud worker: listening on http://%s\n", addr)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			w.RequestReload("SIGHUP")
+		}
+	}()
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- w.Run(ctx) }()
+	select {
+	case err = <-runErr:
+	case err = <-serveErr:
+		// The API is how the worker is operated: without it, stop.
+		log.Error("the HTTP server failed; stopping", "error", err)
+		stopSignals()
+		<-runErr
+		e.Close()
+		return infraError(fmt.Errorf("serving HTTP on %s: %w", addr, err))
+	}
+	// A second signal now kills the process the default way.
+	stopSignals()
+	if errors.Is(err, engine.ErrStopTimeout) {
+		// Something ignored cancellation: do not wait for it, and do not
+		// close the state under it; Pebble's log and the differ's
+		// recovery keep the state consistent for the next start.
+		log.Error("forced exit: a cycle or a delivery did not stop within the grace period", "grace", engine.StopGrace.String())
+		return infraError(err)
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = srv.Shutdown(shutCtx)
+	cancel()
+	if cerr := e.Close(); cerr != nil {
+		log.Error("closing the state", "error", cerr)
+		return infraError(cerr)
+	}
+	if err != nil {
+		return infraError(err)
+	}
+	log.Info("worker exited")
+	return nil
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// explainLocked adds what to do when the state directory is locked by
+// another process: Pebble allows one process per directory, so while a
+// worker runs, the CLI's state commands (audiences enable, runs, …) cannot
+// open it; the worker's HTTP API does those things instead.
+func explainLocked(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) || strings.Contains(err.Error(), "resource temporarily unavailable") || strings.Contains(err.Error(), "lock held") {
+		return fmt.Errorf("%w\nthe state directory is in use by another linkaud process; if a worker is running, use its HTTP API instead (e.g. curl -X POST -H \"Authorization: Bearer $%s\" http://127.0.0.1:8080/audiences/NAME/enable)", err, api.TokenEnv)
+	}
+	return err
+}

@@ -1,0 +1,295 @@
+// Package api is the worker's HTTP API:
+//
+//	GET  /healthz                    200 {"status":"ok"}; 503 while stopping
+//	GET  /metrics                    Prometheus metrics (internal/metrics)
+//	GET  /audiences                  every audience's status
+//	GET  /audiences/{name}           one audience's status and its last 50 runs
+//	POST /audiences/{name}/run       queue a run now (202)
+//	POST /audiences/{name}/enable    enable and schedule
+//	POST /audiences/{name}/disable   disable
+//
+// Mutations (POST) need "Authorization: Bearer <token>", the token given in
+// Options.Token (the worker reads it from LINKAUD_API_TOKEN): a missing or
+// wrong token is refused with 401; with no token configured every mutation
+// is refused with 403. Errors are JSON {"error": "…"}.
+//
+// Entry point: New.
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/linkaud/linkaud/diff"
+	"github.com/linkaud/linkaud/engine"
+)
+
+// TokenEnv is the environment variable the worker reads the API token from.
+const TokenEnv = "LINKAUD_API_TOKEN"
+
+// History is how many runs GET /audiences/{name} returns.
+const History = 50
+
+// Options configure the API.
+type Options struct {
+	// Token authorizes mutations; empty disables them.
+	Token string
+	// Metrics serves GET /metrics; nil answers 404.
+	Metrics http.Handler
+	// Logger; default slog.Default(). Requests are logged at debug level,
+	// without headers (the token never reaches a log).
+	Logger *slog.Logger
+}
+
+type server struct {
+	w     *engine.Worker
+	token [sha256.Size]byte
+	auth  bool
+	log   *slog.Logger
+}
+
+// New returns the API of worker w.
+func New(w *engine.Worker, opts Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &server{w: w, log: opts.Logger, auth: opts.Token != ""}
+	// Comparing digests keeps the comparison constant-time whatever the
+	// lengths (subtle.ConstantTimeCompare returns early on a length
+	// mismatch).
+	s.token = sha256.Sum256([]byte(opts.Token))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	if opts.Metrics != nil {
+		mux.Handle("GET /metrics", opts.Metrics)
+	}
+	mux.HandleFunc("GET /audiences", s.list)
+	mux.HandleFunc("GET /audiences/{name}", s.get)
+	mux.HandleFunc("POST /audiences/{name}/run", s.mutate(s.run))
+	mux.HandleFunc("POST /audiences/{name}/enable", s.mutate(s.enable))
+	mux.HandleFunc("POST /audiences/{name}/disable", s.mutate(s.disable))
+	return s.logged(mux)
+}
+
+// logged logs each request at debug level: method, path, status, time.
+func (s *server) logged(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		began := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		s.log.Debug("http request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"took", time.Since(began).Round(time.Microsecond).String(), "remote", r.RemoteAddr)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
+	running, queued, _ := s.w.Load()
+	body := map[string]any{"status": "ok", "running": running, "queued": queued}
+	if s.w.Stopping() {
+		body["status"] = "stopping"
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// Audience is the JSON form of an audience's status.
+type Audience struct {
+	Name        string `json:"name"`
+	Defined     bool   `json:"defined"`
+	Description string `json:"description,omitempty"`
+	Schedule    string `json:"schedule,omitempty"`
+	Enabled     bool   `json:"enabled"`
+	Status      string `json:"status"`
+	Error       string `json:"error,omitempty"`
+	// Version is the definition's version in the workspace;
+	// StateVersion the one the current generation was computed from
+	// (they differ after an edit until the next successful run).
+	Version       string     `json:"version,omitempty"`
+	StateVersion  string     `json:"state_version,omitempty"`
+	Generation    uint64     `json:"generation"`
+	Members       int64      `json:"members"`
+	Rows          int64      `json:"rows"`
+	Runs          uint64     `json:"runs"`
+	LastRun       *time.Time `json:"last_run,omitempty"`
+	LastSuccess   *time.Time `json:"last_success,omitempty"`
+	NextRun       *time.Time `json:"next_run,omitempty"`
+	Running       bool       `json:"running"`
+	Queued        bool       `json:"queued"`
+	ScheduleError string     `json:"schedule_error,omitempty"`
+	// LastCounts are the changes of the last run (GET /audiences/{name}).
+	LastCounts *diff.Counts `json:"last_counts,omitempty"`
+	History    []Run        `json:"history,omitempty"`
+}
+
+// Run is the JSON form of a run record; durations in seconds.
+type Run struct {
+	Run        uint64    `json:"run"`
+	Start      time.Time `json:"start"`
+	Generation uint64    `json:"generation"`
+	Version    string    `json:"version,omitempty"`
+	OK         bool      `json:"ok"`
+	Error      string    `json:"error,omitempty"`
+	Query      float64   `json:"query_seconds"`
+	Diff       float64   `json:"diff_seconds"`
+	Delivery   float64   `json:"delivery_seconds,omitempty"`
+	Delivered  int64     `json:"delivered,omitempty"`
+	diff.Counts
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func audienceJSON(st engine.AudienceStatus) Audience {
+	return Audience{
+		Name: st.Name, Defined: st.Defined, Description: st.Description, Schedule: st.Schedule,
+		Enabled: st.Enabled, Status: st.Status.String(), Error: st.Error,
+		Version: st.Definition, StateVersion: st.Version, Generation: st.Generation,
+		Members: st.Members, Rows: st.Rows, Runs: st.Runs,
+		LastRun: timePtr(st.LastRun), LastSuccess: timePtr(st.LastSuccess), NextRun: timePtr(st.Next),
+		Running: st.Running, Queued: st.Queued, ScheduleError: st.ScheduleError,
+	}
+}
+
+func runJSON(r diff.RunRecord) Run {
+	return Run{
+		Run: r.Run, Start: r.Start.UTC(), Generation: r.Generation, Version: r.Version, OK: r.OK, Error: r.Error,
+		Query: r.Query.Seconds(), Diff: r.Diff.Seconds(), Delivery: r.Delivery.Seconds(), Delivered: r.Delivered,
+		Counts: r.Counts,
+	}
+}
+
+func (s *server) list(w http.ResponseWriter, _ *http.Request) {
+	sts, err := s.w.Audiences()
+	if err != nil {
+		s.internal(w, err)
+		return
+	}
+	out := make([]Audience, len(sts))
+	for i, st := range sts {
+		out[i] = audienceJSON(st)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"audiences": out})
+}
+
+func (s *server) get(w http.ResponseWriter, r *http.Request) {
+	st, runs, err := s.w.Audience(r.PathValue("name"), History)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	a := audienceJSON(st)
+	a.History = make([]Run, len(runs))
+	for i, run := range runs {
+		a.History[i] = runJSON(run)
+	}
+	if len(runs) > 0 {
+		c := runs[0].Counts
+		a.LastCounts = &c
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+// mutate wraps a POST handler with the bearer-token check.
+func (s *server) mutate(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.auth {
+			writeError(w, http.StatusForbidden, "mutations are disabled: start the worker with "+TokenEnv+" set, and send it as \"Authorization: Bearer <token>\"")
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if !ok || subtle.ConstantTimeCompare(sum[:], s.token[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="linkaud"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *server) run(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := s.w.RunNow(name); err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"audience": name, "queued": true})
+}
+
+func (s *server) enable(w http.ResponseWriter, r *http.Request) {
+	s.setEnabled(w, r, s.w.Enable)
+}
+
+func (s *server) disable(w http.ResponseWriter, r *http.Request) {
+	s.setEnabled(w, r, s.w.Disable)
+}
+
+func (s *server) setEnabled(w http.ResponseWriter, r *http.Request, set func(string) error) {
+	name := r.PathValue("name")
+	if err := set(name); err != nil {
+		s.fail(w, err)
+		return
+	}
+	st, _, err := s.w.Audience(name, 0)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, audienceJSON(st))
+}
+
+// fail answers with the status err calls for.
+func (s *server) fail(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, engine.ErrUnknownAudience):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, engine.ErrAudienceOff), errors.Is(err, engine.ErrRunning):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, engine.ErrStopping):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		s.internal(w, err)
+	}
+}
+
+func (s *server) internal(w http.ResponseWriter, err error) {
+	s.log.Error("http: internal error", "error", err)
+	writeError(w, http.StatusInternalServerError, err.Error())
+}
