@@ -14,6 +14,7 @@ import (
 	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/executor"
+	"github.com/linkaud/linkaud/internal/crashpoint"
 	"github.com/linkaud/linkaud/planner"
 	"github.com/linkaud/linkaud/sinks"
 )
@@ -79,6 +80,7 @@ func Open(ctx context.Context, ws *dsl.Workspace, opts Options) (*Engine, error)
 	if opts.Sinks.Logger == nil {
 		opts.Sinks.Logger = opts.Logger
 	}
+	opts.Store.FS = crashpoint.FS(opts.Store.FS)
 	store, err := diff.Open(ws.StateDir, opts.Store)
 	if err != nil {
 		return nil, fmt.Errorf("opening state %s: %w", ws.StateDir, err)
@@ -194,6 +196,8 @@ func (e *Engine) Compute(ctx context.Context, a *dsl.Audience) (*diff.CycleResul
 	if err != nil {
 		// The differ records the failure through its one failure path.
 		rows = failedRows(in.Layout, err)
+	} else {
+		rows = crashpoint.Rows(rows)
 	}
 	rows = e.watchRows(a.Name, rows)
 	in.Rows = rows
@@ -220,6 +224,7 @@ func (e *Engine) query(ctx context.Context, wh executor.Warehouse, a *dsl.Audien
 	if err != nil {
 		return nil, err
 	}
+	crashpoint.Hit("cycle.planned")
 	return wh.Query(ctx, plan.SQL, executor.QueryOptions{Tag: a.Name})
 }
 
@@ -255,6 +260,12 @@ var _ array.RecordReader = (*errReader)(nil)
 // retry budget runs out (the rest stays for later), or ctx ends. Calls for
 // the same destination wait for each other.
 func (e *Engine) Deliver(ctx context.Context, name string) (sinks.Stats, error) {
+	return e.deliver(ctx, name, nil)
+}
+
+// deliver is Deliver with hooks for this call only (Run counts deliveries
+// per audience).
+func (e *Engine) deliver(ctx context.Context, name string, hooks []sinks.Hook) (sinks.Stats, error) {
 	od, err := e.destination(name)
 	if err != nil {
 		return sinks.Stats{}, err
@@ -267,6 +278,7 @@ func (e *Engine) Deliver(ctx context.Context, name string) (sinks.Stats, error) 
 	}
 	opts.Logger = e.log
 	opts.Hooks = append(opts.Hooks, e.opts.Hooks...)
+	opts.Hooks = append(opts.Hooks, hooks...)
 	if e.opts.DeliverRetries != 0 {
 		opts.MaxRetries = e.opts.DeliverRetries
 	}
@@ -280,7 +292,7 @@ func (e *Engine) Deliver(ctx context.Context, name string) (sinks.Stats, error) 
 	}
 	opts.Limiter = e.limiter[name]
 	e.mu.Unlock()
-	return sinks.Deliver(ctx, e.store, name, od.dest, opts)
+	return sinks.Deliver(ctx, crashpoint.Outbox(e.store), name, crashpoint.Destination(od.dest), opts)
 }
 
 // DeliverAll delivers every destination of the workspace, one goroutine
