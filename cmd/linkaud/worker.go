@@ -60,7 +60,11 @@ func (c *workerCmd) Run(g *Globals) error {
 		Warehouse: executor.Options{MaxConns: c.MaxConcurrent},
 	})
 	if err != nil {
-		return infraError(explainLocked(err))
+		if ex := explainLocked(err); ex != err {
+			// Another process holds the state: the user's to resolve.
+			return userError(ex)
+		}
+		return infraError(err)
 	}
 	w, err := engine.NewWorker(e, engine.WorkerOptions{
 		MaxConcurrent:   c.MaxConcurrent,

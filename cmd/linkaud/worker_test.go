@@ -680,6 +680,14 @@ func TestWorkerAbandonAndSIGHUP(t *testing.T) {
 		t.Fatalf("%v reloads, want 1 (SIGHUP; no watching)", n)
 	}
 
+	// The state is locked while the worker runs: a second process is
+	// told to use the API.
+	second := exec.Command(linkaudBin, "worker", dir, "--listen", "127.0.0.1:0")
+	out, err := second.CombinedOutput()
+	if second.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "in use by another linkaud process") || !strings.Contains(string(out), "HTTP API") {
+		t.Fatalf("a second worker on the same state: %v\n%s", err, out)
+	}
+
 	p.post("/audiences/slow/enable", http.StatusOK)
 	p.eventually("slow to be running", func() (bool, string) {
 		a := p.audience("slow")
