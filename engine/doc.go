@@ -3,5 +3,8 @@
 // the worker that does both on schedules. It wires the stages together;
 // each stage (planner, executor, diff, sinks) knows nothing of the others.
 //
-// Entry points: NextRun computes schedules.
+// Entry points: Open returns an Engine (Compute, Deliver, Reload);
+// NewWorker and Worker.Run are the daemon (schedules, a concurrency limit,
+// continuous delivery, reloads, a graceful stop), observed through the
+// hooks of worker_hooks.go; NextRun computes schedules.
 package engine
