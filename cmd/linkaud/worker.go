@@ -36,14 +36,19 @@ type workerCmd struct {
 }
 
 func (c *workerCmd) Run(g *Globals) error {
+	switch {
+	case c.MaxConcurrent < 1:
+		return userError(errors.New("--max-concurrent must be at least 1"))
+	case c.ShutdownTimeout <= 0:
+		return userError(errors.New("--shutdown-timeout must be positive"))
+	case c.DeliverInterval <= 0:
+		return userError(errors.New("--deliver-interval must be positive"))
+	}
 	log := g.Logger()
 	dopts := dsl.Options{MaxDepth: c.MaxDepth}
 	ws, err := loadWorkspace(c.Dir, dopts)
 	if err != nil {
 		return err
-	}
-	if c.MaxConcurrent < 1 {
-		return userError(fmt.Errorf("--max-concurrent must be at least 1"))
 	}
 	// The token is read once and never logged; only whether it is set.
 	token := os.Getenv(api.TokenEnv)
@@ -113,6 +118,25 @@ func (c *workerCmd) Run(g *Globals) error {
 		}
 	}()
 
+	// The hard bound: whatever hangs (a warehouse ignoring cancellation,
+	// a reload stuck opening one, closing the state), the process is gone
+	// StopGrace and a few seconds after --shutdown-timeout.
+	exited := make(chan struct{})
+	defer close(exited)
+	go func() {
+		<-ctx.Done()
+		// A second signal now kills the process the default way.
+		stopSignals()
+		t := time.NewTimer(c.ShutdownTimeout + engine.StopGrace + 5*time.Second)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			log.Error("forced exit: the worker did not stop in time")
+			os.Exit(exitInfra)
+		case <-exited:
+		}
+	}()
+
 	runErr := make(chan error, 1)
 	go func() { runErr <- w.Run(ctx) }()
 	select {
@@ -125,7 +149,6 @@ func (c *workerCmd) Run(g *Globals) error {
 		e.Close()
 		return infraError(fmt.Errorf("serving HTTP on %s: %w", addr, err))
 	}
-	// A second signal now kills the process the default way.
 	stopSignals()
 	if errors.Is(err, engine.ErrStopTimeout) {
 		// Something ignored cancellation: do not wait for it, and do not
