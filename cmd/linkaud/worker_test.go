@@ -688,6 +688,13 @@ func TestWorkerAbandonAndSIGHUP(t *testing.T) {
 		t.Fatalf("a second worker on the same state: %v\n%s", err, out)
 	}
 
+	// Only slow runs when the stop comes (fast, disabled, keeps its state
+	// whatever the machine's load).
+	p.post("/audiences/fast/disable", http.StatusOK)
+	p.eventually("fast to finish its last run", func() (bool, string) {
+		a := p.audience("fast")
+		return !a.Running && a.Status == "Disabled", fmt.Sprintf("%+v", a)
+	})
 	p.post("/audiences/slow/enable", http.StatusOK)
 	p.eventually("slow to be running", func() (bool, string) {
 		a := p.audience("slow")
@@ -723,7 +730,7 @@ func TestWorkerAbandonAndSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != diff.Live || got.Members != 3 || got.Generation < fast.Generation {
+	if got.Status != diff.Disabled || got.Members != 3 || got.Generation != fast.Generation {
 		t.Fatalf("fast after the stop: %+v (last seen %+v)", got, fast)
 	}
 }
