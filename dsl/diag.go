@@ -161,48 +161,5 @@ func sourceLine(src []byte, line int) string {
 	return strings.TrimRight(string(src[start:end]), "\r")
 }
 
-// suggest returns the candidate closest to name by edit distance, if close
-// enough to be a plausible misspelling, else "".
-func suggest(name string, candidates []string) string {
-	best, bestDist := "", 0
-	for _, c := range candidates {
-		if c == name || c == "" {
-			continue
-		}
-		d := editDistance(strings.ToLower(name), strings.ToLower(c))
-		limit := max(1, min(3, (len(name)+2)/4))
-		if d > limit {
-			continue
-		}
-		if best == "" || d < bestDist || (d == bestDist && c < best) {
-			best, bestDist = c, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Damerau–Levenshtein (optimal string alignment) distance.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev2 := make([]int, len(rb)+1)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(rb)]
-}
+// suggest is grammar.Suggest: one "did you mean" rule for all of linkaud.
+func suggest(name string, candidates []string) string { return grammar.Suggest(name, candidates) }

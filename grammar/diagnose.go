@@ -111,7 +111,7 @@ func (d *diagnoser) fail(expected string, suggestFrom ...string) {
 	}
 	msg := fmt.Sprintf("unexpected %s: expected %s", describe(t), expected)
 	if isIdent(t) {
-		if s := closest(t.Value, suggestFrom); s != "" {
+		if s := Suggest(t.Value, suggestFrom); s != "" {
 			msg += "; did you mean " + s + "?"
 		}
 	}
@@ -382,7 +382,7 @@ func (d *diagnoser) activationClause() bool {
 				// here is more likely a misspelt clause, worth a hint if
 				// the activation then fails to parse.
 				d.swallowed = fmt.Sprintf("; %q was read as the entity of event %s", e.Value, n.Value)
-				if s := closest(e.Value, activationKeywords); s != "" {
+				if s := Suggest(e.Value, activationKeywords); s != "" {
 					d.swallowed += ": did you mean " + s + "?"
 				}
 			}
@@ -672,45 +672,4 @@ func (d *diagnoser) operator(left string) {
 	default:
 		d.fail(fmt.Sprintf("an operator after %s %s", left, operators))
 	}
-}
-
-// closest returns the candidate within a small edit distance of s, if any.
-func closest(s string, candidates []string) string {
-	best, bestDist := "", 0
-	for _, c := range candidates {
-		if c == s {
-			continue
-		}
-		dist := editDistance(strings.ToLower(s), c)
-		if dist <= max(1, min(3, len(s)/4)) && (best == "" || dist < bestDist) {
-			best, bestDist = c, dist
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance with transpositions.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev2 := make([]int, len(rb)+1)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(rb)]
 }
