@@ -158,7 +158,8 @@ func (m *Metrics) OnQueue(running, queued int) {
 	}
 }
 
-// OnCycleDone implements engine.HookCycleDone.
+// OnCycleDone implements engine.HookCycleDone. cycles_total moves last, so
+// a scraper that saw it move sees the rest of the cycle's figures too.
 func (m *Metrics) OnCycleDone(r engine.CycleReport) {
 	aud := r.Audience.Name
 	m.cycleSteps.WithLabelValues(aud, "total").Observe(r.Took.Seconds())
@@ -167,7 +168,6 @@ func (m *Metrics) OnCycleDone(r engine.CycleReport) {
 		return
 	}
 	res := r.Result
-	m.cycles.WithLabelValues(aud, "ok").Inc()
 	m.cycleSteps.WithLabelValues(aud, "query").Observe(res.Query.Seconds())
 	m.cycleSteps.WithLabelValues(aud, "diff").Observe(res.Diff.Seconds())
 	m.members.WithLabelValues(aud).Set(float64(res.Members))
@@ -182,6 +182,7 @@ func (m *Metrics) OnCycleDone(r engine.CycleReport) {
 			m.emitted.WithLabelValues(act.Destination.Name, act.Event.EventName()).Add(float64(n))
 		}
 	}
+	m.cycles.WithLabelValues(aud, "ok").Inc()
 }
 
 // OnDeliverPass implements engine.HookDeliverPass.
