@@ -40,6 +40,10 @@ type Dialect interface {
 	// SortKey wraps a text column for ORDER BY so that it sorts in byte
 	// order of its UTF-8 text whatever the session or column collation.
 	SortKey(col string) string
+	// Materialized is what goes between AS and the body of a CTE to have
+	// it computed once (" MATERIALIZED"), or "" where the warehouse
+	// decides by itself.
+	Materialized() string
 }
 
 // Dialects by name.

@@ -123,7 +123,7 @@ func (c *compiler) audience(a *dsl.Audience) (string, []Column, error) {
 	}
 	list := strings.Join(names, ", ")
 	var b strings.Builder
-	b.WriteString("WITH " + membersCTE + " AS (\n  " + indent(members) + "\n),\n")
+	b.WriteString("WITH " + membersCTE + " AS" + c.d.Materialized() + " (\n  " + indent(members) + "\n),\n")
 	b.WriteString(rowsCTE + " AS (\n  " + indent(strings.Join(parts, "\nUNION ALL\n")) + "\n),\n")
 	b.WriteString(resultCTE + " AS (\n  SELECT DISTINCT " + list + "\n  FROM " + rowsCTE + "\n)\n")
 	b.WriteString("SELECT " + list + "\nFROM " + resultCTE + "\nORDER BY " + strings.Join(order, ", "))

@@ -69,3 +69,7 @@ func (snowflake) TextMatch(op dsl.Op, x, s string) string {
 }
 
 func (snowflake) SortKey(col string) string { return "COLLATE(" + col + ", 'utf8')" }
+
+// Materialized is empty: Snowflake has no hint and materializes a CTE it
+// reads more than once.
+func (snowflake) Materialized() string { return "" }
