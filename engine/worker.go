@@ -102,6 +102,9 @@ type Worker struct {
 	peak     int
 	stopping bool
 	dests    map[string]*deliverer
+	// eventRun is each audience's latest run that wrote events, which
+	// deliveries are credited to.
+	eventRun map[string]uint64
 }
 
 // sched is the worker's view of one audience; guarded by Worker.mu.
@@ -139,15 +142,16 @@ func NewWorker(e *Engine, opts WorkerOptions) (*Worker, error) {
 		opts.Now = time.Now
 	}
 	w := &Worker{
-		e:       e,
-		opts:    opts,
-		log:     opts.Logger,
-		started: make(chan struct{}),
-		done:    make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		reloads: make(chan string, 1),
-		auds:    map[string]*sched{},
-		dests:   map[string]*deliverer{},
+		e:        e,
+		opts:     opts,
+		log:      opts.Logger,
+		started:  make(chan struct{}),
+		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		reloads:  make(chan string, 1),
+		auds:     map[string]*sched{},
+		dests:    map[string]*deliverer{},
+		eventRun: map[string]uint64{},
 	}
 	w.cycleCtx, w.cancelCycles = context.WithCancelCause(context.Background())
 	w.deliverCtx, w.stopDeliver = context.WithCancel(context.Background())
@@ -368,6 +372,7 @@ func (w *Worker) cycle(s *sched, a *dsl.Audience, acts []*dsl.Activation) {
 	w.queueChanged()
 	var kick []*deliverer
 	if res != nil && res.Events > 0 {
+		w.eventRun[a.Name] = res.Run
 		for _, act := range acts {
 			if d := w.dests[act.Destination.Name]; d != nil {
 				kick = append(kick, d)

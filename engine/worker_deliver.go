@@ -3,9 +3,12 @@ package engine
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
+	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/dsl"
+	"github.com/linkaud/linkaud/sinks"
 )
 
 // deliverer is the delivery loop of one destination: a pass whenever a
@@ -106,8 +109,10 @@ func (w *Worker) deliverPass(dest string) {
 		return
 	}
 	began := time.Now()
-	st, err := w.e.Deliver(ctx, dest)
+	count := &passCount{n: map[string]int64{}}
+	st, err := w.e.deliver(ctx, dest, []sinks.Hook{count})
 	took := time.Since(began)
+	w.recordDelivery(count, took)
 	for _, h := range hooksOf[HookDeliverPass](w.e.opts.Hooks) {
 		h.OnDeliverPass(dest, st, err, took)
 	}
@@ -120,5 +125,40 @@ func (w *Worker) deliverPass(dest string) {
 	default:
 		w.log.Warn("delivery incomplete; retrying later", "destination", dest, "delivered", st.Delivered,
 			"left", st.Left, "retry_in", w.opts.DeliverInterval.String(), "error", err)
+	}
+}
+
+// passCount counts one delivery pass's delivered events per audience.
+type passCount struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+func (c *passCount) OnDelivered(_ string, msgs []diff.Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range msgs {
+		c.n[msgs[i].Audience]++
+	}
+}
+
+var _ sinks.HookDelivered = (*passCount)(nil)
+
+// recordDelivery adds a pass's deliveries to the run records: each
+// audience's delivered events are credited to its latest run that wrote
+// events (earlier runs' backlog included, as `linkaud run` does).
+func (w *Worker) recordDelivery(c *passCount, took time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for aud, n := range c.n {
+		w.mu.Lock()
+		run := w.eventRun[aud]
+		w.mu.Unlock()
+		if run == 0 {
+			continue
+		}
+		if err := w.e.Store().RecordDelivery(aud, run, n, took); err != nil {
+			w.log.Warn("recording delivery figures in the run history", "audience", aud, "run", run, "error", err)
+		}
 	}
 }

@@ -235,9 +235,14 @@ func TestWorkerDisableDropsQueuedRun(t *testing.T) {
 	if st, _ := e.Store().State("b_silver"); st.Runs != 0 || st.Enabled {
 		t.Fatalf("b_silver: %+v", st)
 	}
-	// The stop flushed a_gold's events to the file destination.
+	// The stop flushed a_gold's events to the file destination, and the
+	// run's record has the delivery.
 	if n, _ := e.Store().Backlog("audit"); n != 0 {
 		t.Fatalf("backlog %d after the stop", n)
+	}
+	runs, err := e.Store().Runs("a_gold")
+	if err != nil || len(runs) != 1 || runs[0].Delivered != 2 || runs[0].Delivery <= 0 {
+		t.Fatalf("a_gold's runs: %+v %v", runs, err)
 	}
 }
 
