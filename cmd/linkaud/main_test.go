@@ -2,12 +2,19 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
@@ -40,14 +47,44 @@ func TestMain(m *testing.M) {
 //
 //	file path=REL        writes the input to REL (directories are created)
 //	copy from=REPO to=REL copies a file or directory of the repository
+//	cat path=REL         prints a file (JSONL files one line each)
+//	webhook env=NAME status=CODE
+//	                     starts (once per script) an HTTP server that
+//	                     answers every request with CODE, and passes its URL
+//	                     to later linkaud commands in variable NAME; later
+//	                     calls change the status; prints the events it has
+//	                     received so far
 //	linkaud ARGS...      runs the binary; output is stdout, stderr (prefixed
 //	                     "stderr: ") and the exit code. The temp dir is
-//	                     replaced by $TMP.
+//	                     replaced by $TMP, durations as linkaud prints them
+//	                     ("12.3ms", "1.23s") by <dur>, and the time of JSON
+//	                     log records by <time>.
 func TestCLI(t *testing.T) {
 	datadriven.Walk(t, "testdata/cli", func(t *testing.T, path string) {
 		dir := t.TempDir()
+		var hook *cliHook
+		env := []string{}
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			switch d.Cmd {
+			case "cat":
+				var rel string
+				d.ScanArgs(t, "path", &rel)
+				b, err := os.ReadFile(filepath.Join(dir, rel))
+				if err != nil {
+					return err.Error() + "\n"
+				}
+				return string(b)
+			case "webhook":
+				var name string
+				var status int
+				d.ScanArgs(t, "env", &name)
+				d.ScanArgs(t, "status", &status)
+				if hook == nil {
+					hook = newCLIHook(t)
+					env = append(env, name+"="+hook.srv.URL)
+				}
+				hook.status.Store(int64(status))
+				return hook.received()
 			case "file":
 				var rel string
 				d.ScanArgs(t, "path", &rel)
@@ -72,7 +109,7 @@ func TestCLI(t *testing.T) {
 				for _, a := range d.CmdArgs {
 					args = append(args, a.String())
 				}
-				return runCLI(t, dir, args...)
+				return runCLIEnv(t, dir, env, args...)
 			}
 			t.Fatalf("unknown command %q", d.Cmd)
 			return ""
@@ -82,9 +119,15 @@ func TestCLI(t *testing.T) {
 
 func runCLI(t *testing.T, dir string, args ...string) string {
 	t.Helper()
+	return runCLIEnv(t, dir, nil, args...)
+}
+
+// runCLIEnv runs the binary in dir with env added to the environment.
+func runCLIEnv(t *testing.T, dir string, env []string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command(linkaudBin, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -106,5 +149,61 @@ func runCLI(t *testing.T, dir string, args ...string) string {
 		b.WriteString("\n")
 	}
 	fmt.Fprintf(&b, "exit %d\n", code)
-	return strings.ReplaceAll(b.String(), dir, "$TMP")
+	out := strings.ReplaceAll(b.String(), dir, "$TMP")
+	out = durationRE.ReplaceAllString(out, " <dur>")
+	return logTimeRE.ReplaceAllString(out, `"time":"<time>"`)
+}
+
+var (
+	// durationRE matches durations as engine.FormatDuration prints them,
+	// with the padding of fixed-width cells.
+	durationRE = regexp.MustCompile(` +[0-9]+\.[0-9]+m?s\b`)
+	logTimeRE  = regexp.MustCompile(`"time":"[^"]*"`)
+)
+
+// cliHook is a webhook destination's far side for CLI scripts.
+type cliHook struct {
+	srv    *httptest.Server
+	status atomic.Int64
+	mu     sync.Mutex
+	events []string
+}
+
+func newCLIHook(t *testing.T) *cliHook {
+	h := &cliHook{}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		code := int(h.status.Load())
+		if code/100 == 2 {
+			var req struct {
+				Batch []struct {
+					Event     string `json:"event"`
+					UserID    string `json:"userId"`
+					MessageID string `json:"messageId"`
+				} `json:"batch"`
+			}
+			if err := json.Unmarshal(body, &req); err != nil {
+				t.Errorf("webhook body: %v", err)
+			}
+			h.mu.Lock()
+			for _, e := range req.Batch {
+				h.events = append(h.events, e.Event+" "+e.UserID+" "+e.MessageID)
+			}
+			h.mu.Unlock()
+		}
+		w.WriteHeader(code)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *cliHook) received() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "received %d events\n", len(h.events))
+	for _, e := range h.events {
+		b.WriteString(e + "\n")
+	}
+	return b.String()
 }

@@ -1,0 +1,376 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/linkaud/linkaud/diff"
+	"github.com/linkaud/linkaud/dsl"
+	"github.com/linkaud/linkaud/engine"
+	"github.com/linkaud/linkaud/internal/api"
+)
+
+func init() {
+	register("audiences", "Audience lifecycle and run history: DIR list | enable A | disable A | status A | runs A | purge A.", &audiencesCmd{})
+}
+
+type audiencesCmd struct {
+	Dir audiencesDir `arg:""`
+}
+
+// audiencesDir is kong's branching positional argument: the workspace
+// directory comes before the sub-command, as in `audiences DIR list`.
+type audiencesDir struct {
+	Dir string `arg:"" help:"Workspace directory (its .la files)."`
+
+	List    audListCmd    `cmd:"" help:"Every audience: status, version, generation, members, last run."`
+	Enable  audEnableCmd  `cmd:"" help:"Enable an audience: it is computed by run and the worker."`
+	Disable audDisableCmd `cmd:"" help:"Disable an audience; its membership is kept for when it is enabled again."`
+	Status  audStatusCmd  `cmd:"" help:"One audience in detail, with the error of a failed cycle."`
+	Runs    audRunsCmd    `cmd:"" help:"The last runs of an audience (up to 50) with per-step timings and change counts."`
+	Purge   audPurgeCmd   `cmd:"" help:"Delete what the state keeps of a disabled or deleted audience (pending events are still delivered)."`
+}
+
+type audListCmd struct {
+	JSON bool `help:"Print JSON instead of a table."`
+}
+
+type audEnableCmd struct {
+	Audience string `arg:"" help:"Audience name."`
+}
+
+type audDisableCmd struct {
+	Audience string `arg:"" help:"Audience name."`
+}
+
+type audStatusCmd struct {
+	Audience string `arg:"" help:"Audience name."`
+	JSON     bool   `help:"Print JSON."`
+}
+
+type audRunsCmd struct {
+	Audience string `arg:"" help:"Audience name."`
+	Limit    int    `help:"Show the newest N runs; 0 shows every run kept." default:"50"`
+	JSON     bool   `help:"Print JSON (one run per line)."`
+}
+
+type audPurgeCmd struct {
+	Audience string `arg:"" help:"Audience name."`
+}
+
+// openState loads the workspace and opens its state directory only (no
+// warehouse). A state directory that does not exist yet is not created
+// unless create is set: the workspace then simply has no history.
+func openState(g *Globals, dir string, create bool) (*dsl.Workspace, *diff.Store, error) {
+	ws, err := loadWorkspace(dir, dsl.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	if !create {
+		if _, err := os.Stat(ws.StateDir); errors.Is(err, os.ErrNotExist) {
+			return ws, nil, nil
+		}
+	}
+	store, err := diff.Open(ws.StateDir, diff.Options{Logger: g.Logger()})
+	if err != nil {
+		return nil, nil, stateError(fmt.Errorf("opening state %s: %w", ws.StateDir, err))
+	}
+	return ws, store, nil
+}
+
+// withState runs fn on the workspace and its state, which is opened (and,
+// with create, created) for the call only. Without create, a state
+// directory that does not exist is not made: fn gets a nil store.
+func withState(g *Globals, dir string, create bool, fn func(ws *dsl.Workspace, store *diff.Store) error) error {
+	ws, store, err := openState(g, dir, create)
+	if err != nil {
+		return err
+	}
+	if store != nil {
+		defer store.Close()
+	}
+	return fn(ws, store)
+}
+
+// audienceError maps the engine's lookup errors to exit codes.
+func audienceError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, engine.ErrUnknownAudience), errors.Is(err, engine.ErrNotDefined), errors.Is(err, engine.ErrPurgeEnabled):
+		return userError(err)
+	default:
+		return infraError(err)
+	}
+}
+
+func (c *audListCmd) Run(g *Globals, d *audiencesDir) error {
+	return withState(g, d.Dir, false, func(ws *dsl.Workspace, store *diff.Store) error {
+		all, err := engine.Statuses(ws, store)
+		if err != nil {
+			return infraError(err)
+		}
+		if c.JSON {
+			out := make([]api.Audience, len(all))
+			for i, s := range all {
+				out[i] = audienceJSON(s)
+			}
+			return writeJSONLines(os.Stdout, out)
+		}
+		if len(all) == 0 {
+			fmt.Println("no audiences: the workspace defines none and the state keeps none")
+			return nil
+		}
+		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "AUDIENCE\tSTATUS\tVERSION\tGENERATION\tMEMBERS\tLAST RUN\tSCHEDULE")
+		var notes []string
+		for _, s := range all {
+			sched := s.Schedule
+			if !s.Defined {
+				sched = "(deleted from the workspace)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", s.Name, s.Status, version(s), s.Generation, s.Members, when(s.LastRun), sched)
+			if s.Status == diff.Failed {
+				notes = append(notes, fmt.Sprintf("%s failed:\n%s", s.Name, engine.Indent(s.Error, "  ")))
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return infraError(err)
+		}
+		for _, n := range notes {
+			fmt.Fprintln(os.Stdout, n)
+		}
+		return nil
+	})
+}
+
+// version is the short version the current generation was computed from,
+// marked when the workspace's definition has changed since.
+func version(s engine.AudienceStatus) string {
+	v := short(s.Version)
+	if v == "" {
+		v = "-"
+	}
+	if s.Defined && s.Version != "" && s.Definition != s.Version {
+		v += " (edited)"
+	}
+	return v
+}
+
+func short(v string) string {
+	if len(v) > 8 {
+		return v[:8]
+	}
+	return v
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func (c *audEnableCmd) Run(g *Globals, d *audiencesDir) error {
+	return setEnabled(g, d.Dir, c.Audience, true)
+}
+
+func (c *audDisableCmd) Run(g *Globals, d *audiencesDir) error {
+	return setEnabled(g, d.Dir, c.Audience, false)
+}
+
+func setEnabled(g *Globals, dir, name string, on bool) error {
+	return withState(g, dir, true, func(ws *dsl.Workspace, store *diff.Store) error {
+		s, err := engine.SetEnabled(ws, store, name, on)
+		if err != nil {
+			return audienceError(err)
+		}
+		switch {
+		case on && s.Generation == 0:
+			fmt.Printf("%s: enabled (%s); `linkaud run %s` or the worker computes it\n", name, s.Status, dir)
+		case on:
+			fmt.Printf("%s: enabled (%s, generation %d, %d members)\n", name, s.Status, s.Generation, s.Members)
+		default:
+			fmt.Printf("%s: disabled; its %d members are kept for when it is enabled again\n", name, s.Members)
+		}
+		return nil
+	})
+}
+
+func (c *audStatusCmd) Run(g *Globals, d *audiencesDir) error {
+	return withState(g, d.Dir, false, func(ws *dsl.Workspace, store *diff.Store) error {
+		s, err := engine.StatusOf(ws, store, c.Audience)
+		if err != nil {
+			return audienceError(err)
+		}
+		if c.JSON {
+			return writeJSONLines(os.Stdout, []api.Audience{audienceJSON(s)})
+		}
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
+		row("audience", "%s", s.Name)
+		if s.Description != "" {
+			row("description", "%s", s.Description)
+		}
+		row("status", "%s", s.Status)
+		if s.Defined {
+			row("schedule", "%s", s.Schedule)
+			row("definition", "%s", short(s.Definition))
+		} else {
+			row("definition", "deleted from the workspace; its state is kept until `linkaud audiences %s purge %s`", d.Dir, s.Name)
+		}
+		if s.Generation > 0 {
+			note := ""
+			if s.Defined && s.Version != s.Definition {
+				note = " (the definition changed since: the next cycle diffs against it)"
+			}
+			row("generation", "%d, computed from version %s%s", s.Generation, short(s.Version), note)
+			row("members", "%d (%d entity rows)", s.Members, s.Rows)
+		} else {
+			row("generation", "none yet")
+		}
+		row("runs", "%d", s.Runs)
+		row("last run", "%s", when(s.LastRun))
+		row("last success", "%s", when(s.LastSuccess))
+		if a := ws.Audience(s.Name); a != nil {
+			for _, act := range ws.ActivationsOf(a) {
+				row("activation", "%s", describeActivation(act))
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return infraError(err)
+		}
+		if s.Status == diff.Failed {
+			fmt.Fprintf(&b, "error of the last run:\n%s\n", engine.Indent(s.Error, "  "))
+		}
+		_, err = io.WriteString(os.Stdout, b.String())
+		return err
+	})
+}
+
+func describeActivation(act *dsl.Activation) string {
+	ev := act.Event.String()
+	if act.Entity != nil {
+		ev += " " + act.Entity.Name
+	}
+	s := fmt.Sprintf("%s: %s -> %s", act.Name, ev, act.Destination.Name)
+	if act.SendCurrent {
+		s += " (send_current)"
+	}
+	return s
+}
+
+func (c *audRunsCmd) Run(g *Globals, d *audiencesDir) error {
+	if c.Limit < 0 {
+		return userError(errors.New("--limit must be 0 (all) or positive"))
+	}
+	return withState(g, d.Dir, false, func(ws *dsl.Workspace, store *diff.Store) error {
+		if _, err := engine.StatusOf(ws, store, c.Audience); err != nil {
+			return audienceError(err)
+		}
+		var runs []diff.RunRecord
+		if store != nil {
+			var err error
+			if runs, err = store.Runs(c.Audience); err != nil {
+				return infraError(err)
+			}
+		}
+		if c.Limit > 0 && len(runs) > c.Limit {
+			runs = runs[:c.Limit]
+		}
+		if c.JSON {
+			out := make([]api.Run, len(runs))
+			for i, r := range runs {
+				out[i] = runJSON(r)
+			}
+			return writeJSONLines(os.Stdout, out)
+		}
+		if len(runs) == 0 {
+			fmt.Printf("%s has not run yet\n", c.Audience)
+			return nil
+		}
+		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RUN\tSTART\tRESULT\tGEN\tMEMBERS\tENTERED\tEXITED\tADDED\tREMOVED\tEVENTS\tDELIVERED\tQUERY\tDIFF\tDELIVERY")
+		var notes []string
+		for _, r := range runs {
+			result := "ok"
+			if !r.OK {
+				result = "FAILED"
+				notes = append(notes, fmt.Sprintf("run %d failed:\n%s", r.Run, engine.Indent(r.Error, "  ")))
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n",
+				r.Run, when(r.Start), result, r.Generation, r.Members, r.Entered, r.Exited, r.Added, r.Removed,
+				r.Events, r.Delivered, dur(r.Query), dur(r.Diff), dur(r.Delivery))
+		}
+		if err := tw.Flush(); err != nil {
+			return infraError(err)
+		}
+		for _, n := range notes {
+			fmt.Println(n)
+		}
+		return nil
+	})
+}
+
+// dur is a duration in a cell of fixed width, so that columns do not move
+// with the figures.
+func dur(d time.Duration) string { return fmt.Sprintf("%8s", engine.FormatDuration(d)) }
+
+func (c *audPurgeCmd) Run(g *Globals, d *audiencesDir) error {
+	return withState(g, d.Dir, true, func(ws *dsl.Workspace, store *diff.Store) error {
+		if err := engine.Purge(ws, store, c.Audience); err != nil {
+			if errors.Is(err, engine.ErrPurgeEnabled) {
+				return userError(fmt.Errorf("%w (`linkaud audiences %s disable %s`)", err, d.Dir, c.Audience))
+			}
+			return audienceError(err)
+		}
+		fmt.Printf("%s: purged; events already in the outbox are still delivered\n", c.Audience)
+		return nil
+	})
+}
+
+// audienceJSON and runJSON give the CLI's JSON the shape of the worker's
+// HTTP API, so scripts can read either.
+func audienceJSON(st engine.AudienceStatus) api.Audience {
+	return api.Audience{
+		Name: st.Name, Defined: st.Defined, Description: st.Description, Schedule: st.Schedule,
+		Enabled: st.Enabled, Status: st.Status.String(), Error: st.Error,
+		Version: st.Definition, StateVersion: st.Version, Generation: st.Generation,
+		Members: st.Members, Rows: st.Rows, Runs: st.Runs,
+		LastRun: timePtr(st.LastRun), LastSuccess: timePtr(st.LastSuccess),
+	}
+}
+
+func runJSON(r diff.RunRecord) api.Run {
+	return api.Run{
+		Run: r.Run, Start: r.Start.UTC(), Generation: r.Generation, Version: r.Version, OK: r.OK, Error: r.Error,
+		Query: r.Query.Seconds(), Diff: r.Diff.Seconds(), Delivery: r.Delivery.Seconds(), Delivered: r.Delivered,
+		Counts: r.Counts,
+	}
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// writeJSONLines prints one JSON object per element.
+func writeJSONLines[T any](w io.Writer, items []T) error {
+	enc := json.NewEncoder(w)
+	for _, it := range items {
+		if err := enc.Encode(it); err != nil {
+			return infraError(err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/linkaud/linkaud/diff"
+	"github.com/linkaud/linkaud/dsl"
+	"github.com/linkaud/linkaud/engine"
+)
+
+func init() {
+	register("deadletters", "Events destinations rejected permanently: DIR list | retry [IDS...].", &deadlettersCmd{})
+}
+
+type deadlettersCmd struct {
+	Dir deadlettersDir `arg:""`
+}
+
+type deadlettersDir struct {
+	Dir string `arg:"" help:"Workspace directory (its .la files)."`
+
+	List  dlListCmd  `cmd:"" help:"List dead letters, oldest first, with the reason each was rejected."`
+	Retry dlRetryCmd `cmd:"" help:"Move dead letters back to the outbox (same messageIds); the next run or the worker delivers them."`
+}
+
+type dlListCmd struct {
+	Destination string `help:"Only this destination's." short:"d"`
+	JSON        bool   `help:"Print JSON, one dead letter per line, payload included."`
+}
+
+type dlRetryCmd struct {
+	Destination string   `help:"Only this destination's." short:"d"`
+	IDs         []string `arg:"" optional:"" name:"ids" help:"messageIds to retry (default: all)."`
+}
+
+// checkDestination refuses a --destination the workspace does not define
+// and the dead-letter store does not mention.
+func checkDestination(ws *dsl.Workspace, store *diff.Store, dest string) error {
+	if dest == "" || ws.Destination(dest) != nil {
+		return nil
+	}
+	var names []string
+	for _, d := range ws.Destinations {
+		names = append(names, d.Name)
+	}
+	if store != nil {
+		dls, err := store.DeadLetters(dest)
+		if err != nil {
+			return infraError(err)
+		}
+		if len(dls) > 0 {
+			return nil // a destination deleted from the workspace
+		}
+	}
+	msg := fmt.Sprintf("no destination %q in the workspace", dest)
+	if s := engine.Suggest(dest, names); s != "" {
+		msg += fmt.Sprintf("; did you mean %s?", s)
+	}
+	return userError(errors.New(msg))
+}
+
+func (c *dlListCmd) Run(g *Globals, d *deadlettersDir) error {
+	return withState(g, d.Dir, false, func(ws *dsl.Workspace, store *diff.Store) error {
+		if err := checkDestination(ws, store, c.Destination); err != nil {
+			return err
+		}
+		var dls []diff.DeadLetter
+		if store != nil {
+			var err error
+			if dls, err = store.DeadLetters(c.Destination); err != nil {
+				return infraError(err)
+			}
+		}
+		if c.JSON {
+			type line struct {
+				Destination string          `json:"destination"`
+				ID          string          `json:"message_id"`
+				Audience    string          `json:"audience"`
+				Activation  string          `json:"activation"`
+				Event       string          `json:"event"`
+				UserID      string          `json:"user_id"`
+				At          time.Time       `json:"at"`
+				Reason      string          `json:"reason"`
+				Payload     json.RawMessage `json:"payload"`
+			}
+			out := make([]line, len(dls))
+			for i, dl := range dls {
+				out[i] = line{dl.Destination, dl.ID, dl.Audience, dl.Activation, dl.Event, dl.UserID, dl.At, dl.Reason, dl.Payload}
+			}
+			return writeJSONLines(os.Stdout, out)
+		}
+		if len(dls) == 0 {
+			fmt.Println("no dead letters")
+			return nil
+		}
+		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "DESTINATION\tMESSAGE ID\tAUDIENCE\tEVENT\tUSER\tAT\tREASON")
+		for _, dl := range dls {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dl.Destination, dl.ID, dl.Audience, dl.Event, dl.UserID, when(dl.At), dl.Reason)
+		}
+		if err := tw.Flush(); err != nil {
+			return infraError(err)
+		}
+		fmt.Printf("%s; `linkaud deadletters %s retry [IDS...]` sends them again\n", plural(len(dls), "dead letter"), d.Dir)
+		return nil
+	})
+}
+
+func (c *dlRetryCmd) Run(g *Globals, d *deadlettersDir) error {
+	return withState(g, d.Dir, true, func(ws *dsl.Workspace, store *diff.Store) error {
+		if err := checkDestination(ws, store, c.Destination); err != nil {
+			return err
+		}
+		n, err := engine.RetryDeadLetters(store, c.Destination, c.IDs)
+		if errors.Is(err, engine.ErrNoDeadLetter) {
+			return userError(fmt.Errorf("%w; nothing was moved (`linkaud deadletters %s list` shows them)", err, d.Dir))
+		}
+		if err != nil {
+			return infraError(err)
+		}
+		if n == 0 {
+			fmt.Println("no dead letters to retry")
+			return nil
+		}
+		fmt.Printf("%s moved back to the outbox; `linkaud run %s --deliver-only` (or the worker) delivers them\n", plural(n, "dead letter"), d.Dir)
+		return nil
+	})
+}
+
+// plural is "1 thing" or "n things".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/linkaud/linkaud/dsl"
+	"github.com/linkaud/linkaud/engine"
+	"github.com/linkaud/linkaud/sinks"
+)
+
+func init() {
+	register("run", "Run one compute cycle now for each enabled audience (or --audience), then deliver; print a change summary.", &runCmd{})
+}
+
+type runCmd struct {
+	Dir         string   `arg:"" help:"Workspace directory (its .la files)."`
+	Audience    []string `help:"Compute only this audience (repeatable); default: every enabled audience." short:"a"`
+	Enable      bool     `help:"Enable a named --audience that is disabled, instead of refusing it."`
+	DeliverOnly bool     `help:"Compute nothing: deliver what the outbox holds (e.g. after a destination outage)."`
+	Retries     int      `help:"Retries of a failing delivery batch before its events are left in the outbox for the next run." default:"2"`
+	Now         string   `help:"Cycle start, RFC 3339 (default: now): the events' timestamp and the reference of within windows."`
+	Timings     bool     `help:"Print query, diff and delivery times." default:"true" negatable:""`
+}
+
+func (c *runCmd) Run(g *Globals) error {
+	if c.DeliverOnly && len(c.Audience) > 0 {
+		return userError(errors.New("--deliver-only computes nothing: leave out --audience"))
+	}
+	if c.Retries < 0 {
+		return userError(errors.New("--retries must be 0 or more"))
+	}
+	ws, err := loadWorkspace(c.Dir, dsl.Options{})
+	if err != nil {
+		return err
+	}
+	opts, err := engineOptions(g, c.Now)
+	if err != nil {
+		return err
+	}
+	opts.DeliverRetries = c.Retries
+	if c.Retries == 0 {
+		opts.DeliverRetries = sinks.NoRetries
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e, err := engine.Open(ctx, ws, opts)
+	if err != nil {
+		return stateError(err)
+	}
+	defer e.Close()
+	rep, err := e.RunOnce(ctx, engine.RunOptions{Audiences: c.Audience, Enable: c.Enable, DeliverOnly: c.DeliverOnly})
+	var disabled *engine.AudienceDisabledError
+	switch {
+	case errors.As(err, &disabled):
+		return userError(fmt.Errorf("%w: enable it with `linkaud audiences %s enable %s`, or pass --enable", err, c.Dir, disabled.Name))
+	case errors.Is(err, engine.ErrUnknownAudience):
+		return userError(err)
+	case err != nil && rep == nil:
+		return infraError(err)
+	}
+	if len(rep.Audiences) == 0 && !c.DeliverOnly {
+		fmt.Fprintf(os.Stdout, "no audience is enabled: enable one with `linkaud audiences %s enable NAME` (`linkaud audiences %s list` shows them)\n", c.Dir, c.Dir)
+	}
+	if werr := rep.WriteSummary(os.Stdout, engine.SummaryOptions{Timings: c.Timings}); werr != nil {
+		return infraError(werr)
+	}
+	if err != nil {
+		// The run itself went through; only its bookkeeping failed.
+		return infraError(err)
+	}
+	if failed := failures(rep); failed != "" {
+		return infraError(errors.New(failed))
+	}
+	return nil
+}
+
+// failures says which cycles and deliveries of a run failed, or "".
+func failures(rep *engine.RunReport) string {
+	var cycles, dests []string
+	for _, a := range rep.Audiences {
+		if a.Err != nil {
+			cycles = append(cycles, a.Name)
+		}
+	}
+	var left int64
+	for _, d := range rep.Destinations {
+		if d.Err != nil {
+			dests = append(dests, d.Name)
+			left += d.Backlog
+		}
+	}
+	var parts []string
+	if len(cycles) > 0 {
+		parts = append(parts, fmt.Sprintf("the cycle of %s failed (nothing changed)", strings.Join(cycles, ", ")))
+	}
+	if len(dests) > 0 {
+		parts = append(parts, fmt.Sprintf("delivery to %s failed (%d events left in the outbox for the next run)", strings.Join(dests, ", "), left))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// engineOptions are the options of an engine opened by a CLI command: the
+// global logger and, with --now, a fixed clock for cycles and for the
+// state's own timestamps, so that a run can be reproduced exactly.
+func engineOptions(g *Globals, now string) (engine.Options, error) {
+	opts := engine.Options{Logger: g.Logger()}
+	if now != "" {
+		t, err := cycleStart(now)
+		if err != nil {
+			return opts, err
+		}
+		clock := func() time.Time { return t }
+		opts.Now, opts.Store.Now = clock, clock
+	}
+	return opts, nil
+}
+
+// stateError classifies a failure to open the state: another process (a
+// worker) holding it is the user's to resolve (exit 1, with what to do);
+// anything else is an infrastructure failure.
+func stateError(err error) error {
+	if ex := explainLocked(err); ex != err {
+		return userError(ex)
+	}
+	return infraError(err)
+}
