@@ -75,7 +75,7 @@ audience gold { match trait plan = "gold" }
 		t.Fatalf("read %d rows", res.RowsRead)
 	}
 	got := out.String()
-	if !strings.Contains(got, "gold") || !strings.Contains(got, "rows") {
+	if !strings.Contains(got, "gold: 2,048 rows read") || !strings.Contains(got, "rows/s") {
 		t.Fatalf("progress output %q", got)
 	}
 	// Cleared on finish: the output ends with a carriage return over a
@@ -87,5 +87,13 @@ audience gold { match trait plan = "gold" }
 	defer p.mu.Unlock()
 	if len(p.bars) != 0 {
 		t.Fatalf("bars left: %v", p.bars)
+	}
+}
+
+func TestGroupDigits(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 12: "12", 999: "999", 1000: "1,000", 1234567: "1,234,567", -45678: "-45,678"} {
+		if got := groupDigits(n); got != want {
+			t.Errorf("groupDigits(%d) = %q, want %q", n, got, want)
+		}
 	}
 }
