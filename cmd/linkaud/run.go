@@ -48,6 +48,10 @@ func (c *runCmd) Run(g *Globals) error {
 	if c.Retries == 0 {
 		opts.DeliverRetries = sinks.NoRetries
 	}
+	if p := newRowsProgress(); p != nil {
+		// On a terminal: rows read and rows/s while each cycle streams.
+		opts.Hooks = append(opts.Hooks, p)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e, err := engine.Open(ctx, ws, opts)
