@@ -517,7 +517,11 @@ func (w *Worker) lookup(name string) (*sched, error) {
 	}
 	s := w.auds[name]
 	if s == nil {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownAudience, name)
+		names := make([]string, 0, len(w.auds))
+		for n := range w.auds {
+			names = append(names, n)
+		}
+		return nil, NewUnknownAudienceError(name, names)
 	}
 	return s, nil
 }

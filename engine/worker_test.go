@@ -149,6 +149,9 @@ func TestWorkerQueueOrderAndRefusals(t *testing.T) {
 	if err := w.RunNow("nope"); !errors.Is(err, ErrUnknownAudience) {
 		t.Fatalf("run of an unknown audience: %v", err)
 	}
+	if err := w.RunNow("a_gld"); !errors.Is(err, ErrUnknownAudience) || !strings.Contains(err.Error(), "did you mean a_gold?") {
+		t.Fatalf("run of a misspelt audience: %v", err)
+	}
 	if err := w.RunNow("c_any"); !errors.Is(err, ErrAudienceOff) {
 		t.Fatalf("run of a disabled audience: %v", err)
 	}
