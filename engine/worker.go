@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/linkaud/linkaud/diff"
@@ -83,10 +84,11 @@ type Worker struct {
 	opts WorkerOptions
 	log  *slog.Logger
 
-	started, done chan struct{} // closed when Run starts and returns
-	wake          chan struct{} // nudges the scheduler (cap 1)
-	reloads       chan string   // reload requests with their reason (cap 1)
-	reloadMu      sync.Mutex    // one reload at a time
+	started   chan struct{} // closed when Run starts
+	runCalled atomic.Bool   // Run was called
+	wake      chan struct{} // nudges the scheduler (cap 1)
+	reloads   chan string   // reload requests with their reason (cap 1)
+	reloadMu  sync.Mutex    // one reload at a time
 
 	cycles       sync.WaitGroup
 	cycleCtx     context.Context
@@ -146,7 +148,6 @@ func NewWorker(e *Engine, opts WorkerOptions) (*Worker, error) {
 		opts:     opts,
 		log:      opts.Logger,
 		started:  make(chan struct{}),
-		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		reloads:  make(chan string, 1),
 		auds:     map[string]*sched{},
@@ -166,13 +167,10 @@ func NewWorker(e *Engine, opts WorkerOptions) (*Worker, error) {
 // returns nil; ErrStopTimeout if something ignored its cancellation for
 // StopGrace longer. The caller closes the Engine afterwards.
 func (w *Worker) Run(ctx context.Context) error {
-	select {
-	case <-w.started:
+	if !w.runCalled.CompareAndSwap(false, true) {
 		return errors.New("engine: Worker.Run called twice")
-	default:
 	}
 	close(w.started)
-	defer close(w.done)
 	w.mu.Lock()
 	w.syncDestinations(w.ws)
 	w.mu.Unlock()
