@@ -289,9 +289,9 @@ func (r *RunReport) WriteSummary(w io.Writer, o SummaryOptions) error {
 			continue
 		}
 		res := a.Result
-		fmt.Fprintf(&b, "%s: run %d, generation %d, %d members, %d rows\n", a.Name, res.Run, res.Generation, res.Members, res.Rows)
-		fmt.Fprintf(&b, "  entered %d, exited %d, added %d, removed %d, changed %d; %d events, %d delivered\n",
-			res.Entered, res.Exited, res.Added, res.Removed, res.Changed, res.Events, a.Delivered)
+		fmt.Fprintf(&b, "%s: run %d, generation %d, %s, %s\n", a.Name, res.Run, res.Generation, plural(res.Members, "member"), plural(res.Rows, "row"))
+		fmt.Fprintf(&b, "  entered %d, exited %d, added %d, removed %d, changed %d; %s, %d delivered\n",
+			res.Entered, res.Exited, res.Added, res.Removed, res.Changed, plural(res.Events, "event"), a.Delivered)
 		if res.Duplicates > 0 || res.Oversize > 0 {
 			fmt.Fprintf(&b, "  %d duplicate rows ignored, %d events over the size cap not sent\n", res.Duplicates, res.Oversize)
 		}
@@ -318,13 +318,20 @@ func (r *RunReport) WriteSummary(w io.Writer, o SummaryOptions) error {
 		}
 		b.WriteString("\n")
 		if d.Err != nil {
-			fmt.Fprintf(&b, "  FAILED; %d events left in the outbox for the next run\n%s\n", d.Backlog, Indent(d.Err.Error(), "    "))
+			fmt.Fprintf(&b, "  FAILED; %s left in the outbox for the next run\n%s\n", plural(d.Backlog, "event"), Indent(d.Err.Error(), "    "))
 		} else if d.Backlog > 0 {
-			fmt.Fprintf(&b, "  %d events left in the outbox\n", d.Backlog)
+			fmt.Fprintf(&b, "  %s left in the outbox\n", plural(d.Backlog, "event"))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func plural(n int64, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // Indent prefixes every line of s with prefix (multi-line errors, such as
