@@ -17,10 +17,12 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
 
-# Until the compute cycle lands, the demo checks and draws the example workspace.
+# The seed's three use cases end to end: an embedded DuckDB bank + household
+# data set, two compute cycles with a change in between, events to a JSONL
+# file and to an in-process Kafka broker. The workspace stays in DEMO_DIR.
+DEMO_DIR ?= linkaud-demo
 demo: build
-	./$(BIN) check testdata/workspaces/design
-	./$(BIN) graph testdata/workspaces/design
+	./$(BIN) demo --dir $(DEMO_DIR)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) ./...
