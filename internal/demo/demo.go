@@ -374,8 +374,17 @@ type event struct {
 	Event      string         `json:"event"`
 	UserID     string         `json:"userId"`
 	MessageID  string         `json:"messageId"`
+	Time       string         `json:"timestamp"`
 	Properties map[string]any `json:"properties"`
 	Traits     map[string]any `json:"traits"`
+}
+
+// timeOfDay is the event's time of day (the cycle's start).
+func (ev *event) timeOfDay() string {
+	if len(ev.Time) >= 16 {
+		return ev.Time[11:16]
+	}
+	return ev.Time
 }
 
 // describe is one line: the event, the profile, and what it is about.

@@ -1,0 +1,84 @@
+package demo
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The demo's story, checked on what was delivered rather than on how it is
+// printed (the CLI test holds the printout): the file destination gets
+// exactly these events, and the Kafka topic the cat campaign's.
+func TestDemo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	var out bytes.Buffer
+	if err := Run(context.Background(), Options{Dir: dir, Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var got []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var ev event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ev.timeOfDay()+" "+ev.describe())
+	}
+	want := []string{
+		"12:00 Entity Added                  ann  outstanding_balance: account a1 > credit_card c1 (balance Outstanding, due_date 2026-04-01)",
+		"12:00 Entity Added                  ann  outstanding_balance: account a2 > credit_card c3 (balance Outstanding, due_date 2026-05-01)",
+		"12:00 Entity Added                  eve  outstanding_balance: account a5 > credit_card c6 (balance Outstanding, due_date null)",
+		"12:00 Membership Changed (identify) ann  trait platinum_cat_owners = true",
+		"12:00 Membership Changed (identify) bob  trait platinum_cat_owners = true",
+		"12:00 Audience Entered              ann  premium_heavy_users",
+		"13:00 Entity Removed                ann  outstanding_balance: account a1 > credit_card c1 (balance Outstanding)",
+		"13:00 Entity Added                  bob  outstanding_balance: account a3 > credit_card c4 (balance Outstanding, due_date 2026-04-10)",
+		"13:00 Entity Removed                eve  outstanding_balance: account a5 > credit_card c6 (balance Outstanding)",
+		"13:00 Membership Changed (identify) bob  trait platinum_cat_owners = false",
+		"13:00 Membership Changed (identify) fay  trait platinum_cat_owners = true",
+		"13:00 Audience Entered              bob  premium_heavy_users",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events.jsonl:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, line := range []string{
+		"kafka  Audience Entered              ann  platinum_cat_owners",
+		"kafka  Audience Entered              bob  platinum_cat_owners",
+		"kafka  Audience Exited               bob  platinum_cat_owners",
+		"kafka  Audience Entered              fay  platinum_cat_owners",
+	} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("the output lacks %q:\n%s", line, out.String())
+		}
+	}
+
+	// A second demo replaces the first and tells the same story.
+	var again bytes.Buffer
+	if err := Run(context.Background(), Options{Dir: dir, Out: &again}); err != nil {
+		t.Fatal(err)
+	}
+	if again.String() != out.String() {
+		t.Errorf("the second demo's output differs:\n%s", again.String())
+	}
+
+	// A directory the demo did not make is left alone.
+	mine := t.TempDir()
+	if err := os.WriteFile(filepath.Join(mine, "notes"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(context.Background(), Options{Dir: mine, Out: &again}); !errors.Is(err, ErrDirInUse) {
+		t.Errorf("a foreign directory: %v", err)
+	}
+}
