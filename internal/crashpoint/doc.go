@@ -21,7 +21,7 @@
 // any Pebble file, WAL commits included), and wraps delivery with
 // Destination and Outbox (deliver.send before a Send, deliver.sent after a
 // Send succeeded — the file destination has fsynced — and before the
-// acknowledgement, deliver.acked after it). engine.Run adds cycle.committed
+// acknowledgement, deliver.acked after it). engine.RunOnce adds cycle.committed
 // and run.delivered.
 //
 // Entry points: Hit, FS, Rows, Destination, Outbox. internal/crashtest
