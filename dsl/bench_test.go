@@ -95,23 +95,3 @@ func TestGraphPictures(t *testing.T) {
 		t.Errorf("dot lacks the level-2 rank:\n%s", d.String())
 	}
 }
-
-func TestSuggest(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		cands []string
-		want  string
-	}{
-		{"acount", []string{"account", "pet"}, "account"},
-		{"credit_crad", []string{"credit_card", "account"}, "credit_card"},
-		{"pt", []string{"pet", "account"}, "pet"},
-		{"zebra", []string{"pet", "account"}, ""},
-		{"x", []string{"y"}, "y"},
-		{"ACCOUNT", []string{"account"}, "account"},
-		{"household", []string{"household"}, ""},
-	} {
-		if got := suggest(tc.name, tc.cands); got != tc.want {
-			t.Errorf("suggest(%q) = %q, want %q", tc.name, got, tc.want)
-		}
-	}
-}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/dsl"
+	"github.com/linkaud/linkaud/grammar"
 	"github.com/linkaud/linkaud/internal/crashpoint"
 	"github.com/linkaud/linkaud/sinks"
 )
@@ -107,7 +108,7 @@ func NewUnknownAudienceError(name string, known []string) *UnknownAudienceError 
 	known = slices.Clone(known)
 	slices.Sort(known)
 	known = slices.Compact(known)
-	return &UnknownAudienceError{Name: name, Known: known, Suggestion: Suggest(name, known)}
+	return &UnknownAudienceError{Name: name, Known: known, Suggestion: grammar.Suggest(name, known)}
 }
 
 // RunOnce is `linkaud run`: one compute cycle of each selected audience,

@@ -91,23 +91,6 @@ func TestRunOnce(t *testing.T) {
 	}
 }
 
-func TestSuggest(t *testing.T) {
-	names := []string{"outstanding_balance", "platinum_cat_owners", "premium_heavy_users", "a"}
-	for _, tc := range []struct{ in, want string }{
-		{"outstanding_balanc", "outstanding_balance"},
-		{"platinum_cat_owner", "platinum_cat_owners"},
-		{"premuim_heavy_users", "premium_heavy_users"}, // transposition
-		{"PREMIUM_HEAVY_USERS", "premium_heavy_users"},
-		{"b", "a"},
-		{"churned", ""},
-		{"outstanding_balance", ""}, // the name itself is no suggestion
-	} {
-		if got := Suggest(tc.in, names); got != tc.want {
-			t.Errorf("Suggest(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestFormatDuration(t *testing.T) {
 	for _, tc := range []struct {
 		d    time.Duration

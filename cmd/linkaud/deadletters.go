@@ -11,6 +11,7 @@ import (
 	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/engine"
+	"github.com/linkaud/linkaud/grammar"
 )
 
 func init() {
@@ -58,7 +59,7 @@ func checkDestination(ws *dsl.Workspace, store *diff.Store, dest string) error {
 		}
 	}
 	msg := fmt.Sprintf("no destination %q in the workspace", dest)
-	if s := engine.Suggest(dest, names); s != "" {
+	if s := grammar.Suggest(dest, names); s != "" {
 		msg += fmt.Sprintf("; did you mean %s?", s)
 	}
 	return userError(errors.New(msg))
