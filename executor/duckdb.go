@@ -398,8 +398,11 @@ func (d *DuckDB) Query(ctx context.Context, sql string, opts QueryOptions) (arra
 	r.refs.Store(1)
 	r.stop = interruptOnDone(ctx, conn)
 	if err := r.start(sql); err != nil {
+		// Before finish, which ends the statement's context: the error
+		// must not read as a cancellation.
+		err = ctxError(ctx, err)
 		r.finish(false)
-		return nil, ctxError(ctx, err)
+		return nil, err
 	}
 	return r, nil
 }

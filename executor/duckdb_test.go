@@ -560,3 +560,13 @@ func TestDuckDBSessionIsUTC(t *testing.T) {
 		t.Fatalf("got %v, want UTC conversions", got)
 	}
 }
+
+// A statement DuckDB rejects reports DuckDB's error alone, not a
+// cancellation.
+func TestDuckDBBadSQLIsNotCancellation(t *testing.T) {
+	d := openDuck(t, &dsl.Warehouse{Type: "duckdb", Path: ":memory:"}, Options{})
+	_, err := d.Query(context.Background(), "SELECT nope FROM range(3)", QueryOptions{})
+	if err == nil || errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("err = %v", err)
+	}
+}
