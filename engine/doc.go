@@ -4,7 +4,10 @@
 // each stage (planner, executor, diff, sinks) knows nothing of the others.
 //
 // Entry points: Open returns an Engine (Compute, Deliver, Reload);
-// NewWorker and Worker.Run are the daemon (schedules, a concurrency limit,
+// Engine.RunOnce is `linkaud run` (a cycle of each enabled audience, then
+// delivery, as a RunReport); Statuses, StatusOf, SetEnabled, Purge and
+// RetryDeadLetters are the lifecycle behind `linkaud audiences` and
+// `linkaud deadletters`; NewWorker and Worker.Run are the daemon (schedules, a concurrency limit,
 // continuous delivery, reloads, a graceful stop), observed through the
 // hooks of worker_hooks.go; NextRun computes schedules.
 package engine

@@ -233,7 +233,8 @@ func AudienceNames(ws *dsl.Workspace) []string {
 	return names
 }
 
-// deliveryCount counts delivered events per audience (a sinks hook).
+// deliveryCount counts delivered events per audience (a sinks hook for
+// one run's or one worker pass's deliveries).
 type deliveryCount struct {
 	mu sync.Mutex
 	n  map[string]int64

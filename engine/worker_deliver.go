@@ -3,10 +3,8 @@ package engine
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
-	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/sinks"
 )
@@ -109,7 +107,7 @@ func (w *Worker) deliverPass(dest string) {
 		return
 	}
 	began := time.Now()
-	count := &passCount{n: map[string]int64{}}
+	count := &deliveryCount{n: map[string]int64{}}
 	st, err := w.e.deliver(ctx, dest, []sinks.Hook{count})
 	took := time.Since(began)
 	w.recordDelivery(count, took)
@@ -128,26 +126,10 @@ func (w *Worker) deliverPass(dest string) {
 	}
 }
 
-// passCount counts one delivery pass's delivered events per audience.
-type passCount struct {
-	mu sync.Mutex
-	n  map[string]int64
-}
-
-func (c *passCount) OnDelivered(_ string, msgs []diff.Message) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := range msgs {
-		c.n[msgs[i].Audience]++
-	}
-}
-
-var _ sinks.HookDelivered = (*passCount)(nil)
-
 // recordDelivery adds a pass's deliveries to the run records: each
 // audience's delivered events are credited to its latest run that wrote
 // events (earlier runs' backlog included, as `linkaud run` does).
-func (w *Worker) recordDelivery(c *passCount, took time.Duration) {
+func (w *Worker) recordDelivery(c *deliveryCount, took time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for aud, n := range c.n {
