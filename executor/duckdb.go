@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -461,10 +460,7 @@ type duckReader struct {
 	quit    chan struct{}
 	started bool
 
-	refs    atomic.Int64
-	current arrow.RecordBatch
-	err     error
-	done    bool
+	readerState
 }
 
 // prefetch is how many converted batches may wait for the consumer.
@@ -586,20 +582,6 @@ func (r *duckReader) fetch() (arrow.RecordBatch, error) {
 	}
 	return rec, nil
 }
-
-func (r *duckReader) fail(err error) bool {
-	r.err, r.done = err, true
-	return false
-}
-
-func (r *duckReader) RecordBatch() arrow.RecordBatch { return r.current }
-
-// Record implements the deprecated alias of RecordBatch.
-func (r *duckReader) Record() arrow.RecordBatch { return r.current }
-
-func (r *duckReader) Err() error { return r.err }
-
-func (r *duckReader) Retain() { r.refs.Add(1) }
 
 func (r *duckReader) Release() {
 	if r.refs.Add(-1) != 0 {

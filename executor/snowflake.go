@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -377,11 +376,8 @@ type sfReader struct {
 	next    int              // index of the next batch to fetch
 	pending chan fetchResult // the prefetch of batches[next-1], if any
 	recs    []arrow.RecordBatch
-	current arrow.RecordBatch
-	err     error
-	done    bool
-	refs    atomic.Int64
 	once    sync.Once
+	readerState
 }
 
 type fetchResult struct {
@@ -682,20 +678,6 @@ func (r *sfReader) Next() bool {
 	}
 	return false
 }
-
-func (r *sfReader) fail(err error) bool {
-	r.err, r.done = err, true
-	return false
-}
-
-func (r *sfReader) RecordBatch() arrow.RecordBatch { return r.current }
-
-// Record implements the deprecated alias of RecordBatch.
-func (r *sfReader) Record() arrow.RecordBatch { return r.current }
-
-func (r *sfReader) Err() error { return r.err }
-
-func (r *sfReader) Retain() { r.refs.Add(1) }
 
 func (r *sfReader) Release() {
 	if r.refs.Add(-1) == 0 {
