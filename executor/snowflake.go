@@ -72,7 +72,21 @@ const (
 	sfSettingTimeout        = "timeout"
 )
 
+// gosnowflakeLog sends gosnowflake's own log lines (it logs through a
+// package-level logrus logger, to stderr by default) to slog at debug
+// level: its failures reach the user as our errors, and its text format
+// would break a daemon's JSON logs.
+var gosnowflakeLog sync.Once
+
+type debugLines struct{ log *slog.Logger }
+
+func (w debugLines) Write(p []byte) (int, error) {
+	w.log.Debug("gosnowflake", "line", strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
 func openSnowflake(ctx context.Context, w *dsl.Warehouse, opts Options) (*Snowflake, error) {
+	gosnowflakeLog.Do(func() { sf.GetLogger().SetOutput(debugLines{opts.Logger}) })
 	if !w.DSN.IsSet() {
 		return nil, errors.New(`snowflake: the warehouse needs dsn env("NAME")`)
 	}
