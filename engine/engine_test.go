@@ -83,8 +83,11 @@ func events(t *testing.T, path string) []string {
 	return out
 }
 
-func TestComputeAndDeliver(t *testing.T) {
-	dir := t.TempDir()
+// openTestEngine writes testWorkspace with three profiles (u1 and u3 owe on
+// a card) to a temp dir and opens an engine on it whose clock reads *now.
+func openTestEngine(t *testing.T, now *time.Time) (e *Engine, ws *dsl.Workspace, dir string) {
+	t.Helper()
+	dir = t.TempDir()
 	writeFiles(t, dir, map[string]string{
 		"ws.la":        testWorkspace,
 		"profiles.csv": "segment_id,email\nu1,a@x\nu2,b@x\nu3,c@x\n",
@@ -95,13 +98,18 @@ func TestComputeAndDeliver(t *testing.T) {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
-	ctx := context.Background()
-	e, err := Open(ctx, ws, Options{Now: func() time.Time { return now }})
+	e, err := Open(context.Background(), ws, Options{Now: func() time.Time { return *now }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	t.Cleanup(func() { e.Close() })
+	return e, ws, dir
+}
+
+func TestComputeAndDeliver(t *testing.T) {
+	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	e, ws, dir := openTestEngine(t, &now)
 	aud := ws.Audience("outstanding")
 	if _, err := e.Compute(ctx, aud); err == nil {
 		t.Fatal("a disabled audience computed")

@@ -9,28 +9,12 @@ import (
 	"time"
 
 	"github.com/linkaud/linkaud/diff"
-	"github.com/linkaud/linkaud/dsl"
 )
 
 func TestRunOnce(t *testing.T) {
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
-		"ws.la":        testWorkspace,
-		"profiles.csv": "segment_id,email\nu1,a@x\nu2,b@x\nu3,c@x\n",
-		"accounts.csv": "id,email\na1,a@x\na2,b@x\na3,c@x\n",
-		"cards.csv":    "id,account_id,balance\nc1,a1,Outstanding\nc2,a2,Paid\nc3,a3,Outstanding\n",
-	})
-	ws, diags := dsl.Load(dir, dsl.Options{})
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
 	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 	ctx := context.Background()
-	e, err := Open(ctx, ws, Options{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e, _, dir := openTestEngine(t, &now)
 
 	// Nothing enabled: no cycle, the destinations are still delivered.
 	rep, err := e.RunOnce(ctx, RunOptions{})
