@@ -119,7 +119,7 @@ func (c *audListCmd) Run(g *Globals, d *audiencesDir) error {
 		if c.JSON {
 			out := make([]api.Audience, len(all))
 			for i, s := range all {
-				out[i] = audienceJSON(s)
+				out[i] = api.AudienceOf(s)
 			}
 			return writeJSONLines(os.Stdout, out)
 		}
@@ -210,7 +210,7 @@ func (c *audStatusCmd) Run(g *Globals, d *audiencesDir) error {
 			return audienceError(err)
 		}
 		if c.JSON {
-			return writeJSONLines(os.Stdout, []api.Audience{audienceJSON(s)})
+			return writeJSONLines(os.Stdout, []api.Audience{api.AudienceOf(s)})
 		}
 		var b strings.Builder
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
@@ -288,7 +288,7 @@ func (c *audRunsCmd) Run(g *Globals, d *audiencesDir) error {
 		if c.JSON {
 			out := make([]api.Run, len(runs))
 			for i, r := range runs {
-				out[i] = runJSON(r)
+				out[i] = api.RunOf(r)
 			}
 			return writeJSONLines(os.Stdout, out)
 		}
@@ -334,34 +334,6 @@ func (c *audPurgeCmd) Run(g *Globals, d *audiencesDir) error {
 		fmt.Printf("%s: purged; events already in the outbox are still delivered\n", c.Audience)
 		return nil
 	})
-}
-
-// audienceJSON and runJSON give the CLI's JSON the shape of the worker's
-// HTTP API, so scripts can read either.
-func audienceJSON(st engine.AudienceStatus) api.Audience {
-	return api.Audience{
-		Name: st.Name, Defined: st.Defined, Description: st.Description, Schedule: st.Schedule,
-		Enabled: st.Enabled, Status: st.Status.String(), Error: st.Error,
-		Version: st.Definition, StateVersion: st.Version, Generation: st.Generation,
-		Members: st.Members, Rows: st.Rows, Runs: st.Runs,
-		LastRun: timePtr(st.LastRun), LastSuccess: timePtr(st.LastSuccess),
-	}
-}
-
-func runJSON(r diff.RunRecord) api.Run {
-	return api.Run{
-		Run: r.Run, Start: r.Start.UTC(), Generation: r.Generation, Version: r.Version, OK: r.OK, Error: r.Error,
-		Query: r.Query.Seconds(), Diff: r.Diff.Seconds(), Delivery: r.Delivery.Seconds(), Delivered: r.Delivered,
-		Counts: r.Counts,
-	}
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	t = t.UTC()
-	return &t
 }
 
 // writeJSONLines prints one JSON object per element.

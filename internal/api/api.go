@@ -160,7 +160,9 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func audienceJSON(st engine.AudienceStatus) Audience {
+// AudienceOf is the JSON form of an audience's status; the CLI's
+// `audiences --json` prints the same shape, so scripts can read either.
+func AudienceOf(st engine.AudienceStatus) Audience {
 	return Audience{
 		Name: st.Name, Defined: st.Defined, Description: st.Description, Schedule: st.Schedule,
 		Enabled: st.Enabled, Status: st.Status.String(), Error: st.Error,
@@ -171,7 +173,8 @@ func audienceJSON(st engine.AudienceStatus) Audience {
 	}
 }
 
-func runJSON(r diff.RunRecord) Run {
+// RunOf is the JSON form of a run record.
+func RunOf(r diff.RunRecord) Run {
 	return Run{
 		Run: r.Run, Start: r.Start.UTC(), Generation: r.Generation, Version: r.Version, OK: r.OK, Error: r.Error,
 		Query: r.Query.Seconds(), Diff: r.Diff.Seconds(), Delivery: r.Delivery.Seconds(), Delivered: r.Delivered,
@@ -187,7 +190,7 @@ func (s *server) list(w http.ResponseWriter, _ *http.Request) {
 	}
 	out := make([]Audience, len(sts))
 	for i, st := range sts {
-		out[i] = audienceJSON(st)
+		out[i] = AudienceOf(st)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"audiences": out})
 }
@@ -198,10 +201,10 @@ func (s *server) get(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	a := audienceJSON(st)
+	a := AudienceOf(st)
 	a.History = make([]Run, len(runs))
 	for i, run := range runs {
-		a.History[i] = runJSON(run)
+		a.History[i] = RunOf(run)
 	}
 	if len(runs) > 0 {
 		c := runs[0].Counts
@@ -256,7 +259,7 @@ func (s *server) setEnabled(w http.ResponseWriter, r *http.Request, set func(str
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, audienceJSON(st))
+	writeJSON(w, http.StatusOK, AudienceOf(st))
 }
 
 // fail answers with the status err calls for.
