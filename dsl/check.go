@@ -1554,30 +1554,14 @@ func (c *checker) audienceCycles() {
 
 // refRange finds where a refers to d, for the cycle diagnostic.
 func (c *checker) refRange(a, d *Audience) Range {
-	var found Range
-	var walk func(Cond)
-	walk = func(x Cond) {
-		switch x := x.(type) {
-		case *And:
-			for _, t := range x.Terms {
-				walk(t)
-			}
-		case *Or:
-			for _, t := range x.Terms {
-				walk(t)
-			}
-		case *Not:
-			walk(x.X)
-		case *InAudience:
-			if x.Audience == d && found.Start.Line == 0 {
-				found = x.Range
-			}
+	found := a.Range
+	done := false
+	Inspect(a.Match, func(n Node) bool {
+		if in, ok := n.(*InAudience); ok && in.Audience == d && !done {
+			found, done = in.Range, true
 		}
-	}
-	walk(a.Match)
-	if found.Start.Line == 0 {
-		return a.Range
-	}
+		return !done
+	})
 	return found
 }
 

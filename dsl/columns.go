@@ -133,52 +133,20 @@ func (cc *columnChecker) ref(g *Graph, c *ColumnRef) {
 	}
 }
 
+// cond asks for every column a condition compares or aggregates.
 func (cc *columnChecker) cond(g *Graph, c Cond) {
-	switch c := c.(type) {
-	case *And:
-		for _, t := range c.Terms {
-			cc.cond(g, t)
-		}
-	case *Or:
-		for _, t := range c.Terms {
-			cc.cond(g, t)
-		}
-	case *Not:
-		cc.cond(g, c.X)
-	case *Trait:
-		cc.pred(g, c.Compare)
-	case *Performed:
-		if c.Where != nil {
-			cc.pred(g, c.Where)
-		}
-	case *Path:
-		for _, s := range c.Steps {
-			if s.Where != nil {
-				cc.pred(g, s.Where)
+	Inspect(c, func(n Node) bool {
+		switch n := n.(type) {
+		case *Compare:
+			cc.ref(g, n.Column)
+			if n.Ref != nil {
+				cc.ref(g, n.Ref)
 			}
-			if s.Having != nil && s.Having.Column != "" {
-				cc.need(s.Entity.Table, s.Having.Column, s.Having.Range, "aggregated column of "+s.Entity.Name)
+		case *Step:
+			if n.Having != nil && n.Having.Column != "" {
+				cc.need(n.Entity.Table, n.Having.Column, n.Having.Range, "aggregated column of "+n.Entity.Name)
 			}
 		}
-	}
-}
-
-func (cc *columnChecker) pred(g *Graph, p Pred) {
-	switch p := p.(type) {
-	case *PredAnd:
-		for _, t := range p.Terms {
-			cc.pred(g, t)
-		}
-	case *PredOr:
-		for _, t := range p.Terms {
-			cc.pred(g, t)
-		}
-	case *PredNot:
-		cc.pred(g, p.X)
-	case *Compare:
-		cc.ref(g, p.Column)
-		if p.Ref != nil {
-			cc.ref(g, p.Ref)
-		}
-	}
+		return true
+	})
 }
