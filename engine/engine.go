@@ -160,19 +160,6 @@ func sameWarehouse(a, b *dsl.Warehouse) bool {
 	return true
 }
 
-// Plan compiles audience a for the engine's warehouse, for a cycle
-// starting at now.
-func (e *Engine) Plan(a *dsl.Audience, now time.Time) (*planner.Plan, error) {
-	e.mu.Lock()
-	ws, wh := e.ws, e.wh
-	e.mu.Unlock()
-	d, err := planner.DialectFor(wh.Dialect())
-	if err != nil {
-		return nil, err
-	}
-	return planner.Compile(a, ws.Graph, d, planner.Options{Now: now})
-}
-
 // Compute runs one compute cycle of audience a: plan the SQL, run it in the
 // warehouse, stream the sorted rows into the differ, which commits the new
 // generation and its events atomically. Any failure — a file gone, bad SQL,

@@ -32,6 +32,3 @@ func (g *Globals) Logger() *slog.Logger {
 	slog.SetDefault(l)
 	return l
 }
-
-// isTerminal reports whether stdout is a terminal (progress bars, colour).
-func isTerminal() bool { return term.IsTerminal(int(os.Stdout.Fd())) }
