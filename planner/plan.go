@@ -68,6 +68,10 @@ type Options struct {
 	// Limit, when positive, keeps only the first Limit members in profile
 	// key order, with all their rows (preview).
 	Limit int
+	// Unordered leaves out the final ORDER BY. The differ needs the order;
+	// a consumer that does not (the benchmark's EXCEPT baseline, which
+	// materializes the result into a table) should not pay for the sort.
+	Unordered bool
 }
 
 // Error is a planning error, placed at the construct it concerns.

@@ -126,7 +126,10 @@ func (c *compiler) audience(a *dsl.Audience) (string, []Column, error) {
 	b.WriteString("WITH " + membersCTE + " AS" + c.d.Materialized() + " (\n  " + indent(members) + "\n),\n")
 	b.WriteString(rowsCTE + " AS (\n  " + indent(strings.Join(parts, "\nUNION ALL\n")) + "\n),\n")
 	b.WriteString(resultCTE + " AS (\n  SELECT DISTINCT " + list + "\n  FROM " + rowsCTE + "\n)\n")
-	b.WriteString("SELECT " + list + "\nFROM " + resultCTE + "\nORDER BY " + strings.Join(order, ", "))
+	b.WriteString("SELECT " + list + "\nFROM " + resultCTE)
+	if !c.opts.Unordered {
+		b.WriteString("\nORDER BY " + strings.Join(order, ", "))
+	}
 	return b.String(), cols, nil
 }
 
