@@ -129,6 +129,9 @@ func (c *checker) destination(d *grammar.Destination) *Destination {
 			c.errorf(d.Name, "%s destination %s needs %s", ir.Type, ir.Name, req)
 		}
 	}
+	if ss := valid(set["path"]); ir.Type == "file" && len(ss) > 0 && ss[0].Value.Str != nil {
+		c.localPath(ss[0].Value, "file path", ss[0].Value.Str.Value())
+	}
 	if len(c.diags) > n {
 		return nil
 	}
