@@ -330,6 +330,28 @@ func (c *Config) Path(key string) string {
 	return filepath.Join(c.Dir, p)
 }
 
+// LocalPath returns key as a file path that stays inside Dir unless
+// written as an absolute path: a relative path that leaves Dir, as written
+// or through a symbolic link, is recorded as a problem and "" returned
+// (dsl.WorkspacePath; the checker reports the same at check time, and this
+// catches what changed on disk since).
+func (c *Config) LocalPath(key string) string {
+	p := c.String(key, "")
+	if p == "" {
+		return ""
+	}
+	dir := c.Dir
+	if dir == "" {
+		dir = "."
+	}
+	full, err := dsl.WorkspacePath(dir, p)
+	if err != nil {
+		c.errorf(key, "%v: write a path inside the workspace, or an absolute path", err)
+		return ""
+	}
+	return full
+}
+
 // Errorf records a problem with key found by the type's own checks.
 func (c *Config) Errorf(key, format string, args ...any) { c.errorf(key, format, args...) }
 

@@ -38,8 +38,9 @@ type fileDest struct {
 }
 
 func openFile(c *Config) (Destination, error) {
-	p := c.Path("path")
+	p := c.LocalPath("path")
 	if p == "" {
+		// Open reports what LocalPath recorded, if anything, instead.
 		return nil, errors.New("file: path is empty")
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
