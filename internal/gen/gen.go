@@ -182,12 +182,17 @@ var (
 // weighted is a CASE over u(tag, idx) choosing among SQL values by weight;
 // weights need not sum to 1: the rest is the last value.
 func weighted(tag, idx string, choices ...any) string {
+	return weightedBy("u", tag, idx, choices...)
+}
+
+// weightedBy is weighted over the uniform macro fn.
+func weightedBy(fn, tag, idx string, choices ...any) string {
 	var b strings.Builder
 	b.WriteString("CASE")
 	acc := 0.0
 	for i := 0; i+1 < len(choices); i += 2 {
 		acc += choices[i+1].(float64)
-		fmt.Fprintf(&b, " WHEN u(%s, %s) < %g THEN %s", sqlString(tag), idx, acc, choices[i].(string))
+		fmt.Fprintf(&b, " WHEN %s(%s, %s) < %g THEN %s", fn, sqlString(tag), idx, acc, choices[i].(string))
 	}
 	fmt.Fprintf(&b, " ELSE %s END", choices[len(choices)-1].(string))
 	return b.String()
