@@ -1,0 +1,75 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// Machine describes where a benchmark ran.
+type Machine struct {
+	CPU      string `json:"cpu"`
+	CPUs     int    `json:"cpus"`
+	MemoryGB int    `json:"memory_gb"`
+	OS       string `json:"os"`
+	Go       string `json:"go"`
+	DuckDB   string `json:"duckdb"`
+}
+
+func (m Machine) String() string {
+	return fmt.Sprintf("%s, %d CPUs, %d GB RAM, %s, %s, DuckDB %s", m.CPU, m.CPUs, m.MemoryGB, m.OS, m.Go, m.DuckDB)
+}
+
+func thisMachine() Machine {
+	m := Machine{CPU: "unknown", CPUs: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH, Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		if v, ok := procField(b, "model name"); ok {
+			m.CPU = v
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		if v, ok := procField(b, "MemTotal"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+			m.MemoryGB = int((kb + 1<<19) >> 20)
+		}
+	}
+	return m
+}
+
+// procField reads "name: value" from a /proc file.
+func procField(b []byte, name string) (string, bool) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == name {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
+}
+
+// resetPeakRSS starts a new peak resident set size for the process
+// (Linux: writing 5 to clear_refs resets VmHWM). It reports whether the
+// reset took, so that a peak read later is the peak since now.
+func resetPeakRSS() bool {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+}
+
+// peakRSS is the peak resident set size in bytes since the last reset (or
+// since the process started), or 0 where /proc is missing.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	v, ok := procField(b, "VmHWM")
+	if !ok {
+		return 0
+	}
+	kb, _ := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+	return kb << 10
+}
