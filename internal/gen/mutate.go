@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/executor"
 )
@@ -158,6 +160,8 @@ type mutTable struct {
 	replace [][2]string
 	// added is the name of the table holding the new rows ("" for none).
 	added string
+	// newKey is the key column new rows must not share with old ones.
+	newKey string
 }
 
 // The tables, in Generate's order, and how their rows change. Every
@@ -170,46 +174,46 @@ var mutTables = []mutTable{
 			// A move; to no household when the draw is the current one.
 			{"household_id", "CASE WHEN _v >= 0.62 AND _v < 0.77 THEN nullif('h_' || mpick('hh', _k, hh_count()), household_id) ELSE household_id END"},
 			{"ltv", "CASE WHEN _v >= 0.77 THEN money(ltv + 1 + mpick('ltv', _k, 2000)) ELSE ltv END"},
-		}, added: "new_profiles"},
+		}, added: "new_profiles", newKey: "segment_id"},
 	{name: "BANK.ACCOUNTS", file: "accounts.parquet", key: "id", del: 0.10, chg: 0.70, add: 0.20,
 		replace: [][2]string{
 			{"status", "CASE WHEN _v < 0.45 THEN CASE WHEN status = 'open' THEN CASE WHEN mu('st', _k) < 0.6 THEN 'frozen' ELSE 'closed' END ELSE 'open' END ELSE status END"},
 			{"max_limit", "CASE WHEN _v >= 0.45 AND _v < 0.8 THEN money(CASE WHEN max_limit > 6000 THEN max_limit - 500 * (1 + mpick('lim', _k, 10)) ELSE max_limit + 500 * (1 + mpick('lim', _k, 10)) END) ELSE max_limit END"},
 			{"type", "CASE WHEN _v >= 0.8 THEN rotate(type, ['checking', 'savings', 'credit'], _k) ELSE type END"},
-		}, added: "new_accounts"},
+		}, added: "new_accounts", newKey: "id"},
 	{name: "BANK.CREDIT_CARDS", file: "credit_cards.parquet", key: "id", del: 0.10, chg: 0.70, add: 0.20,
 		alsoDel: "gone('BANK.ACCOUNTS', account_id)",
 		replace: [][2]string{
 			{"balance", "CASE WHEN _v < 0.6 THEN CASE WHEN balance = 'Outstanding' THEN 'Paid' ELSE 'Outstanding' END ELSE balance END"},
 			{"credit_limit", "CASE WHEN _v >= 0.6 AND _v < 0.85 THEN money(CASE WHEN credit_limit > 5000 THEN credit_limit - 500 ELSE credit_limit + 500 END) ELSE credit_limit END"},
 			{"due_date", "CASE WHEN _v >= 0.85 THEN due_date + 30 ELSE due_date END"},
-		}, added: "new_cards"},
+		}, added: "new_cards", newKey: "id"},
 	{name: "BANK.SUBSCRIPTIONS", file: "subscriptions.parquet", key: "id", del: 0.10, chg: 0.70, add: 0.20,
 		alsoDel: "gone('BANK.ACCOUNTS', account_id)",
 		replace: [][2]string{
 			{"tier", "rotate(tier, ['Basic', 'Standard', 'Premium'], _k)"},
-		}, added: "new_subs"},
+		}, added: "new_subs", newKey: "id"},
 	{name: "BANK.TRANSACTIONS", file: "transactions.parquet", key: "id", del: 0.05, chg: 0.15, add: 0.80,
 		replace: [][2]string{
 			// A correction of the amount.
 			{"amount", "money(CASE WHEN amount > 100 AND _v < 0.5 THEN amount - 1 - mpick('amt', _k, 50) ELSE amount + 1 + mpick('amt', _k, 200) END)"},
-		}, added: "new_tx"},
+		}, added: "new_tx", newKey: "id"},
 	{name: "HOME.HOUSEHOLDS", file: "households.parquet", key: "id", del: 0.02, chg: 0.90, add: 0.08,
 		replace: [][2]string{
 			{"size", "CASE WHEN _v < 0.7 THEN (1 + (size + mpick('size', _k, 5)) % 6)::INTEGER ELSE size END"},
 			{"city", "CASE WHEN _v >= 0.7 THEN rotate(city, " + sqlList(cities) + ", _k) ELSE city END"},
-		}, added: "new_households"},
+		}, added: "new_households", newKey: "id"},
 	{name: "HOME.PETS", file: "pets.parquet", key: "id", del: 0.10, chg: 0.60, add: 0.30,
 		replace: [][2]string{
 			// Tidying "Cat" into "cat" is a change too.
 			{"type", "CASE WHEN _v < 0.6 THEN rotate(type, ['cat', 'dog', 'fish', 'bird', 'rabbit', 'Cat'], _k) ELSE type END"},
 			{"name", "CASE WHEN _v >= 0.6 THEN rotate(name, " + sqlList(petNames) + ", _k) ELSE name END"},
-		}, added: "new_pets"},
+		}, added: "new_pets", newKey: "id"},
 	{name: "HOME.HOUSEHOLD_PETS", file: "household_pets.parquet", key: "household_id || '/' || pet_id", del: 0.30, add: 0.70,
 		alsoDel: "gone('HOME.PETS', pet_id) OR gone('HOME.HOUSEHOLDS', household_id)", added: "new_links"},
 	{name: "ANALYTICS.AUDIENCE_MEMBERSHIPS", file: "audience_memberships.parquet", key: "segment_id || '/' || audience_key", del: 0.50, add: 0.50,
 		alsoDel: "gone('ANALYTICS.PROFILES', segment_id)", added: "new_memberships"},
-	{name: "ANALYTICS.TRACKS", file: "tracks.parquet", key: "message_id", add: 1, added: "new_tracks"},
+	{name: "ANALYTICS.TRACKS", file: "tracks.parquet", key: "message_id", add: 1, added: "new_tracks", newKey: "message_id"},
 }
 
 func mutTableOf(name string) mutTable {
@@ -430,67 +434,81 @@ func (m *mutation) prepare(ctx context.Context) error {
 // table writes t's mutated file to tmp and counts what changed.
 func (m *mutation) table(ctx context.Context, t mutTable, tmp string) (MutatedTable, error) {
 	mt := MutatedTable{Name: t.name, File: "data/" + t.file}
-	tag := sqlString(t.name)
+	key := "(" + t.key + ")"
 	del := fmt.Sprintf("_r < %v", m.delBelow(t))
 	if t.alsoDel != "" {
 		del = "(" + del + " OR " + t.alsoDel + ")"
 	}
 	chg := fmt.Sprintf("_r < %v", m.chgBelow(t))
-	drawn := fmt.Sprintf("SELECT *, draw(%s, %s) AS _r, %s AS _k, mu('what', %s) AS _v FROM %s", tag, t.key, t.key, t.key, m.old(t.name))
+	drawn := fmt.Sprintf("SELECT *, draw(%s, %s) AS _r FROM %s", sqlString(t.name), key, m.old(t.name))
 
-	var counts strings.Builder
-	fmt.Fprintf(&counts, "SELECT count(*) FILTER (WHERE %s) FROM (%s)", del, drawn)
-	removed, err := m.count(ctx, counts.String())
-	if err != nil {
-		return mt, err
-	}
-	mt.Removed = removed
-	if len(t.replace) > 0 {
-		changed, err := m.count(ctx, fmt.Sprintf("SELECT count(*) FILTER (WHERE NOT %s AND %s) FROM (%s)", del, chg, drawn))
+	if t.del > 0 || t.alsoDel != "" || len(t.replace) > 0 {
+		// One pass over the old rows, reading the columns the decisions
+		// need; the draws are recomputed by the COPY below (cheaper than
+		// keeping them).
+		q := fmt.Sprintf("SELECT count(*) FILTER (WHERE %s), count(*) FILTER (WHERE NOT %s AND %s) FROM (%s)", del, del, chg, drawn)
+		rr, err := m.wh.Query(ctx, q, executor.QueryOptions{Tag: "gen"})
 		if err != nil {
 			return mt, err
 		}
-		mt.Changed = changed
+		for rr.Next() {
+			rec := rr.RecordBatch()
+			if rec.NumRows() == 1 {
+				mt.Removed = rec.Column(0).(*array.Int64).Value(0)
+				if len(t.replace) > 0 {
+					mt.Changed = rec.Column(1).(*array.Int64).Value(0)
+				}
+			}
+		}
+		err = rr.Err()
+		rr.Release()
+		if err != nil {
+			return mt, err
+		}
 	}
 
 	var sel strings.Builder
-	sel.WriteString("SELECT * EXCLUDE (_r, _k, _v)")
+	sel.WriteString("SELECT * EXCLUDE (_r)")
 	if len(t.replace) > 0 {
+		// _k is the row's key and _v a draw choosing the kind of change,
+		// computed for the changed rows only.
+		sub := strings.NewReplacer("_k", key, "_v", "mu('what', "+key+")")
 		sel.WriteString(" REPLACE (")
 		for i, r := range t.replace {
 			if i > 0 {
 				sel.WriteString(", ")
 			}
-			fmt.Fprintf(&sel, "CASE WHEN %s THEN %s ELSE %s END AS %s", chg, r[1], r[0], r[0])
+			fmt.Fprintf(&sel, "CASE WHEN %s THEN %s ELSE %s END AS %s", chg, sub.Replace(r[1]), r[0], r[0])
 		}
 		sel.WriteString(")")
 	}
 	fmt.Fprintf(&sel, " FROM (%s) WHERE NOT %s", drawn, del)
 	if t.added != "" {
-		keyCols := "id"
-		switch t.name {
-		case "ANALYTICS.PROFILES", "ANALYTICS.AUDIENCE_MEMBERSHIPS":
-			keyCols = "segment_id"
-		case "ANALYTICS.TRACKS":
-			keyCols = "message_id"
-		}
 		cols := "*"
 		if t.name == "HOME.PETS" {
 			cols = "* EXCLUDE (household_id)"
 		}
-		if t.key == "id" || t.key == keyCols {
-			// New keys are hashes; the anti-join makes a clash with an
-			// existing key impossible rather than unlikely.
-			fmt.Fprintf(&sel, " UNION ALL SELECT n.%s FROM %s n ANTI JOIN %s o ON n.%s = o.%s", cols, t.added, m.old(t.name), keyCols, keyCols)
-		} else {
-			fmt.Fprintf(&sel, " UNION ALL SELECT %s FROM %s", cols, t.added)
+		if col := t.newKey; col != "" {
+			// New keys are hashes: a clash with an existing key is
+			// unlikely, and made impossible here. The old file is the
+			// probe side, the few new rows the hash table.
+			clash, err := m.count(ctx, fmt.Sprintf("SELECT count(*) FROM %s SEMI JOIN %s USING (%s)", m.old(t.name), t.added, col))
+			if err != nil {
+				return mt, err
+			}
+			if clash > 0 {
+				if err := m.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s IN (SELECT %[2]s FROM %s)", t.added, col, m.old(t.name))); err != nil {
+					return mt, err
+				}
+			}
 		}
+		fmt.Fprintf(&sel, " UNION ALL SELECT %s FROM %s", cols, t.added)
 	}
 	written, err := m.count(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd)", sel.String(), sqlString(tmp)))
 	if err != nil {
 		return mt, fmt.Errorf("%w\n%s", err, sel.String())
 	}
 	mt.Rows = written
-	mt.Added = written - (m.rows[t.name] - removed)
+	mt.Added = written - (m.rows[t.name] - mt.Removed)
 	return mt, nil
 }

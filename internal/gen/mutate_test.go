@@ -227,7 +227,9 @@ func TestMutateChanges(t *testing.T) {
 			t.Errorf("hour %d: %.2f%% of all rows touched, want about %g%%", hour, 100*frac, percent)
 		}
 		// The new track events fall in one hour, after every earlier one.
-		tracks := func(d string) string { return "read_parquet(" + sqlString(filepath.Join(d, "data", "tracks.parquet")) + ")" }
+		tracks := func(d string) string {
+			return "read_parquet(" + sqlString(filepath.Join(d, "data", "tracks.parquet")) + ")"
+		}
 		if got := scalar(t, wh, fmt.Sprintf(`SELECT min(n."timestamp") > (SELECT max("timestamp") FROM %[2]s)
 			AND date_trunc('hour', min(n."timestamp")) = date_trunc('hour', max(n."timestamp"))
 			FROM %[1]s n ANTI JOIN %[2]s o USING (message_id)`, tracks(dir), tracks(old))); got != "true" {
