@@ -1,7 +1,9 @@
 // Package gen writes a synthetic bank + household workspace of any size:
 // Parquet files for every table of DESIGN.md's data graph and a
 // workspace.la that loads them, declares that graph and the seed's three
-// audiences. Entry point: Generate. `linkaud gen` and the benchmarks use it.
+// audiences. Entry points: Generate, and Mutate, which rewrites such a
+// workspace's files as the next hour's data would. `linkaud gen`, the
+// benchmarks and the crash suite use them.
 //
 // The rows are computed by DuckDB SQL over range(): every random choice is
 // hash(seed, tag, index), so the output is a function of (seed, profiles,
