@@ -26,6 +26,7 @@ type benchCmd struct {
 	Skip     []string          `help:"Phases to leave out: except, mutate, kafka." enum:"except,mutate,kafka"`
 	DuckDB   map[string]string `help:"DuckDB setting for every embedded instance, e.g. --duckdb memory_limit=1GB." name:"duckdb"`
 	JSON     bool              `help:"Print one JSON object instead of the table."`
+	Profile  string            `help:"Write a CPU profile of the measured phases (after generation) to this file, for go tool pprof." type:"path"`
 }
 
 func (c *benchCmd) Run(g *Globals) error {
@@ -51,6 +52,7 @@ func (c *benchCmd) Run(g *Globals) error {
 		DuckDB:    c.DuckDB,
 		Skip:      c.Skip,
 		Logger:    g.Logger(),
+		Profile:   c.Profile,
 	})
 	if err != nil {
 		if strings.Contains(err.Error(), "no audience") {

@@ -39,6 +39,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -82,6 +83,9 @@ type Options struct {
 	Skip []string
 	// Logger receives one line per phase; default discards.
 	Logger *slog.Logger
+	// Profile, if set, is a file to write a CPU profile of the phases to
+	// (data generation left out).
+	Profile string
 }
 
 // DefaultAudiences are the seed's three use cases.
@@ -183,6 +187,17 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	defer b.close()
 	if err := b.prepare(ctx); err != nil {
 		return nil, err
+	}
+	if opts.Profile != "" {
+		f, err := os.Create(opts.Profile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	steps := []struct {
 		name string
@@ -777,12 +792,13 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// warnOnly passes on warnings and errors: the engine logs a line per cycle
-// at info, which would drown the benchmark's own lines.
+// warnOnly passes on warnings and errors, and the rest only at debug
+// level: the engine logs a line per cycle at info, which would drown the
+// benchmark's own lines unless asked for.
 type warnOnly struct{ slog.Handler }
 
 func (h warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+	return (l >= slog.LevelWarn || h.Handler.Enabled(ctx, slog.LevelDebug)) && h.Handler.Enabled(ctx, l)
 }
 
 func (h warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{h.Handler.WithAttrs(as)} }
