@@ -8,7 +8,7 @@ BIN      := bin/linkaud
 FUZZTIME ?= 30s
 BENCHTIME ?= 1x
 
-.PHONY: build test demo bench fuzz fuzz-planner vet clean
+.PHONY: build test demo bench bench-go fuzz fuzz-planner vet clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/linkaud
@@ -24,7 +24,17 @@ DEMO_DIR ?= linkaud-demo
 demo: build
 	./$(BIN) demo --dir $(DEMO_DIR)
 
-bench:
+# The pipeline on generated data against the bare query, the EXCEPT
+# baseline and raw franz-go (BENCHMARKS.md). The data is generated once
+# per size into BENCH_DIR and reused.
+BENCH_PROFILES ?= 100000
+BENCH_DIR      ?= .bench
+BENCH_FLAGS    ?=
+bench: build
+	./$(BIN) bench --profiles $(BENCH_PROFILES) --dir $(BENCH_DIR) $(BENCH_FLAGS)
+
+# Every Go benchmark (planning, merge diff, event encoding, Kafka delivery…).
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) ./...
 
 fuzz:
