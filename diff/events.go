@@ -308,6 +308,18 @@ func encodeMessage(dst []byte, m *Message) []byte {
 	return append(dst, m.Payload...)
 }
 
+// decodeMessageID decodes only the ID of what encodeMessage wrote.
+func decodeMessageID(b []byte) (string, error) {
+	if len(b) == 0 || b[0] != messageV1 {
+		return "", errBadValue
+	}
+	l, n := binary.Uvarint(b[1:])
+	if n <= 0 || uint64(len(b)-1-n) < l {
+		return "", errBadValue
+	}
+	return string(b[1+n : 1+n+int(l)]), nil
+}
+
 // decodeMessage decodes what encodeMessage wrote; it returns the bytes that
 // follow the message.
 func decodeMessage(b []byte, m *Message) ([]byte, error) {

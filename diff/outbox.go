@@ -1,6 +1,7 @@
 package diff
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -138,7 +139,17 @@ func (s *Store) remove(dest string, msgs []Message, reason *string) error {
 	done := map[uint64]bool{}
 	dead := s.lastDS
 	now := s.opts.Now().UTC()
-	for _, m := range msgs {
+	// The stored events are checked through one iterator, in key order: a
+	// delivered batch is a run of adjacent keys, so each seek lands in the
+	// block the previous one read, where a point lookup per message would
+	// open and search the sstables afresh.
+	type target struct {
+		m   *Message
+		key []byte
+	}
+	targets := make([]target, 0, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
 		commit, idx := splitSeq(m.Seq)
 		e := entries[commit]
 		if e == nil {
@@ -156,14 +167,35 @@ func (s *Store) remove(dest string, msgs []Message, reason *string) error {
 			e = &ie
 			entries[commit] = e
 		}
-		k := eventKey(e.cycle, dest, idx)
-		v, ok, err := s.get(k)
-		if err != nil {
+		targets = append(targets, target{m, eventKey(e.cycle, dest, idx)})
+	}
+	slices.SortStableFunc(targets, func(a, b target) int { return bytes.Compare(a.key, b.key) })
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for _, t := range targets {
+		m := t.m
+		commit, _ := splitSeq(m.Seq)
+		e := entries[commit]
+		ok := it.SeekGE(t.key) && bytes.Equal(it.Key(), t.key)
+		var v []byte
+		if ok {
+			if v, err = it.ValueAndErr(); err != nil {
+				return err
+			}
+		} else if err := it.Error(); err != nil {
 			return err
 		}
 		var stored Message
 		if ok {
-			if _, err := decodeMessage(v, &stored); err != nil {
+			if reason != nil {
+				_, err = decodeMessage(v, &stored)
+			} else {
+				stored.ID, err = decodeMessageID(v)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -174,7 +206,7 @@ func (s *Store) remove(dest string, msgs []Message, reason *string) error {
 			return fmt.Errorf("diff: outbox index of %s commit %d: %w", dest, commit, errBadValue)
 		}
 		done[m.Seq] = true
-		if err := b.Delete(k, nil); err != nil {
+		if err := b.Delete(t.key, nil); err != nil {
 			return err
 		}
 		e.remaining--
