@@ -49,6 +49,10 @@ type DeliverOptions struct {
 	// BatchSize is the most messages per Send; default DefaultBatchSize,
 	// lowered to the destination's MaxBatch.
 	BatchSize int
+	// InFlight is, for a Pipeliner destination, the most messages started
+	// and not yet settled (at least one batch); default the destination's
+	// InFlight. 1 delivers one batch at a time.
+	InFlight int
 	// RateLimit is the most events per second per audience; default
 	// DefaultRateLimit; Unlimited for none. Ignored when Limiter is set.
 	RateLimit float64
@@ -163,11 +167,18 @@ var (
 //   - when the budget runs out Deliver returns ErrRetriesExhausted (or
 //     ErrThrottled) and the messages stay in the outbox for the next cycle.
 //
+// A Pipeliner destination gets the next batches while earlier ones await
+// their acknowledgement; the outcomes are still settled batch by batch in
+// Seq order, and after a failure every batch in flight is settled and the
+// failed messages of all of them are retried, in Seq order, before anything
+// new is started.
+//
 // A Resumer destination is asked at the start, and after every failed Send,
 // which messages it already committed; those are acknowledged unsent.
 //
 // Deliver returns the context's error if ctx ends. It must not run
-// concurrently for the same dest.
+// concurrently for the same dest. It returns only once no batch it started
+// is still in flight.
 func Deliver(ctx context.Context, ob Outbox, dest string, d Destination, opts DeliverOptions) (Stats, error) {
 	l := &loop{
 		ob:   ob,
@@ -179,25 +190,16 @@ func Deliver(ctx context.Context, ob Outbox, dest string, d Destination, opts De
 	if r, ok := d.(Resumer); ok {
 		l.resumer = r
 		l.needResume = true
+	} else if p, ok := d.(Pipeliner); ok {
+		return l.st, l.pipeline(ctx, p)
 	}
 	var after uint64
 	for {
-		if err := ctx.Err(); err != nil {
+		send, err := l.next(ctx, &after)
+		if err != nil || send == nil {
 			return l.st, err
 		}
-		msgs, err := ob.Pending(dest, after, l.o.BatchSize)
-		if err != nil {
-			return l.st, fmt.Errorf("sinks: reading the outbox of %s: %w", dest, err)
-		}
-		if len(msgs) == 0 {
-			return l.st, nil
-		}
-		after = msgs[len(msgs)-1].Seq
-		send, err := l.dropOversize(msgs)
-		if err != nil {
-			return l.st, err
-		}
-		if err := l.deliverBatch(ctx, send); err != nil {
+		if err := l.deliverBatch(ctx, send, nil); err != nil {
 			return l.st, err
 		}
 	}
@@ -215,10 +217,141 @@ type loop struct {
 	st         Stats
 }
 
+// next reads the batch after *after from the outbox, drops what is over the
+// size cap, and advances *after. It returns nil when the outbox has nothing
+// more, and an empty non-nil batch when everything read was dropped.
+func (l *loop) next(ctx context.Context, after *uint64) ([]diff.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	msgs, err := l.ob.Pending(l.dest, *after, l.o.BatchSize)
+	if err != nil {
+		return nil, fmt.Errorf("sinks: reading the outbox of %s: %w", l.dest, err)
+	}
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	*after = msgs[len(msgs)-1].Seq
+	send, err := l.dropOversize(msgs)
+	if err != nil {
+		return nil, err
+	}
+	if send == nil {
+		send = []diff.Message{}
+	}
+	return send, nil
+}
+
+// flight is a batch a Pipeliner has started.
+type flight struct {
+	batch []diff.Message
+	wait  func() error
+}
+
+// pipeline is Deliver for a Pipeliner: it keeps up to InFlight messages
+// started (at least one batch), and settles the oldest batch whenever the
+// window is full or the outbox is drained. Only this goroutine reads and writes the outbox, and
+// batches are settled in the order they were started, so the outbox is
+// acknowledged in Seq order, one batch at a time, as in the sequential loop:
+// a crash re-sends what was in flight, and skips nothing.
+func (l *loop) pipeline(ctx context.Context, p Pipeliner) error {
+	window := l.o.InFlight
+	if window <= 0 {
+		window = p.InFlight()
+	}
+	var (
+		after   uint64
+		queue   []flight
+		started int // messages in queue
+		drained bool
+	)
+	// Whatever happens, nothing started is left in flight when Deliver
+	// returns: a later call must not overtake it. What those batches
+	// delivered stays in the outbox and is sent again with the same ids.
+	defer func() {
+		for _, f := range queue {
+			_ = f.wait()
+		}
+	}()
+	for {
+		for !drained && (len(queue) == 0 || started < window) {
+			send, err := l.next(ctx, &after)
+			if err != nil {
+				return err
+			}
+			if send == nil {
+				drained = true
+				break
+			}
+			if len(send) == 0 {
+				continue
+			}
+			if err := l.o.Limiter.Wait(ctx, send); err != nil {
+				return err
+			}
+			l.st.Sends++
+			queue = append(queue, flight{batch: send, wait: p.Start(ctx, send)})
+			started += len(send)
+		}
+		if len(queue) == 0 {
+			return nil
+		}
+		f := queue[0]
+		queue = queue[1:]
+		started -= len(f.batch)
+		retry, retryErrs, _, err := l.settle(f.batch, f.wait())
+		if err != nil {
+			l.st.Left = len(f.batch)
+			return err
+		}
+		if len(retry) == 0 {
+			continue
+		}
+		// The batches still in flight may hold later messages of the
+		// failed messages' profiles, which the destination failed too.
+		// Settle them all, keep what they delivered, and retry every
+		// failed message in Seq order before starting anything new.
+		for len(queue) > 0 {
+			f := queue[0]
+			queue = queue[1:]
+			r, errs, _, err := l.settle(f.batch, f.wait())
+			if err != nil {
+				l.st.Left = len(retry) + len(r)
+				return err
+			}
+			retry = append(retry, r...)
+			retryErrs = append(retryErrs, errs...)
+		}
+		started = 0
+		for len(retry) > 0 {
+			n := min(len(retry), l.o.BatchSize)
+			var errs []error
+			if retryErrs != nil {
+				errs = retryErrs[:n]
+				retryErrs = nil
+			}
+			if err := l.deliverBatch(ctx, retry[:n], errs); err != nil {
+				return err
+			}
+			retry = retry[n:]
+		}
+	}
+}
+
 // dropOversize removes messages over the size cap from the outbox and returns
 // the others.
 func (l *loop) dropOversize(msgs []diff.Message) ([]diff.Message, error) {
 	if l.o.MaxEventBytes < 0 {
+		return msgs, nil
+	}
+	over := false
+	for i := range msgs {
+		if len(msgs[i].Payload) > l.o.MaxEventBytes {
+			over = true
+			break
+		}
+	}
+	if !over {
 		return msgs, nil
 	}
 	var keep, drop []diff.Message
@@ -228,9 +361,6 @@ func (l *loop) dropOversize(msgs []diff.Message) ([]diff.Message, error) {
 		} else {
 			keep = append(keep, m)
 		}
-	}
-	if len(drop) == 0 {
-		return msgs, nil
 	}
 	if err := l.ob.Ack(l.dest, drop); err != nil {
 		return nil, fmt.Errorf("sinks: removing %d oversize messages of %s: %w", len(drop), l.dest, err)
@@ -249,8 +379,10 @@ func (l *loop) dropOversize(msgs []diff.Message) ([]diff.Message, error) {
 }
 
 // deliverBatch sends batch until every message is delivered, rejected, or the
-// retry budget is spent.
-func (l *loop) deliverBatch(ctx context.Context, batch []diff.Message) error {
+// retry budget is spent. failed, when not nil, is the outcome of an attempt
+// already made (one error per message of batch, all retryable): the batch
+// is sent again only after the backoff that failure calls for.
+func (l *loop) deliverBatch(ctx context.Context, batch []diff.Message, failed []error) error {
 	bo := &backoff.ExponentialBackOff{
 		InitialInterval:     l.o.MinBackoff,
 		RandomizationFactor: 0.5,
@@ -260,12 +392,14 @@ func (l *loop) deliverBatch(ctx context.Context, batch []diff.Message) error {
 	bo.Reset()
 	var (
 		pending   = batch
+		retryErrs = failed
 		failures  int // consecutive attempts without progress
 		throttled time.Duration
 	)
 	for len(pending) > 0 {
-		var retryErrs []error
-		if l.needResume {
+		if retryErrs != nil {
+			// An attempt made before this call failed.
+		} else if l.needResume {
 			// Before the first send, and after any failure, a Resumer
 			// says what it already committed: the failure may have hidden
 			// a commit (a lost EndTxn answer). Nothing is sent until it
@@ -293,16 +427,17 @@ func (l *loop) deliverBatch(ctx context.Context, batch []diff.Message) error {
 			}
 			l.needResume = l.resumer != nil
 		}
-		firstErr := retryErrs[0]
+		errs := retryErrs
+		retryErrs = nil
+		firstErr := errs[0]
 		if err := ctx.Err(); err != nil {
 			l.st.Left = len(pending)
 			return err
 		}
-
 		// Throttled when every failure is a request to slow down.
 		var wait time.Duration
 		allThrottled := true
-		for _, e := range retryErrs {
+		for _, e := range errs {
 			after, ok := retryAfter(e)
 			if !ok {
 				allThrottled = false
@@ -359,7 +494,21 @@ func (l *loop) attempt(ctx context.Context, pending []diff.Message) (retry []dif
 		return pending, nil, false, err
 	}
 	l.st.Sends++
-	errs := outcomes(len(pending), l.d.Send(ctx, pending))
+	return l.settle(pending, l.d.Send(ctx, pending))
+}
+
+// settle acknowledges what of pending sendErr (Send's result) says was
+// delivered, dead-letters what was rejected, and returns the messages to
+// retry with their errors.
+func (l *loop) settle(pending []diff.Message, sendErr error) (retry []diff.Message, retryErrs []error, progress bool, err error) {
+	if sendErr == nil {
+		// The common case: all delivered, nothing to sort out.
+		if err := l.ack(pending); err != nil {
+			return pending, nil, false, err
+		}
+		return nil, nil, true, nil
+	}
+	errs := outcomes(len(pending), sendErr)
 
 	var delivered []diff.Message
 	rejected := map[string][]diff.Message{}
@@ -379,16 +528,8 @@ func (l *loop) attempt(ctx context.Context, pending []diff.Message) (retry []dif
 			retryErrs = append(retryErrs, errs[i])
 		}
 	}
-	if len(delivered) > 0 {
-		if err := l.ob.Ack(l.dest, delivered); err != nil {
-			return pending, nil, false, fmt.Errorf("sinks: acknowledging %d delivered messages of %s: %w", len(delivered), l.dest, err)
-		}
-		l.st.Delivered += len(delivered)
-		for _, h := range l.o.Hooks {
-			if h, ok := h.(HookDelivered); ok {
-				h.OnDelivered(l.dest, delivered)
-			}
-		}
+	if err := l.ack(delivered); err != nil {
+		return pending, nil, false, err
 	}
 	for _, reason := range reasons {
 		msgs := rejected[reason]
@@ -405,6 +546,23 @@ func (l *loop) attempt(ctx context.Context, pending []diff.Message) (retry []dif
 		}
 	}
 	return retry, retryErrs, len(delivered) > 0 || len(reasons) > 0, nil
+}
+
+// ack removes delivered messages from the outbox and tells the hooks.
+func (l *loop) ack(delivered []diff.Message) error {
+	if len(delivered) == 0 {
+		return nil
+	}
+	if err := l.ob.Ack(l.dest, delivered); err != nil {
+		return fmt.Errorf("sinks: acknowledging %d delivered messages of %s: %w", len(delivered), l.dest, err)
+	}
+	l.st.Delivered += len(delivered)
+	for _, h := range l.o.Hooks {
+		if h, ok := h.(HookDelivered); ok {
+			h.OnDelivered(l.dest, delivered)
+		}
+	}
+	return nil
 }
 
 // resume asks the Resumer which messages it already committed and

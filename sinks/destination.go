@@ -40,6 +40,35 @@ type Batcher interface {
 	MaxBatch() int
 }
 
+// Pipeliner is implemented by destinations that can take the next batch
+// before the previous one is acknowledged (the Kafka sink without
+// transactions: its producer keeps each partition's records in order across
+// batches). Deliver then keeps up to InFlight messages started and
+// settles the batches — acknowledges, dead-letters, retries — strictly in
+// the order it started them, so the outbox is still acknowledged batch by
+// batch in Seq order. A destination that is also a Resumer is delivered
+// one batch at a time.
+type Pipeliner interface {
+	Destination
+	// Start hands batch over and returns without waiting for the
+	// destination; wait blocks until the batch's outcome is known and
+	// returns what Send would have returned for it. Deliver starts
+	// batches in Seq order, never concurrently with each other or with
+	// Send, calls every wait exactly once, in the order the batches were
+	// started, and calls Send (for a retry) only once every started
+	// batch was waited for.
+	//
+	// Ordering across batches: once a message has failed without being
+	// marked Permanent, no later message of the same UserID, in this
+	// batch or a later one started before the failure was waited for,
+	// may be delivered: it must fail too (retryably), so that the retry
+	// sends them again in Seq order.
+	Start(ctx context.Context, batch []diff.Message) (wait func() error)
+	// InFlight is how many messages Deliver may keep started and not yet
+	// waited for (at least one batch is always started).
+	InFlight() int
+}
+
 // Resumer is implemented by destinations that record, atomically with each
 // delivery, the newest outbox message it covered (the Kafka sink in
 // transactional mode writes a progress record in the same transaction).

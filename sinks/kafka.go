@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -61,6 +62,7 @@ func init() {
 // profile's records share a partition and keep their order), value the
 // event JSON, headers event, audience and message_id. The producer is
 // idempotent with acks=all; Send returns once the broker acked every record.
+// Without transactions the sink is a Pipeliner (kafkaPipelined).
 type kafka struct {
 	name     string
 	topic    string
@@ -75,7 +77,47 @@ type kafka struct {
 	// reset asks for a new client before the next delivery: after
 	// abandoned records, an unconfirmed commit or a fatal producer error.
 	reset bool
+
+	// unwaited counts produce calls whose wait has not returned. When it
+	// is zero — the caller has seen every outcome, failures included —
+	// the next produce starts a new generation: a context its records
+	// are produced under, cancelled with errEarlierFailed by the first
+	// record that fails, so that no record produced after that can be
+	// delivered (see produce). Only the delivery goroutine touches these.
+	unwaited  int
+	gen       context.Context
+	genCancel context.CancelCauseFunc
 }
+
+// kafkaPipelined is the Kafka sink without transactions, as a Pipeliner:
+// franz-go keeps a partition's records in the order they were produced,
+// across batches, and fails every record still buffered for a partition
+// when one fails; produce closes the remaining gap (records produced after
+// a failure but before its promise ran). A transactional sink cannot
+// pipeline: a producer has one transaction open at a time.
+type kafkaPipelined struct{ *kafka }
+
+var (
+	_ Pipeliner = kafkaPipelined{}
+	_ Resumer   = (*kafkaTxn)(nil)
+)
+
+// Kafka delivery sizes. The producer's buffer holds a full window plus one
+// batch, so Produce never blocks on buffer space.
+const (
+	kafkaMaxBatch    = 10_000
+	kafkaInFlight    = 30_000
+	kafkaMaxBuffered = kafkaInFlight + kafkaMaxBatch
+)
+
+// errEarlierFailed fails the records of a generation produced, or about to
+// be, after one of its records failed: delivering them would put a
+// profile's later event before the retry of an earlier one.
+var errEarlierFailed = errors.New("not sent: an earlier record of this delivery failed, sent again after it")
+
+// errClientReset fails records not produced because the client is to be
+// replaced while earlier records are still in flight.
+var errClientReset = errors.New("not sent: the Kafka client is being replaced after abandoned records")
 
 // kafkaTxn is the transactional variant: each Send is one Kafka transaction
 // holding the batch's records and a progress record (key: the destination
@@ -120,6 +162,7 @@ func openKafka(c *Config) (Destination, error) {
 		kgo.RecordDeliveryTimeout(k.timeout),
 		// Send waits for the acks anyway: lingering would only delay them.
 		kgo.ProducerLinger(0),
+		kgo.MaxBufferedRecords(kafkaMaxBuffered),
 		kgo.AllowAutoTopicCreation(),
 		kgo.WithLogger(kgoLogger{c.Logger}),
 	}
@@ -177,7 +220,7 @@ func openKafka(c *Config) (Destination, error) {
 	}
 	k.cl = cl
 	if !transactional {
-		return k, nil
+		return kafkaPipelined{k}, nil
 	}
 	return &kafkaTxn{kafka: k, txnID: txnID, progressTopic: progressTopic}, nil
 }
@@ -246,59 +289,185 @@ func (k *kafka) client() *kgo.Client {
 	return k.cl
 }
 
-// produce sends recs and waits for every ack; errs[i] is recs[i]'s failure.
-// A failed record fails the records after it in its partition too (franz-go
-// keeps partitions gapless), so a profile's later records never land after
-// an earlier one failed.
+// records returns the Kafka records of batch, shaped as Record makes them,
+// in three allocations (records, headers, key and header bytes) rather than
+// five per record, with room for extra more records.
+func (k *kafka) records(batch []diff.Message, extra int) []kgo.Record {
+	size := 0
+	for i := range batch {
+		m := &batch[i]
+		size += len(m.UserID) + len(m.Event) + len(m.Audience) + len(m.ID)
+	}
+	buf := make([]byte, 0, size)
+	bytesOf := func(s string) []byte {
+		start := len(buf)
+		buf = append(buf, s...)
+		return buf[start:len(buf):len(buf)]
+	}
+	hdrs := make([]kgo.RecordHeader, 3*len(batch))
+	recs := make([]kgo.Record, len(batch), len(batch)+extra)
+	for i := range batch {
+		m := &batch[i]
+		h := hdrs[3*i : 3*i+3 : 3*i+3]
+		h[0] = kgo.RecordHeader{Key: HeaderEvent, Value: bytesOf(m.Event)}
+		h[1] = kgo.RecordHeader{Key: HeaderAudience, Value: bytesOf(m.Audience)}
+		h[2] = kgo.RecordHeader{Key: HeaderMessageID, Value: bytesOf(m.ID)}
+		recs[i] = kgo.Record{Topic: k.topic, Key: bytesOf(m.UserID), Value: m.Payload, Headers: h}
+	}
+	return recs
+}
+
+// produce hands recs to the producer and returns a function that waits for
+// every ack and returns nil, or one error per record (recs[i]'s failure).
+//
+// Order: a failed record fails the records after it in its partition too
+// (franz-go keeps partitions gapless), so a profile's later records never
+// land after an earlier one failed — provided they were buffered when it
+// failed. A record produced after the failure, before its promise ran,
+// would start the partition afresh: so records are produced under the
+// generation's context, which the first failure cancels (franz-go fails
+// the partition's unsent records whose context ended), and once it is
+// cancelled the rest of recs is failed unsent.
 //
 // An idempotent producer never gives up on a record whose request may have
 // reached a broker that then vanished: it would wait for that broker
-// forever. produce waits at most twice the delivery timeout (or until ctx
-// ends), then abandons the records — they may or may not have been written,
-// so they are reported as retryable and redelivered with the same
-// messageId — and replaces the client, whose sequence numbers are no longer
-// trustworthy.
-func (k *kafka) produce(ctx context.Context, recs []*kgo.Record) []error {
-	if err := k.prepareClient(); err != nil {
-		errs := make([]error, len(recs))
-		for i := range errs {
-			errs[i] = err
+// forever. The wait ends at most twice the delivery timeout after produce
+// (or when ctx ends), then abandons the records — they may or may not have
+// been written, so they are reported as retryable and redelivered with the
+// same messageId — and replaces the client, whose sequence numbers are no
+// longer trustworthy.
+func (k *kafka) produce(ctx context.Context, recs []kgo.Record) (wait func() []error) {
+	failAll := func(err error) func() []error {
+		return func() []error {
+			errs := make([]error, len(recs))
+			for i := range errs {
+				errs[i] = err
+			}
+			return errs
 		}
-		return errs
 	}
-	cl := k.client()
-	errs := make([]error, len(recs))
-	var wg sync.WaitGroup
-	wg.Add(len(recs))
-	for i, r := range recs {
-		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
-			errs[i] = err
-			wg.Done()
-		})
+	if k.reset && k.unwaited > 0 {
+		// Replacing the client fails what it still holds: only once the
+		// caller has seen every earlier outcome.
+		return failAll(errClientReset)
 	}
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	timer := time.NewTimer(2 * k.timeout)
+	if err := k.prepareClient(); err != nil {
+		return failAll(err)
+	}
+	if k.unwaited == 0 {
+		if k.genCancel != nil {
+			k.genCancel(nil)
+		}
+		k.gen, k.genCancel = context.WithCancelCause(ctx)
+	}
+	k.unwaited++
+	f := &kafkaFlight{
+		k:        k,
+		cl:       k.client(),
+		ctx:      ctx,
+		gen:      k.gen,
+		cancel:   k.genCancel,
+		recs:     recs,
+		deadline: time.Now().Add(2 * k.timeout),
+		done:     make(chan struct{}),
+	}
+	f.left.Store(int64(len(recs)))
+	for i := range recs {
+		if cause := context.Cause(f.gen); cause != nil {
+			f.unsent(recs[i:], cause)
+			break
+		}
+		f.cl.Produce(f.gen, &recs[i], f.promise)
+	}
+	if len(recs) == 0 {
+		close(f.done)
+	}
+	return f.wait
+}
+
+// kafkaFlight is one produce call's records on their way to the brokers.
+type kafkaFlight struct {
+	k        *kafka
+	cl       *kgo.Client
+	ctx      context.Context // the caller's: abandon when it ends
+	gen      context.Context // the records': cancelled by a failure
+	cancel   context.CancelCauseFunc
+	recs     []kgo.Record
+	deadline time.Time
+	left     atomic.Int64 // records whose outcome is unknown
+	done     chan struct{}
+
+	mu     sync.Mutex
+	failed map[*kgo.Record]error
+}
+
+// promise is every record's promise; franz-go calls promises serially.
+func (f *kafkaFlight) promise(r *kgo.Record, err error) {
+	if err != nil {
+		f.cancel(errEarlierFailed)
+		f.fail(r, err)
+	}
+	f.finish(1)
+}
+
+// unsent fails recs without producing them.
+func (f *kafkaFlight) unsent(recs []kgo.Record, err error) {
+	for i := range recs {
+		f.fail(&recs[i], err)
+	}
+	f.finish(int64(len(recs)))
+}
+
+func (f *kafkaFlight) fail(r *kgo.Record, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failed == nil {
+		f.failed = map[*kgo.Record]error{}
+	}
+	f.failed[r] = err
+}
+
+func (f *kafkaFlight) finish(n int64) {
+	if f.left.Add(-n) == 0 {
+		close(f.done)
+	}
+}
+
+func (f *kafkaFlight) wait() []error {
+	defer func() { f.k.unwaited-- }()
+	timer := time.NewTimer(time.Until(f.deadline))
 	defer timer.Stop()
 	var why error
 	select {
-	case <-done:
-		return errs
-	case <-ctx.Done():
-		why = ctx.Err()
+	case <-f.done:
+	case <-f.ctx.Done():
+		why = f.ctx.Err()
 	case <-timer.C:
-		why = fmt.Errorf("no acknowledgement from the brokers within %s", 2*k.timeout)
+		why = fmt.Errorf("no acknowledgement from the brokers within %s", 2*f.k.timeout)
 	}
-	cl.UnsafeAbortBufferedRecords()
-	<-done
-	k.reset = true
-	for i, err := range errs {
-		if err != nil {
-			errs[i] = fmt.Errorf("%w (records abandoned: %v)", why, err)
+	if why != nil {
+		f.cl.UnsafeAbortBufferedRecords()
+		<-f.done
+		f.k.reset = true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.failed) == 0 {
+		return nil
+	}
+	errs := make([]error, len(f.recs))
+	for i := range f.recs {
+		err, ok := f.failed[&f.recs[i]]
+		if !ok {
+			continue
 		}
+		if errors.Is(err, context.Canceled) && context.Cause(f.gen) == errEarlierFailed && f.ctx.Err() == nil {
+			err = errEarlierFailed
+		}
+		if why != nil {
+			err = fmt.Errorf("%w (records abandoned: %v)", why, err)
+		}
+		errs[i] = err
 	}
 	return errs
 }
@@ -322,23 +491,39 @@ func (k *kafka) prepareClient() error {
 	return nil
 }
 
-// MaxBatch keeps a batch within the client's default buffer (10000 records),
-// so that producing never blocks on buffer space.
-func (k *kafka) MaxBatch() int { return 10000 }
+// MaxBatch keeps a batch within the producer's buffer (kafkaMaxBuffered).
+func (k *kafka) MaxBatch() int { return kafkaMaxBatch }
 
 func (k *kafka) Send(ctx context.Context, batch []diff.Message) error {
-	recs := make([]*kgo.Record, len(batch))
-	for i, m := range batch {
-		recs[i] = Record(k.topic, m)
-	}
-	be := NewBatchError(len(batch))
-	for i, err := range k.produce(ctx, recs) {
-		if err != nil {
-			be.Fail(i, k.recordError(err))
-		}
-	}
-	return be.Err()
+	return k.start(ctx, batch)()
 }
+
+// start produces batch and returns a function that waits for the acks and
+// returns Send's result.
+func (k *kafka) start(ctx context.Context, batch []diff.Message) func() error {
+	wait := k.produce(ctx, k.records(batch, 0))
+	return func() error {
+		errs := wait()
+		if errs == nil {
+			return nil
+		}
+		be := NewBatchError(len(batch))
+		for i, err := range errs {
+			if err != nil {
+				be.Fail(i, k.recordError(err))
+			}
+		}
+		return be.Err()
+	}
+}
+
+// Start implements Pipeliner.
+func (k kafkaPipelined) Start(ctx context.Context, batch []diff.Message) func() error {
+	return k.start(ctx, batch)
+}
+
+// InFlight implements Pipeliner.
+func (k kafkaPipelined) InFlight() int { return kafkaInFlight }
 
 // recordError classifies a record's failure: the broker refusing the record
 // itself is permanent; everything else (brokers down, leadership moves,
@@ -370,12 +555,8 @@ func (k *kafkaTxn) Send(ctx context.Context, batch []diff.Message) error {
 	}
 	last := batch[len(batch)-1]
 	marker, _ := json.Marshal(kafkaProgress{Seq: last.Seq, ID: last.ID, Topic: k.topic})
-	recs := make([]*kgo.Record, len(batch), len(batch)+1)
-	for i, m := range batch {
-		recs[i] = Record(k.topic, m)
-	}
-	recs = append(recs, &kgo.Record{Topic: k.progressTopic, Key: []byte(k.name), Value: marker})
-	errs := k.produce(ctx, recs)
+	recs := append(k.records(batch, 1), kgo.Record{Topic: k.progressTopic, Key: []byte(k.name), Value: marker})
+	errs := k.produce(ctx, recs)()
 
 	be := NewBatchError(len(batch))
 	var failed error

@@ -289,6 +289,9 @@ func TestKafkaBrokerRestartMidDelivery(t *testing.T) {
 			msgs := ob.Append("events", sinktest.Messages(sinktest.GenOptions{Profiles: 150, PerProfile: 8, Audiences: []string{"a", "b"}})...)
 			o := sinktest.FastOptions()
 			o.BatchSize = 50
+			// Two batches in flight: the broker stops with batches
+			// started and not yet acknowledged, and more to come.
+			o.InFlight = 100
 			o.MaxRetries = 50
 			o.MaxBackoff = 200 * time.Millisecond
 			outage := &outageHook{after: 6, stop: b.stop, start: b.start}
@@ -319,6 +322,74 @@ func TestKafkaBrokerRestartMidDelivery(t *testing.T) {
 			t.Logf("%d records for %d messages (%d duplicates), %d retries", len(recs), len(msgs), dups, st.Retries)
 		})
 	}
+}
+
+// TestKafkaPipelinedPartitionFaults fails one partition's produce now and
+// then while ten batches are in flight: the partition's records of the
+// failing batch and of the batches after it fail, the other partitions'
+// are delivered, and the loop retries the failed ones in Seq order before
+// starting anything new. Every message arrives, in per-profile order.
+func TestKafkaPipelinedPartitionFaults(t *testing.T) {
+	b := startBroker(t)
+	d := openKafka(t, b.addr(), map[string]dsl.Setting{"timeout": {Text: "1s"}}, nil)
+	defer d.Close()
+	if _, ok := d.(sinks.Pipeliner); !ok {
+		t.Fatalf("the Kafka sink without transactions is a %T, not a Pipeliner", d)
+	}
+	ob := sinktest.NewOutbox()
+	msgs := ob.Append("events", sinktest.Messages(sinktest.GenOptions{Profiles: 150, PerProfile: 8, Audiences: []string{"a", "b"}})...)
+	o := sinktest.FastOptions()
+	o.BatchSize = 20
+	o.InFlight = 200
+	o.MaxRetries = 50
+	h := &faultHook{every: 5, fault: func() {
+		b.cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{1}, Err: kerr.TopicAuthorizationFailed})
+	}}
+	o.Hooks = []sinks.Hook{h}
+	var st sinks.Stats
+	for call := 0; ob.Len("events") > 0; call++ {
+		if call == 3 {
+			t.Fatalf("%d messages pending after %d calls", ob.Len("events"), call)
+		}
+		s, err := sinks.Deliver(context.Background(), ob, "events", d, o)
+		if err != nil {
+			t.Logf("Deliver: %v", err)
+		}
+		st.Delivered += s.Delivered
+		st.Retries += s.Retries
+		st.DeadLettered += s.DeadLettered
+	}
+	if st.Delivered != len(msgs) || st.Retries == 0 || st.DeadLettered != 0 {
+		t.Fatalf("delivered %d of %d, %d dead-lettered, %d retries", st.Delivered, len(msgs), st.DeadLettered, st.Retries)
+	}
+	recs := readTopic(t, b.addr(), topic, false)
+	dups := sinktest.CheckReceived(t, msgs, messageIDs(recs), msgs)
+	t.Logf("%d records for %d messages (%d duplicates), %d retries, %d retried messages (largest retry %d, spanning %d Seqs)",
+		len(recs), len(msgs), dups, st.Retries, h.retried, h.largest, h.span)
+}
+
+// faultHook injects a fault after every `every` delivered batches and
+// records what the loop retried.
+type faultHook struct {
+	every   int
+	fault   func()
+	batches int
+	retried int
+	largest int
+	span    uint64
+}
+
+func (h *faultHook) OnDelivered(string, []diff.Message) {
+	h.batches++
+	if h.batches%h.every == 0 {
+		h.fault()
+	}
+}
+
+func (h *faultHook) OnRetried(_ string, msgs []diff.Message, _ int, _ time.Duration, _ error) {
+	h.retried += len(msgs)
+	h.largest = max(h.largest, len(msgs))
+	h.span = max(h.span, msgs[len(msgs)-1].Seq-msgs[0].Seq+1)
 }
 
 // outageHook stops the broker after `after` delivered batches and starts it

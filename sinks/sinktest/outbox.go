@@ -17,7 +17,7 @@ type Outbox struct {
 	mu      sync.Mutex
 	pending map[string][]diff.Message // sorted by Seq
 	nextSeq map[string]uint64
-	acked   map[string][]diff.Message // in Ack order
+	acked   map[string][][]diff.Message // in Ack order, one slice per call
 	dead    map[string][]DeadLetter
 	failAck []error // injected Ack failures, consumed one per call
 }
@@ -33,7 +33,7 @@ func NewOutbox() *Outbox {
 	return &Outbox{
 		pending: map[string][]diff.Message{},
 		nextSeq: map[string]uint64{},
-		acked:   map[string][]diff.Message{},
+		acked:   map[string][][]diff.Message{},
 		dead:    map[string][]DeadLetter{},
 	}
 }
@@ -81,7 +81,7 @@ func (o *Outbox) Ack(dest string, msgs []diff.Message) error {
 	if err != nil {
 		return err
 	}
-	o.acked[dest] = append(o.acked[dest], removed...)
+	o.acked[dest] = append(o.acked[dest], removed)
 	return nil
 }
 
@@ -103,6 +103,22 @@ func (o *Outbox) DeadLetter(dest string, msgs []diff.Message, reason string) err
 // that is not pending is an error: the loop must not acknowledge twice.
 func (o *Outbox) remove(dest string, msgs []diff.Message) ([]diff.Message, error) {
 	p := o.pending[dest]
+	// The loop mostly acknowledges the oldest messages, in order: drop
+	// that prefix without a map, and without moving the rest.
+	if len(msgs) <= len(p) {
+		prefix := true
+		for i := range msgs {
+			if msgs[i].Seq != p[i].Seq || msgs[i].ID != p[i].ID {
+				prefix = false
+				break
+			}
+		}
+		if prefix {
+			removed := p[:len(msgs):len(msgs)]
+			o.pending[dest] = p[len(msgs):]
+			return removed, nil
+		}
+	}
 	gone := make(map[uint64]bool, len(msgs))
 	removed := make([]diff.Message, 0, len(msgs))
 	for _, m := range msgs {
@@ -116,8 +132,6 @@ func (o *Outbox) remove(dest string, msgs []diff.Message) ([]diff.Message, error
 		gone[m.Seq] = true
 		removed = append(removed, p[i])
 	}
-	// The loop mostly acknowledges the oldest messages: drop a prefix
-	// without moving the rest.
 	k := 0
 	for k < len(p) && gone[p[k].Seq] {
 		k++
@@ -156,7 +170,7 @@ func (o *Outbox) PendingAll(dest string) []diff.Message {
 func (o *Outbox) Acked(dest string) []diff.Message {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return slices.Clone(o.acked[dest])
+	return slices.Concat(o.acked[dest]...)
 }
 
 // DeadLetters returns the messages dead-lettered for dest.
