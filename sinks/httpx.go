@@ -102,7 +102,9 @@ func (h *httpSender) classify(resp *http.Response, body []byte) error {
 	if code/100 == 2 {
 		return nil
 	}
-	err := h.redact.Error(fmt.Errorf("%s: HTTP %d %s%s", h.vendor, code, http.StatusText(code), snippet(body)))
+	// Redact the whole body before cutting it short: a secret the server
+	// echoes across the cut would otherwise show its first part.
+	err := h.redact.Error(fmt.Errorf("%s: HTTP %d %s%s", h.vendor, code, http.StatusText(code), snippet([]byte(h.redact.String(string(body))))))
 	switch {
 	case code == http.StatusTooManyRequests:
 		return Throttled(retryAfterHeader(resp.Header, h.now()), err)
