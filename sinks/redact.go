@@ -30,6 +30,17 @@ func (r *Redactor) Add(secrets ...string) {
 			continue
 		}
 		r.secrets = append(r.secrets, s)
+		// A URL given as a secret carries its credential in one part
+		// (user:password@, ?token=…, a token as a path segment); a
+		// server echoing just that part must not reveal it either.
+		// Short parts are left alone: hiding every "1" or "v2" would
+		// garble messages and protect nothing.
+		for _, part := range urlCredentials(s) {
+			r.secrets = append(r.secrets, part)
+			if e := url.QueryEscape(part); e != part {
+				r.secrets = append(r.secrets, e)
+			}
+		}
 		// Errors often quote values (%q, url.Error): also hide the quoted
 		// spelling when it differs.
 		if q := strconv.Quote(s); q[1:len(q)-1] != s {
@@ -45,6 +56,33 @@ func (r *Redactor) Add(secrets ...string) {
 	}
 	// Longest first, so a secret that contains another is replaced whole.
 	sortByLenDesc(r.secrets)
+}
+
+// urlCredentials returns the parts of an absolute URL that may hold a
+// credential: the password, query values of 8 bytes or more, and path
+// segments of 16 bytes or more.
+func urlCredentials(s string) []string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil
+	}
+	var parts []string
+	if p, ok := u.User.Password(); ok && p != "" {
+		parts = append(parts, p)
+	}
+	for _, vs := range u.Query() {
+		for _, v := range vs {
+			if len(v) >= 8 {
+				parts = append(parts, v)
+			}
+		}
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if len(seg) >= 16 {
+			parts = append(parts, seg)
+		}
+	}
+	return parts
 }
 
 func sortByLenDesc(s []string) {
