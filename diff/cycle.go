@@ -91,7 +91,7 @@ func (s *Store) Cycle(ctx context.Context, in CycleInput) (*CycleResult, error) 
 	err = c.run(ctx)
 	var res *CycleResult
 	if err == nil {
-		res, err = c.commit()
+		res, err = c.commit(ctx)
 	}
 	if err != nil && !c.switched {
 		c.close()
@@ -166,16 +166,18 @@ type cycle struct {
 	levels   []*level
 	seen     map[string]string // activation → signature, as stored
 
-	dp     []byte
-	rows   *pebble.Batch // direct: data-table ops; staged: delta-table ops
-	staged bool
-	em     *emitter
-	pl     payload
-	keyBuf []byte
-	valBuf []byte
-	ends   []int
-	nulls  []bool
-	frags  [2][][]byte
+	dp   []byte
+	rows *pebble.Batch // direct: data-table ops; staged: unused
+	// rowStage receives the delta-table ops once the change is staged.
+	rowStage stager
+	staged   bool
+	em       *emitter
+	pl       payload
+	keyBuf   []byte
+	valBuf   []byte
+	ends     []int
+	nulls    []bool
+	frags    [2][][]byte
 
 	prof struct {
 		key                  []byte
@@ -203,6 +205,10 @@ type level struct {
 }
 
 func (c *cycle) close() {
+	c.rowStage.discard()
+	for _, st := range c.em.stagers() {
+		st.discard()
+	}
 	if c.rows != nil {
 		c.rows.Close()
 		c.rows = nil
@@ -272,29 +278,27 @@ func (c *cycle) prepare() error {
 	retain := pebble.WithMaxRetainedSizeBytes(2 * c.s.opts.StageBatchBytes)
 	c.rows = c.s.db.NewBatch(retain)
 	c.pl = payload{aud: c.aud, ts: c.in.Start.UTC().Format(time.RFC3339Nano)}
+	c.rowStage = stager{s: c.s}
 	c.em = &emitter{
 		s: c.s, aud: c.aud, gen: c.gen, cycle: c.id, maxBytes: c.s.opts.MaxEventBytes,
-		batch: c.s.db.NewBatch(retain), next: map[string]uint32{},
-	}
-	c.em.flush = func() error {
-		if c.em.batch.Len() < c.s.opts.StageBatchBytes {
-			return nil
-		}
-		return c.commitStaged(c.em.batch)
+		batch: c.s.db.NewBatch(retain), next: map[string]uint32{}, stageAt: c.s.opts.StageBatchBytes,
 	}
 	return nil
 }
 
-// commitStaged commits an intermediate batch (invisible until the final
-// one) without waiting for a sync, and resets it.
-func (c *cycle) commitStaged(b *pebble.Batch) error {
-	size := int64(b.Len())
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return err
+// ingestStaged finishes the cycle's staged sstables (rows and events) and
+// ingests them, before the final batch makes them part of generation N.
+func (c *cycle) ingestStaged(ctx context.Context) error {
+	var paths []string
+	for _, st := range append(c.em.stagers(), &c.rowStage) {
+		p, err := st.finish()
+		if err != nil {
+			return err
+		}
+		paths = append(paths, p...)
+		c.bytes += st.written
 	}
-	c.bytes += size
-	b.Reset()
-	return nil
+	return c.s.ingest(ctx, paths)
 }
 
 // run is the merge: one pass over N-1 (a Pebble iterator over the data
@@ -427,13 +431,7 @@ func (c *cycle) write(key, val []byte, del bool) error {
 		}
 		return nil
 	}
-	if err := c.rows.Set(c.deltaKey(key), c.deltaVal(val, del), nil); err != nil {
-		return err
-	}
-	if c.rows.Len() >= c.s.opts.StageBatchBytes {
-		return c.commitStaged(c.rows)
-	}
-	return nil
+	return c.rowStage.set(c.deltaKey(key), c.deltaVal(val, del))
 }
 
 const (
@@ -458,8 +456,6 @@ func (c *cycle) deltaVal(val []byte, del bool) []byte {
 // stage moves the changes gathered for the final batch into the delta
 // table: the change is too large to commit at once.
 func (c *cycle) stage() error {
-	sb := c.s.db.NewBatch()
-	defer sb.Close()
 	r := c.rows.Reader()
 	for {
 		kind, ukey, val, ok, err := r.Next()
@@ -479,17 +475,9 @@ func (c *cycle) stage() error {
 		default:
 			return fmt.Errorf("diff: unexpected operation %v while staging", kind)
 		}
-		if err := sb.Set(c.deltaKey(key), v, nil); err != nil {
+		if err := c.rowStage.set(c.deltaKey(key), v); err != nil {
 			return err
 		}
-		if sb.Len() >= c.s.opts.StageBatchBytes {
-			if err := c.commitStaged(sb); err != nil {
-				return err
-			}
-		}
-	}
-	if err := c.commitStaged(sb); err != nil {
-		return err
 	}
 	c.rows.Reset()
 	c.staged = true
@@ -715,13 +703,13 @@ func (c *cycle) record(ok bool) *RunRecord {
 // changes (or, when staged, the pointer to them), the outbox index entries
 // that make the cycle's events visible, the audience state and the run
 // record.
-func (c *cycle) commit() (*CycleResult, error) {
+func (c *cycle) commit(ctx context.Context) (*CycleResult, error) {
 	s := c.s
+	if err := c.ingestStaged(ctx); err != nil {
+		return nil, err
+	}
 	var final *pebble.Batch
 	if c.staged {
-		if err := c.commitStaged(c.rows); err != nil {
-			return nil, err
-		}
 		final = c.em.batch
 	} else {
 		final = c.rows

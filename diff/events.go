@@ -132,14 +132,18 @@ type emitter struct {
 	ts       string
 	maxBytes int
 
-	batch  *pebble.Batch
-	flush  func() error // commits batch when it is large
-	next   map[string]uint32
-	dests  []string // in first-use order
-	events int64
-	over   int64
-	buf    []byte
-	msgBuf []byte
+	batch *pebble.Batch
+	// staged, once the cycle's events outgrow stageAt bytes, holds one
+	// stager per destination (each destination's keys are a run of
+	// increasing idx), and events go there instead of into batch.
+	staged  map[string]*stager
+	stageAt int
+	next    map[string]uint32
+	dests   []string // in first-use order
+	events  int64
+	over    int64
+	buf     []byte
+	msgBuf  []byte
 }
 
 // emit builds one event and appends it to the destination's outbox.
@@ -173,12 +177,65 @@ func (e *emitter) emit(a *actSpec, event, typ string, key []byte, build func(dst
 		Event: event, Type: typ, UserID: string(profile), Payload: e.buf,
 	}
 	e.msgBuf = encodeMessage(e.msgBuf[:0], &m)
+	a.events++
+	e.events++
+	if e.staged != nil {
+		return e.stager(a.dest).set(eventKey(e.cycle, a.dest, idx), e.msgBuf)
+	}
 	if err := e.batch.Set(eventKey(e.cycle, a.dest, idx), e.msgBuf, nil); err != nil {
 		return err
 	}
-	a.events++
-	e.events++
-	return e.flush()
+	if e.batch.Len() >= e.stageAt {
+		return e.stage()
+	}
+	return nil
+}
+
+func (e *emitter) stager(dest string) *stager {
+	st := e.staged[dest]
+	if st == nil {
+		st = &stager{s: e.s}
+		e.staged[dest] = st
+	}
+	return st
+}
+
+// stage moves the events gathered in batch to the destinations' stagers;
+// later events go straight there.
+func (e *emitter) stage() error {
+	e.staged = map[string]*stager{}
+	r := e.batch.Reader()
+	cp := eventCyclePrefix(e.cycle)
+	for {
+		_, key, val, ok, err := r.Next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		dest, _, _, err := decodeElem(key[len(cp):])
+		if err != nil {
+			return err
+		}
+		if err := e.stager(string(dest)).set(key, val); err != nil {
+			return err
+		}
+	}
+	e.batch.Reset()
+	return nil
+}
+
+// stagers are the emitter's stagers, in no particular order.
+func (e *emitter) stagers() []*stager {
+	if e == nil {
+		return nil
+	}
+	out := make([]*stager, 0, len(e.staged))
+	for _, st := range e.staged {
+		out = append(out, st)
+	}
+	return out
 }
 
 // payload assembles the Segment-spec JSON of events. Keys are written in a

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -130,9 +131,13 @@ type cycleMarker struct {
 // safe for concurrent use (cycles of one audience are serialized, cycles of
 // different audiences run concurrently).
 type Store struct {
-	db   *pebble.DB
-	opts Options
-	log  *slog.Logger
+	db  *pebble.DB
+	dir string
+	// stageWriter configures the sstables of staged changes like the
+	// store's own.
+	stageWriter sstable.WriterOptions
+	opts        Options
+	log         *slog.Logger
 
 	// mu serializes the allocation of counters with the commit of the batch
 	// that persists them, so counters on disk only grow and outbox commit
@@ -169,7 +174,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("diff: opening %s: %w", dir, err)
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger, locks: map[string]*sync.Mutex{}}
+	defaulted := po.Clone()
+	defaulted.EnsureDefaults()
+	s := &Store{db: db, dir: dir, stageWriter: defaulted.MakeWriterOptions(0, db.TableFormat()), opts: opts, log: opts.Logger, locks: map[string]*sync.Mutex{}}
+	if err := s.clearStaging(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("diff: clearing %s: %w", stagingDir, err)
+	}
 	if err := s.loadCounters(); err != nil {
 		db.Close()
 		return nil, err

@@ -1,0 +1,143 @@
+package diff
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Large changes are staged as sstables ingested at commit rather than as
+// committed batches. A batch's bytes go to the WAL, into the memtable's
+// skiplist, and out again when the memtable is flushed; an sstable written
+// in key order is written once, compressed, and Pebble links it into the
+// LSM. A first cycle with send_current writes an event per member and per
+// entity, so this is most of its cost.
+//
+// The staged keys live under the cycle's id (tDelta cycle …, tEvent cycle
+// dest …), invisible until the final batch indexes them, so ingesting them
+// before the final batch changes nothing a reader sees; if the process
+// stops in between, recovery deletes them with the rest of the abandoned
+// cycle (Store.abandon).
+
+// stagingDir is the store's subdirectory for sstables being written; what
+// a stopped process left there is removed at Open.
+const stagingDir = "staging"
+
+// stageFileBytes is the size at which a stager starts a new sstable.
+const stageFileBytes = 64 << 20
+
+var stageFileSeq atomic.Uint64
+
+// stager writes keys in strictly increasing order into sstables in the
+// staging directory.
+type stager struct {
+	s       *Store
+	w       *sstable.Writer
+	paths   []string
+	written int64 // bytes of the finished files
+	last    []byte
+}
+
+func (st *stager) set(key, val []byte) error {
+	if st.last != nil && bytes.Compare(key, st.last) <= 0 {
+		return fmt.Errorf("diff: staged key out of order (%x after %x)", key, st.last)
+	}
+	if st.w == nil {
+		fs := st.s.opts.FS
+		dir := fs.PathJoin(st.s.dir, stagingDir)
+		if err := fs.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		path := fs.PathJoin(dir, fmt.Sprintf("stage-%06d.sst", stageFileSeq.Add(1)))
+		f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			return err
+		}
+		st.paths = append(st.paths, path)
+		st.w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), st.s.stageWriter)
+	}
+	if err := st.w.Set(key, val); err != nil {
+		return err
+	}
+	st.last = append(st.last[:0], key...)
+	if st.w.Raw().EstimatedSize() >= stageFileBytes {
+		return st.closeFile()
+	}
+	return nil
+}
+
+func (st *stager) closeFile() error {
+	if st.w == nil {
+		return nil
+	}
+	w := st.w
+	st.w = nil
+	if err := w.Close(); err != nil {
+		return err
+	}
+	meta, err := w.Raw().Metadata()
+	if err != nil {
+		return err
+	}
+	st.written += int64(meta.Size)
+	return nil
+}
+
+// finish closes the last file and returns every file written.
+func (st *stager) finish() ([]string, error) {
+	if err := st.closeFile(); err != nil {
+		return nil, err
+	}
+	return st.paths, nil
+}
+
+// discard abandons the stager: its files are removed (ingested ones are
+// already linked into the store, so removing them here is harmless).
+func (st *stager) discard() {
+	if st.w != nil {
+		st.w.Close()
+		st.w = nil
+	}
+	for _, p := range st.paths {
+		st.s.opts.FS.Remove(p)
+	}
+	st.paths = nil
+}
+
+// ingest links staged sstables into the store and removes them from the
+// staging directory.
+func (s *Store) ingest(ctx context.Context, paths []string) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	// An ingestion is durable at once, the cycle's in-progress record
+	// (committed without a sync) not yet: sync the WAL first, so that a
+	// stop after the ingestion always finds the record that tells
+	// recovery to delete what was ingested.
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.LogData([]byte("linkaud: staged changes follow"), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	if err := s.db.Ingest(ctx, paths); err != nil {
+		return fmt.Errorf("diff: ingesting staged changes: %w", err)
+	}
+	for _, p := range paths {
+		s.opts.FS.Remove(p)
+	}
+	return nil
+}
+
+// clearStaging removes what a stopped process left half written.
+func (s *Store) clearStaging() error {
+	return s.opts.FS.RemoveAll(s.opts.FS.PathJoin(s.dir, stagingDir))
+}
