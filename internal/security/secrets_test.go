@@ -389,20 +389,32 @@ type writerFunc func([]byte)
 
 func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
 
-// startWorker starts the worker and waits for the address it prints.
-func startWorker(t *testing.T, dir string, env []string, args ...string) *worker {
+// startWorker starts the worker with extra added to the environment and
+// waits for the address it prints.
+func startWorker(t *testing.T, dir string, extra []string, args ...string) *worker {
+	t.Helper()
+	w, err := spawnWorker(t, dir, append(os.Environ(), extra...), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// spawnWorker starts the worker with exactly env and waits for the address
+// it prints; an exit before that is an error holding its output.
+func spawnWorker(t *testing.T, dir string, env []string, args ...string) (*worker, error) {
 	t.Helper()
 	w := &worker{done: make(chan struct{})}
 	w.cmd = exec.Command(linkaud(t), args...)
 	w.cmd.Dir = dir
-	w.cmd.Env = append(os.Environ(), env...)
+	w.cmd.Env = env
 	w.cmd.Stderr = writerFunc(w.write)
 	stdout, err := w.cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	urls := make(chan string, 1)
 	go func() {
@@ -424,13 +436,13 @@ func startWorker(t *testing.T, dir string, env []string, args ...string) *worker
 	})
 	select {
 	case w.url = <-urls:
+		return w, nil
 	case <-w.done:
 		w.cmd.Wait()
-		t.Fatalf("the worker exited before listening:\n%s", w.logs())
+		return nil, fmt.Errorf("the worker exited before listening:\n%s", w.logs())
 	case <-time.After(time.Minute):
-		t.Fatalf("the worker did not listen within a minute:\n%s", w.logs())
+		return nil, fmt.Errorf("the worker did not listen within a minute:\n%s", w.logs())
 	}
-	return w
 }
 
 // waitLog waits until ok holds for the worker's output so far.
