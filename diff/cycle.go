@@ -824,35 +824,34 @@ func (c *cycle) commit(ctx context.Context) (*CycleResult, error) {
 func (s *Store) rollForward(aud string, m *audMeta) (written int64, err error) {
 	dp := deltaPrefix(m.PendingApply)
 	data := dataPrefix(aud)
-	b := s.db.NewBatch()
-	defer b.Close()
+	// The delta is in key order, and so are the data-table keys made from
+	// it: written as sstables and ingested, like the delta itself.
+	st := &stager{s: s}
+	defer st.discard()
 	var key []byte
 	err = s.scan(dp, func(k, v []byte) error {
 		key = append(append(key[:0], data...), k[len(dp):]...)
-		var err error
 		switch {
 		case len(v) >= 1 && v[0] == opSet:
-			err = b.Set(key, v[1:], nil)
+			return st.set(key, v[1:])
 		case len(v) == 1 && v[0] == opDelete:
-			err = b.Delete(key, nil)
-		default:
-			err = errBadValue
+			return st.delete(key)
 		}
-		if err != nil {
-			return err
-		}
-		if b.Len() >= s.opts.StageBatchBytes {
-			written += int64(b.Len())
-			if err := b.Commit(pebble.NoSync); err != nil {
-				return err
-			}
-			b.Reset()
-		}
-		return nil
+		return errBadValue
 	})
 	if err != nil {
 		return written, err
 	}
+	paths, err := st.finish()
+	if err != nil {
+		return written, err
+	}
+	written += st.written
+	if err := s.ingest(context.Background(), paths); err != nil {
+		return written, err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
 	m.PendingApply = 0
 	if err := errors.Join(b.DeleteRange(dp, prefixEnd(dp), nil), putMeta(b, aud, m)); err != nil {
 		return written, err

@@ -44,7 +44,12 @@ type stager struct {
 	last    []byte
 }
 
-func (st *stager) set(key, val []byte) error {
+func (st *stager) set(key, val []byte) error { return st.add(key, val, false) }
+
+// delete writes a point deletion of key.
+func (st *stager) delete(key []byte) error { return st.add(key, nil, true) }
+
+func (st *stager) add(key, val []byte, del bool) error {
 	if st.last != nil && bytes.Compare(key, st.last) <= 0 {
 		return fmt.Errorf("diff: staged key out of order (%x after %x)", key, st.last)
 	}
@@ -62,7 +67,13 @@ func (st *stager) set(key, val []byte) error {
 		st.paths = append(st.paths, path)
 		st.w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), st.s.stageWriter)
 	}
-	if err := st.w.Set(key, val); err != nil {
+	var err error
+	if del {
+		err = st.w.Delete(key)
+	} else {
+		err = st.w.Set(key, val)
+	}
+	if err != nil {
 		return err
 	}
 	st.last = append(st.last[:0], key...)
