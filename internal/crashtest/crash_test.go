@@ -197,7 +197,10 @@ func linkaud(t *testing.T, dir string, env []string, killAfter time.Duration, ar
 	cmd := exec.Command(linkaudBin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	var out, stdout bytes.Buffer
+	// Two writers, so two goroutines copy: out must take concurrent
+	// writes (a bytes.Buffer's ReadFrom would drop the other's).
+	var out syncBuffer
+	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, &stdout), &out
 	began := time.Now()
 	if err := cmd.Start(); err != nil {

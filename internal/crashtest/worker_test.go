@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkaud/linkaud/internal/crashpoint"
 	"github.com/linkaud/linkaud/internal/gen"
 )
 
@@ -39,6 +41,7 @@ type worker struct {
 	code   int
 	stderr syncBuffer
 	timer  *time.Timer
+	crash  string // the crash point it was started with, if any
 }
 
 type syncBuffer struct {
@@ -61,14 +64,18 @@ func (b *syncBuffer) String() string {
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
 // startWorker starts `linkaud worker` on the workspace in dir, with a
-// SIGKILL after killAfter if positive, and waits until it listens or dies.
-func startWorker(t *testing.T, dir string, killAfter time.Duration) *worker {
+// SIGKILL after killAfter if positive, or at crash point crash ("NAME:N")
+// if set, and waits until it listens or dies.
+func startWorker(t *testing.T, dir string, killAfter time.Duration, crash string) *worker {
 	t.Helper()
-	w := &worker{done: make(chan struct{})}
+	w := &worker{done: make(chan struct{}), crash: crash}
 	w.cmd = exec.Command(linkaudBin, "worker", "ws", "--listen", "127.0.0.1:0", "--deliver-interval", "100ms",
 		"--no-watch", "--log-level", "warn")
 	w.cmd.Dir = dir
 	w.cmd.Env = append(os.Environ(), "LINKAUD_API_TOKEN="+workerToken)
+	if crash != "" {
+		w.cmd.Env = append(w.cmd.Env, crashpoint.EnvPoint+"="+crash)
+	}
 	w.cmd.Stderr = &w.stderr
 	stdout, err := w.cmd.StdoutPipe()
 	if err != nil {
@@ -198,27 +205,40 @@ func (w *worker) backlog() (int, error) {
 	return n, sc.Err()
 }
 
-// workerSetup makes a workspace for the worker: the audiences manual, so
-// that a cycle runs only when the test asks for one (the worker must run
-// each audience exactly once per step, as the clean run does, for the
-// generations, and so the messageIds, to match).
+// workerSetup makes a workspace for the worker (see manualSchedules).
 func workerSetup(t *testing.T) string {
 	t.Helper()
 	dir := setup(t)
-	p := filepath.Join(dir, "ws", gen.WorkspaceFile)
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	manual := strings.ReplaceAll(string(b), "schedule every 1h", "schedule manual")
-	if manual == string(b) {
-		t.Fatal("gen's workspace has no `schedule every 1h` to replace")
-	}
-	if err := os.WriteFile(p, []byte(manual), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	manualSchedules(t, filepath.Join(dir, "ws"))
 	return dir
 }
+
+// manualSchedules makes every audience of the workspace ws manual, so
+// that a cycle runs only when the test asks for one: the worker must run
+// each audience exactly once per step, as the clean `linkaud run` does,
+// for the generations, and so the messageIds, to match. (An audience
+// without a schedule runs every hour, and at once if it never ran.)
+func manualSchedules(t *testing.T, ws string) {
+	t.Helper()
+	for _, f := range []string{gen.WorkspaceFile, "crashtest.la"} {
+		p := filepath.Join(ws, f)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.ReplaceAll(string(b), "schedule every 1h\n", "")
+		text = audienceOpen.ReplaceAllString(text, "${0}\n  schedule manual")
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := must(t, filepath.Dir(ws), "audiences", "ws", "list", "--json")
+	if n := strings.Count(out, `"schedule":"manual"`); n != len(audiences) {
+				t.Fatalf("%d manual audiences, want %d:\n%s", n, len(audiences), out)
+	}
+}
+
+var audienceOpen = regexp.MustCompile(`(?m)^audience [a-z_]+ \{`)
 
 // toStepLive changes the data to step s's while a worker may be running:
 // the mutation steps call gen.Mutate on the workspace itself (it replaces
@@ -254,10 +274,12 @@ func toStepLive(t *testing.T, dir string, s int) {
 // data changes under it, the test asks it (over its HTTP API) to run each
 // audience whose cycle of the step has not committed, and waits until
 // every audience is at the step's generation and the outbox is empty.
-// With rng, each worker started gets a SIGKILL at a random time (up to
-// maxKills per step; the last start of a step runs unharmed), is checked
-// to reopen cleanly and started again. It returns the kills.
-func workerScenario(t *testing.T, dir string, rng *rand.Rand, maxKills int) int {
+// With rng, each worker started gets a SIGKILL, at a random time or at a
+// crash point picked at random among those a clean run of the step hits
+// (up to maxKills per step; the last start of a step runs unharmed); after
+// it the state is checked to reopen cleanly and the worker started again.
+// It returns the kills.
+func workerScenario(t *testing.T, dir string, rng *rand.Rand, maxKills int, hits [steps + 1]map[string]int) int {
 	t.Helper()
 	kills := 0
 	var w *worker
@@ -289,18 +311,41 @@ func workerScenario(t *testing.T, dir string, rng *rand.Rand, maxKills int) int 
 				}
 				kills++
 				killsAt++
-				tally.add(func(c *counts) { c.workerKills++ })
+				how := "at a random time"
+				if w.crash != "" {
+					how = "at " + w.crash
+				}
+				t.Logf("step %d: worker killed %s", s, how)
+				point, _, _ := strings.Cut(w.crash, ":")
+				tally.add(func(c *counts) {
+					c.workerKills++
+					if point != "" {
+						c.byPoint["worker:"+point]++
+					}
+				})
 				checkState(t, dir, s)
 				w = nil
 			}
 			if w == nil {
 				var delay time.Duration
-				if rng != nil && killsAt < maxKills {
-					// A worker starts in about 100 ms and computes
-					// and delivers a step in a few hundred more.
+				var crash string
+				switch {
+				case rng == nil || killsAt >= maxKills:
+				case kills == 0 || rng.IntN(2) == 0:
+					// The first is by time: it fires whatever the
+					// worker does, so every scenario kills.
+					// A worker starts in about 100 ms, computes and
+					// delivers a step in a few hundred more.
 					delay = time.Millisecond + time.Duration(rng.Int64N(int64(killWindow)))
+				default:
+					// A named point of a cycle or of delivery, at a
+					// hit in the first half of those a clean `linkaud
+					// run` of the step reaches (a restarted worker has
+					// less left to do).
+					p := crashpoint.Points[rng.IntN(len(crashpoint.Points))]
+					crash = fmt.Sprintf("%s:%d", p, 1+rng.IntN(max(1, hits[s][p]/2)))
 				}
-				w = startWorker(t, dir, delay)
+				w = startWorker(t, dir, delay, crash)
 				triggered = map[string]bool{}
 				continue
 			}
@@ -383,15 +428,8 @@ func workerReference(t *testing.T) map[string]string {
 			t.Fatal(err)
 		}
 		copyDir(t, filepath.Join(template, "ws"), filepath.Join(dir, "ws"))
-		p := filepath.Join(dir, "ws", gen.WorkspaceFile)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(strings.ReplaceAll(string(b), "schedule every 1h", "schedule manual")), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		workerScenario(t, dir, nil, 0)
+		manualSchedules(t, filepath.Join(dir, "ws"))
+		workerScenario(t, dir, nil, 0, r.hits)
 		d := delivered(t, dir, true)
 		if d.dups != 0 {
 			t.Fatalf("a clean worker run delivered %d duplicates", d.dups)
@@ -409,10 +447,10 @@ func workerReference(t *testing.T) map[string]string {
 			}
 			return out
 		}
-		want := timeless(r.events, true)
-		same(t, want, timeless(d.events, false))
-		t.Logf("a clean worker run delivered %d events; the %d of audiences independent of the clock are those of the clean `linkaud run`, messageIds and bytes (but the timestamp)",
-			len(d.events), len(want))
+		want, got := timeless(r.events, true), timeless(d.events, false)
+		same(t, want, got)
+		t.Logf("a clean worker run delivered %d events; the %d of the audiences that do not depend on the clock are the clean `linkaud run`'s, messageIds and bytes (the timestamp aside)",
+			len(d.events), len(got))
 		workerRef = d.events
 	})
 	if workerRef == nil {
@@ -425,11 +463,12 @@ func workerReference(t *testing.T) map[string]string {
 // computing and delivering, SIGKILLs it at random times while it runs
 // cycles and delivers, restarts it, and checks that it converges to a clean
 // worker run's events: same messageIds, same bytes but the timestamp.
-// LINKAUD_CRASH_WORKER sets the number of scenarios (default 1; 3 with
+// LINKAUD_CRASH_WORKER sets the number of scenarios (default 1; 4 with
 // LINKAUD_CRASH_FULL), LINKAUD_CRASH_SEED the seed of the delays.
 func TestWorkerKills(t *testing.T) {
 	want := workerReference(t)
-	scenarios := envInt(t, "LINKAUD_CRASH_WORKER", map[bool]int{false: 1, true: 3}[full])
+	r := reference(t)
+	scenarios := envInt(t, "LINKAUD_CRASH_WORKER", map[bool]int{false: 1, true: 4}[full])
 	seed := uint64(envInt(t, "LINKAUD_CRASH_SEED", int(time.Now().UnixNano()&(1<<62-1))))
 	t.Logf("LINKAUD_CRASH_SEED=%d", seed)
 	var mu sync.Mutex
@@ -440,7 +479,7 @@ func TestWorkerKills(t *testing.T) {
 				t.Parallel()
 				rng := rand.New(rand.NewPCG(seed, uint64(1000+i)))
 				dir := workerSetup(t)
-				k := workerScenario(t, dir, rng, 3)
+				k := workerScenario(t, dir, rng, 3, r.hits)
 				d := delivered(t, dir, true)
 				same(t, want, d.events)
 				t.Logf("%d kills of the worker; %d duplicate deliveries", k, d.dups)
