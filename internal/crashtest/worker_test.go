@@ -234,7 +234,7 @@ func manualSchedules(t *testing.T, ws string) {
 	}
 	out := must(t, filepath.Dir(ws), "audiences", "ws", "list", "--json")
 	if n := strings.Count(out, `"schedule":"manual"`); n != len(audiences) {
-				t.Fatalf("%d manual audiences, want %d:\n%s", n, len(audiences), out)
+		t.Fatalf("%d manual audiences, want %d:\n%s", n, len(audiences), out)
 	}
 }
 
