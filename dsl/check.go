@@ -272,13 +272,13 @@ func WorkspacePath(dir, p string) (string, error) {
 	if !filepath.IsLocal(p) {
 		return "", fmt.Errorf("%q leaves the workspace directory", p)
 	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	full := filepath.Join(dir, p)
 	root, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		// No directory to escape from (sources checked in memory).
-		return full, nil
-	}
-	if root, err = filepath.Abs(root); err != nil {
 		return full, nil
 	}
 	targets := []string{full}
