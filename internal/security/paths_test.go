@@ -233,7 +233,15 @@ func TestFileDestinationRefusedAtOpen(t *testing.T) {
 	}
 	symlink(t, outside, filepath.Join(ws, "logs"))
 	symlink(t, filepath.Join(outside, "new.jsonl"), filepath.Join(ws, "dangling.jsonl"))
-	for _, tc := range []struct {
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(cwd, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
 		path string
 		ok   bool
 	}{
@@ -245,9 +253,16 @@ func TestFileDestinationRefusedAtOpen(t *testing.T) {
 		{"events.jsonl", true},
 		{"out/../events.jsonl", true},
 		{filepath.Join(outside, "abs.jsonl"), true},
-	} {
+	}
+	for i := 0; i < 2*len(cases); i++ {
+		tc := cases[i/2]
 		d := &dsl.Destination{Name: "audit", Type: "file", Settings: map[string]dsl.Setting{"path": {Text: tc.path}}}
-		dest, err := sinks.Open(d, sinks.OpenOptions{Dir: ws})
+		// Alternate an absolute and a relative workspace directory.
+		wsDir := ws
+		if i%2 == 1 {
+			wsDir = rel
+		}
+		dest, err := sinks.Open(d, sinks.OpenOptions{Dir: wsDir})
 		if tc.ok {
 			if err != nil {
 				t.Errorf("path %q: %v", tc.path, err)
