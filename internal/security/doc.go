@@ -16,15 +16,19 @@
 //     secret never appears in logs (text and JSON, debug level), errors,
 //     plan/check/status output, dead letters, /metrics or any HTTP
 //     response, including when every delivery fails.
-//   - The HTTP API (TestAPIAuth, TestWorkerListensOnLoopback): mutations
-//     need the bearer token (401 without or with a wrong one, 403 when
-//     LINKAUD_API_TOKEN is unset), the token is compared in constant time,
-//     and the worker binds to loopback unless told otherwise.
-//   - Paths (TestWorkspacePaths): `load` and `file` destination paths stay
-//     inside the workspace, as written and through symbolic links, unless
-//     given as absolute paths: `linkaud check` reports file:line:col and a
-//     run refuses them.
+//   - The HTTP API (TestAPIAuth, TestTokenComparedInConstantTime,
+//     TestWorkerListensOnLoopback): mutations need the bearer token (401
+//     without or with a wrong one, 403 when LINKAUD_API_TOKEN is unset or
+//     empty) and a refused one changes nothing; internal/api compares the
+//     token with crypto/subtle; the worker binds to loopback unless told
+//     otherwise.
+//   - Paths (TestWorkspacePaths, TestFileDestinationRefusedAtOpen,
+//     TestExistingWorkspacesStillPass): `load` and `file` destination paths
+//     stay inside the workspace, as written and through symbolic links,
+//     unless given as absolute paths: `linkaud check` reports
+//     file:line:col, a run refuses them, and sinks.Open refuses them again
+//     at run time (dsl.WorkspacePath is the one rule).
 //
-// Each test logs the number of cases or checks it ran; `go test -v` shows
-// them.
+// The binary is built once, on first use (main_test.go). Each test logs
+// the number of cases or checks it ran; `go test -v` shows them.
 package security
