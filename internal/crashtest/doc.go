@@ -29,8 +29,8 @@
 // never comes under two messageIds. TestMain prints a summary line: kills
 // survived, per crash point, state checks, duplicates.
 //
-// CI runs a sample (each step and point crashed at one hit, two random
-// scenarios, one worker scenario); LINKAUD_CRASH_FULL=1 runs every picked
+// CI runs a sample (each point crashed at one hit in two of the steps,
+// two random scenarios, one worker scenario); LINKAUD_CRASH_FULL=1 runs every picked
 // hit and more scenarios (`make test-crash`). LINKAUD_CRASH_RANDOM,
 // LINKAUD_CRASH_WORKER and LINKAUD_CRASH_SEED set the scenario counts and
 // the seed of the random delays.
