@@ -43,11 +43,14 @@ func New(w *engine.Worker, opts Options) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &server{w: w, log: opts.Logger, auth: opts.Token != ""}
+	// The sent token is trimmed, so the configured one is too: a token
+	// file read with its trailing newline must still match.
+	token := strings.TrimSpace(opts.Token)
+	s := &server{w: w, log: opts.Logger, auth: token != ""}
 	// Comparing digests keeps the comparison constant-time whatever the
 	// lengths (subtle.ConstantTimeCompare returns early on a length
 	// mismatch).
-	s.token = sha256.Sum256([]byte(opts.Token))
+	s.token = sha256.Sum256([]byte(token))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if opts.Metrics != nil {

@@ -155,6 +155,14 @@ func TestMutationsDisabledWithoutToken(t *testing.T) {
 	}
 }
 
+// TestTokenWithNewline: a token read from a file keeps its newline; the
+// header's token is trimmed, so the configured one must be too.
+func TestTokenWithNewline(t *testing.T) {
+	f := newFixture(t, "s3cr3t-api-token\n")
+	f.want("POST", "/audiences/gold/enable", "Bearer s3cr3t-api-token", http.StatusOK)
+	f.want("POST", "/audiences/gold/disable", "Bearer s3cr3t-api-tokenx", http.StatusUnauthorized)
+}
+
 func TestBearerToken(t *testing.T) {
 	const token = "s3cr3t-api-token"
 	f := newFixture(t, token)
