@@ -8,7 +8,7 @@ BIN      := bin/linkaud
 FUZZTIME ?= 30s
 BENCHTIME ?= 1x
 
-.PHONY: build test demo bench bench-go fuzz fuzz-planner vet clean
+.PHONY: build test test-crash demo bench bench-go fuzz fuzz-planner vet clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/linkaud
@@ -23,6 +23,12 @@ test:
 DEMO_DIR ?= linkaud-demo
 demo: build
 	./$(BIN) demo --dir $(DEMO_DIR)
+
+# SIGKILL linkaud run and linkaud worker at every crash point, at every step,
+# and at random times (>= 100 kills); prints a summary line. `make test`
+# runs a smaller share of the same suite.
+test-crash:
+	LINKAUD_CRASH_FULL=1 $(GO) test -count=1 -timeout 60m -v -run 'TestCrashPoints|TestRandomKills|TestWorkerKills' ./internal/crashtest
 
 # The pipeline on generated data against the bare query, the EXCEPT
 # baseline and raw franz-go (BENCHMARKS.md). The data is generated once
