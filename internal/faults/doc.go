@@ -17,10 +17,12 @@
 //     space (ENOSPC after a byte budget) at points spread over a cycle and
 //     over delivery acknowledgements, for a cycle small enough for one
 //     batch and one large enough to be staged.
-//   - delivery_test.go: a kfake broker stopped mid-delivery and restarted on
-//     the same address; a webhook answering 500 then recovering; a webhook
-//     gone until the retries run out; a webhook rejecting batches
-//     permanently (dead letters) that `deadletters retry` then delivers.
+//   - delivery_test.go: a kfake broker crashing at a produce request (before
+//     or after handling it, with and without transactions) and restarted
+//     on the same address; a webhook answering 500 then recovering; a
+//     webhook gone until the retries run out, back later on the same
+//     address; a webhook rejecting batches permanently (dead letters)
+//     that `deadletters retry` (engine.RetryDeadLetters) then delivers.
 //
 // The package has tests only; its fixture (fixture_test.go) writes a bank
 // workspace of any size and takes snapshots of the state.
