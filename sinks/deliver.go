@@ -16,7 +16,8 @@ import (
 )
 
 // Outbox is the part of the event outbox delivery needs (implemented by
-// *diff.Store).
+// *diff.Store). For a Pipeliner destination Deliver calls Pending
+// concurrently with Ack and DeadLetter; the writes come one at a time.
 type Outbox interface {
 	// Pending returns up to max unacknowledged messages of dest with Seq > after, in Seq order.
 	Pending(dest string, after uint64, max int) ([]diff.Message, error)
@@ -168,10 +169,12 @@ var (
 //     ErrThrottled) and the messages stay in the outbox for the next cycle.
 //
 // A Pipeliner destination gets the next batches while earlier ones await
-// their acknowledgement; the outcomes are still settled batch by batch in
-// Seq order, and after a failure every batch in flight is settled and the
-// failed messages of all of them are retried, in Seq order, before anything
-// new is started.
+// their acknowledgement, and the outbox is written in a goroutine of its
+// own; outcomes are still written in Seq order, batch by batch — batches
+// that delivered everything and queue up while the outbox syncs are
+// acknowledged together, in one write — and after a failure every batch in
+// flight is settled and the failed messages of all of them are retried, in
+// Seq order, before anything new is started.
 //
 // A Resumer destination is asked at the start, and after every failed Send,
 // which messages it already committed; those are acknowledged unsent.
@@ -215,6 +218,8 @@ type loop struct {
 	o          DeliverOptions
 	log        *slog.Logger
 	st         Stats
+	// acks, while pipelining, takes the outbox writes off this goroutine.
+	acks *acker
 }
 
 // next reads the batch after *after from the outbox, drops what is over the
@@ -242,104 +247,8 @@ func (l *loop) next(ctx context.Context, after *uint64) ([]diff.Message, error) 
 	return send, nil
 }
 
-// flight is a batch a Pipeliner has started.
-type flight struct {
-	batch []diff.Message
-	wait  func() error
-}
-
-// pipeline is Deliver for a Pipeliner: it keeps up to InFlight messages
-// started (at least one batch), and settles the oldest batch whenever the
-// window is full or the outbox is drained. Only this goroutine reads and writes the outbox, and
-// batches are settled in the order they were started, so the outbox is
-// acknowledged in Seq order, one batch at a time, as in the sequential loop:
-// a crash re-sends what was in flight, and skips nothing.
-func (l *loop) pipeline(ctx context.Context, p Pipeliner) error {
-	window := l.o.InFlight
-	if window <= 0 {
-		window = p.InFlight()
-	}
-	var (
-		after   uint64
-		queue   []flight
-		started int // messages in queue
-		drained bool
-	)
-	// Whatever happens, nothing started is left in flight when Deliver
-	// returns: a later call must not overtake it. What those batches
-	// delivered stays in the outbox and is sent again with the same ids.
-	defer func() {
-		for _, f := range queue {
-			_ = f.wait()
-		}
-	}()
-	for {
-		for !drained && (len(queue) == 0 || started < window) {
-			send, err := l.next(ctx, &after)
-			if err != nil {
-				return err
-			}
-			if send == nil {
-				drained = true
-				break
-			}
-			if len(send) == 0 {
-				continue
-			}
-			if err := l.o.Limiter.Wait(ctx, send); err != nil {
-				return err
-			}
-			l.st.Sends++
-			queue = append(queue, flight{batch: send, wait: p.Start(ctx, send)})
-			started += len(send)
-		}
-		if len(queue) == 0 {
-			return nil
-		}
-		f := queue[0]
-		queue = queue[1:]
-		started -= len(f.batch)
-		retry, retryErrs, _, err := l.settle(f.batch, f.wait())
-		if err != nil {
-			l.st.Left = len(f.batch)
-			return err
-		}
-		if len(retry) == 0 {
-			continue
-		}
-		// The batches still in flight may hold later messages of the
-		// failed messages' profiles, which the destination failed too.
-		// Settle them all, keep what they delivered, and retry every
-		// failed message in Seq order before starting anything new.
-		for len(queue) > 0 {
-			f := queue[0]
-			queue = queue[1:]
-			r, errs, _, err := l.settle(f.batch, f.wait())
-			if err != nil {
-				l.st.Left = len(retry) + len(r)
-				return err
-			}
-			retry = append(retry, r...)
-			retryErrs = append(retryErrs, errs...)
-		}
-		started = 0
-		for len(retry) > 0 {
-			n := min(len(retry), l.o.BatchSize)
-			var errs []error
-			if retryErrs != nil {
-				errs = retryErrs[:n]
-				retryErrs = nil
-			}
-			if err := l.deliverBatch(ctx, retry[:n], errs); err != nil {
-				return err
-			}
-			retry = retry[n:]
-		}
-	}
-}
-
-// dropOversize removes messages over the size cap from the outbox and returns
-// the others.
+// dropOversize removes messages over the size cap from the outbox (through
+// the acker when pipelining) and returns the others.
 func (l *loop) dropOversize(msgs []diff.Message) ([]diff.Message, error) {
 	if l.o.MaxEventBytes < 0 {
 		return msgs, nil
@@ -354,27 +263,22 @@ func (l *loop) dropOversize(msgs []diff.Message) ([]diff.Message, error) {
 	if !over {
 		return msgs, nil
 	}
-	var keep, drop []diff.Message
+	var keep []diff.Message
+	o := &outcome{}
 	for _, m := range msgs {
 		if len(m.Payload) > l.o.MaxEventBytes {
-			drop = append(drop, m)
+			o.dropped = append(o.dropped, m)
 		} else {
 			keep = append(keep, m)
 		}
 	}
-	if err := l.ob.Ack(l.dest, drop); err != nil {
-		return nil, fmt.Errorf("sinks: removing %d oversize messages of %s: %w", len(drop), l.dest, err)
+	if l.acks != nil {
+		l.acks.submit(o)
+		return keep, nil
 	}
-	for _, m := range drop {
-		l.log.Warn("event over the size cap not sent", "message_id", m.ID, "audience", m.Audience,
-			"event", m.Event, "bytes", len(m.Payload), "max_bytes", l.o.MaxEventBytes)
-		for _, h := range l.o.Hooks {
-			if h, ok := h.(HookDropped); ok {
-				h.OnDropped(l.dest, m, len(m.Payload))
-			}
-		}
+	if _, err := l.apply([]*outcome{o}, &l.st); err != nil {
+		return nil, err
 	}
-	l.st.Dropped += len(drop)
 	return keep, nil
 }
 
@@ -501,68 +405,147 @@ func (l *loop) attempt(ctx context.Context, pending []diff.Message) (retry []dif
 // delivered, dead-letters what was rejected, and returns the messages to
 // retry with their errors.
 func (l *loop) settle(pending []diff.Message, sendErr error) (retry []diff.Message, retryErrs []error, progress bool, err error) {
-	if sendErr == nil {
-		// The common case: all delivered, nothing to sort out.
-		if err := l.ack(pending); err != nil {
-			return pending, nil, false, err
-		}
-		return nil, nil, true, nil
+	o := classify(pending, sendErr)
+	if left, err := l.apply([]*outcome{o}, &l.st); err != nil {
+		return append(o.retry, left...), nil, false, err
 	}
-	errs := outcomes(len(pending), sendErr)
+	return o.retry, o.retryErrs, len(o.delivered) > 0 || len(o.rejected) > 0, nil
+}
 
-	var delivered []diff.Message
-	rejected := map[string][]diff.Message{}
-	var reasons []string
+// outcome is what became of a batch, sorted out for the outbox.
+type outcome struct {
+	dropped   []diff.Message // over the size cap: removed unsent
+	delivered []diff.Message
+	rejected  []rejection // by reason, in order of first appearance
+	retry     []diff.Message
+	retryErrs []error
+}
+
+type rejection struct {
+	reason string
+	msgs   []diff.Message
+}
+
+// onlyDelivered reports whether o is a plain delivery, which the acker may
+// acknowledge together with its neighbours.
+func (o *outcome) onlyDelivered() bool {
+	return len(o.dropped) == 0 && len(o.rejected) == 0
+}
+
+// classify sorts pending by sendErr (Send's result).
+func classify(pending []diff.Message, sendErr error) *outcome {
+	if sendErr == nil {
+		return &outcome{delivered: pending}
+	}
+	o := &outcome{}
+	errs := outcomes(len(pending), sendErr)
 	for i, m := range pending {
 		switch Classify(errs[i]) {
 		case Delivered:
-			delivered = append(delivered, m)
+			o.delivered = append(o.delivered, m)
 		case Reject:
 			reason := errs[i].Error()
-			if _, ok := rejected[reason]; !ok {
-				reasons = append(reasons, reason)
+			j := slices.IndexFunc(o.rejected, func(r rejection) bool { return r.reason == reason })
+			if j < 0 {
+				j = len(o.rejected)
+				o.rejected = append(o.rejected, rejection{reason: reason})
 			}
-			rejected[reason] = append(rejected[reason], m)
+			o.rejected[j].msgs = append(o.rejected[j].msgs, m)
 		default:
-			retry = append(retry, m)
-			retryErrs = append(retryErrs, errs[i])
+			o.retry = append(o.retry, m)
+			o.retryErrs = append(o.retryErrs, errs[i])
 		}
 	}
-	if err := l.ack(delivered); err != nil {
-		return pending, nil, false, err
-	}
-	for _, reason := range reasons {
-		msgs := rejected[reason]
-		if err := l.ob.DeadLetter(l.dest, msgs, reason); err != nil {
-			return append(retry, msgs...), nil, false, fmt.Errorf("sinks: dead-lettering %d messages of %s: %w", len(msgs), l.dest, err)
-		}
-		l.st.DeadLettered += len(msgs)
-		l.log.Warn("messages rejected by the destination, moved to the dead-letter store",
-			"count", len(msgs), "first_message_id", msgs[0].ID, "reason", reason)
-		for _, h := range l.o.Hooks {
-			if h, ok := h.(HookDeadLettered); ok {
-				h.OnDeadLettered(l.dest, msgs, reason)
-			}
-		}
-	}
-	return retry, retryErrs, len(delivered) > 0 || len(reasons) > 0, nil
+	return o
 }
 
-// ack removes delivered messages from the outbox and tells the hooks.
-func (l *loop) ack(delivered []diff.Message) error {
-	if len(delivered) == 0 {
-		return nil
+// apply writes outcomes to the outbox, in order — the plain deliveries of
+// consecutive outcomes in one acknowledgement — tells the hooks, and counts
+// in st. On an outbox failure it stops and returns the messages it left.
+func (l *loop) apply(os []*outcome, st *Stats) (left []diff.Message, err error) {
+	if len(os) > 1 {
+		n := 0
+		for _, o := range os {
+			n += len(o.delivered)
+		}
+		all := make([]diff.Message, 0, n)
+		for _, o := range os {
+			all = append(all, o.delivered...)
+		}
+		if len(all) == 0 {
+			return nil, nil
+		}
+		if err := l.ob.Ack(l.dest, all); err != nil {
+			return all, fmt.Errorf("sinks: acknowledging %d delivered messages of %s: %w", len(all), l.dest, err)
+		}
+		for _, o := range os {
+			l.delivered(o.delivered, st)
+		}
+		return nil, nil
 	}
-	if err := l.ob.Ack(l.dest, delivered); err != nil {
-		return fmt.Errorf("sinks: acknowledging %d delivered messages of %s: %w", len(delivered), l.dest, err)
+	o := os[0]
+	// unwritten lists what is still in the outbox from step i on.
+	unwritten := func(i int) []diff.Message {
+		var out []diff.Message
+		if i == 0 {
+			out = append(out, o.dropped...)
+		}
+		if i <= 1 {
+			out = append(out, o.delivered...)
+		}
+		for _, r := range o.rejected[max(0, i-2):] {
+			out = append(out, r.msgs...)
+		}
+		return out
 	}
-	l.st.Delivered += len(delivered)
-	for _, h := range l.o.Hooks {
-		if h, ok := h.(HookDelivered); ok {
-			h.OnDelivered(l.dest, delivered)
+	if len(o.dropped) > 0 {
+		if err := l.ob.Ack(l.dest, o.dropped); err != nil {
+			return unwritten(0), fmt.Errorf("sinks: removing %d oversize messages of %s: %w", len(o.dropped), l.dest, err)
+		}
+		for _, m := range o.dropped {
+			l.log.Warn("event over the size cap not sent", "message_id", m.ID, "audience", m.Audience,
+				"event", m.Event, "bytes", len(m.Payload), "max_bytes", l.o.MaxEventBytes)
+			for _, h := range l.o.Hooks {
+				if h, ok := h.(HookDropped); ok {
+					h.OnDropped(l.dest, m, len(m.Payload))
+				}
+			}
+		}
+		st.Dropped += len(o.dropped)
+	}
+	if len(o.delivered) > 0 {
+		if err := l.ob.Ack(l.dest, o.delivered); err != nil {
+			return unwritten(1), fmt.Errorf("sinks: acknowledging %d delivered messages of %s: %w", len(o.delivered), l.dest, err)
+		}
+		l.delivered(o.delivered, st)
+	}
+	for i, r := range o.rejected {
+		if err := l.ob.DeadLetter(l.dest, r.msgs, r.reason); err != nil {
+			return unwritten(2 + i), fmt.Errorf("sinks: dead-lettering %d messages of %s: %w", len(r.msgs), l.dest, err)
+		}
+		st.DeadLettered += len(r.msgs)
+		l.log.Warn("messages rejected by the destination, moved to the dead-letter store",
+			"count", len(r.msgs), "first_message_id", r.msgs[0].ID, "reason", r.reason)
+		for _, h := range l.o.Hooks {
+			if h, ok := h.(HookDeadLettered); ok {
+				h.OnDeadLettered(l.dest, r.msgs, r.reason)
+			}
 		}
 	}
-	return nil
+	return nil, nil
+}
+
+// delivered counts acknowledged messages and tells the hooks.
+func (l *loop) delivered(msgs []diff.Message, st *Stats) {
+	if len(msgs) == 0 {
+		return
+	}
+	st.Delivered += len(msgs)
+	for _, h := range l.o.Hooks {
+		if h, ok := h.(HookDelivered); ok {
+			h.OnDelivered(l.dest, msgs)
+		}
+	}
 }
 
 // resume asks the Resumer which messages it already committed and
@@ -625,9 +608,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // Hook is any value implementing one or more of the Hook* interfaces; Deliver
-// finds them by type assertion, as franz-go does. Hooks are called
-// synchronously from the delivery loop: they must be fast and must not keep
-// the slices they are given.
+// finds them by type assertion, as franz-go does. Hooks are called from the
+// delivery loop, one at a time (for a Pipeliner destination, those after
+// outbox writes from the goroutine writing the outbox): they must be fast
+// and must not keep the slices they are given.
 type Hook any
 
 // HookDelivered is called with messages acknowledged as delivered.

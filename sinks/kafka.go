@@ -289,23 +289,44 @@ func (k *kafka) client() *kgo.Client {
 	return k.cl
 }
 
-// records returns the Kafka records of batch, shaped as Record makes them,
-// in three allocations (records, headers, key and header bytes) rather than
-// five per record, with room for extra more records.
-func (k *kafka) records(batch []diff.Message, extra int) []kgo.Record {
+// recArena holds the records of one produce call: the records, their
+// headers, and the bytes of keys and header values, in three allocations
+// rather than five per record. Arenas are reused once the producer is done
+// with them (every promise ran).
+type recArena struct {
+	recs []kgo.Record
+	hdrs []kgo.RecordHeader
+	buf  []byte
+}
+
+var arenas = sync.Pool{New: func() any { return new(recArena) }}
+
+// records returns an arena with the Kafka records of batch, shaped as
+// Record makes them, and room for extra more records.
+func (k *kafka) records(batch []diff.Message, extra int) *recArena {
 	size := 0
 	for i := range batch {
 		m := &batch[i]
 		size += len(m.UserID) + len(m.Event) + len(m.Audience) + len(m.ID)
 	}
-	buf := make([]byte, 0, size)
+	a := arenas.Get().(*recArena)
+	if cap(a.buf) < size {
+		a.buf = make([]byte, 0, size)
+	}
+	if cap(a.hdrs) < 3*len(batch) {
+		a.hdrs = make([]kgo.RecordHeader, 3*len(batch))
+	}
+	if cap(a.recs) < len(batch)+extra {
+		a.recs = make([]kgo.Record, 0, len(batch)+extra)
+	}
+	buf := a.buf[:0]
 	bytesOf := func(s string) []byte {
 		start := len(buf)
 		buf = append(buf, s...)
 		return buf[start:len(buf):len(buf)]
 	}
-	hdrs := make([]kgo.RecordHeader, 3*len(batch))
-	recs := make([]kgo.Record, len(batch), len(batch)+extra)
+	hdrs := a.hdrs[:3*len(batch)]
+	recs := a.recs[:len(batch)]
 	for i := range batch {
 		m := &batch[i]
 		h := hdrs[3*i : 3*i+3 : 3*i+3]
@@ -314,7 +335,15 @@ func (k *kafka) records(batch []diff.Message, extra int) []kgo.Record {
 		h[2] = kgo.RecordHeader{Key: HeaderMessageID, Value: bytesOf(m.ID)}
 		recs[i] = kgo.Record{Topic: k.topic, Key: bytesOf(m.UserID), Value: m.Payload, Headers: h}
 	}
-	return recs
+	a.recs = recs
+	return a
+}
+
+// release returns a to the pool once nothing refers to its records.
+func (a *recArena) release() {
+	clear(a.recs) // drop the payloads
+	a.recs = a.recs[:0]
+	arenas.Put(a)
 }
 
 // produce hands recs to the producer and returns a function that waits for
@@ -336,9 +365,11 @@ func (k *kafka) records(batch []diff.Message, extra int) []kgo.Record {
 // been written, so they are reported as retryable and redelivered with the
 // same messageId — and replaces the client, whose sequence numbers are no
 // longer trustworthy.
-func (k *kafka) produce(ctx context.Context, recs []kgo.Record) (wait func() []error) {
+func (k *kafka) produce(ctx context.Context, arena *recArena) (wait func() []error) {
+	recs := arena.recs
 	failAll := func(err error) func() []error {
 		return func() []error {
+			defer arena.release()
 			errs := make([]error, len(recs))
 			for i := range errs {
 				errs[i] = err
@@ -367,6 +398,7 @@ func (k *kafka) produce(ctx context.Context, recs []kgo.Record) (wait func() []e
 		ctx:      ctx,
 		gen:      k.gen,
 		cancel:   k.genCancel,
+		arena:    arena,
 		recs:     recs,
 		deadline: time.Now().Add(2 * k.timeout),
 		done:     make(chan struct{}),
@@ -392,6 +424,7 @@ type kafkaFlight struct {
 	ctx      context.Context // the caller's: abandon when it ends
 	gen      context.Context // the records': cancelled by a failure
 	cancel   context.CancelCauseFunc
+	arena    *recArena
 	recs     []kgo.Record
 	deadline time.Time
 	left     atomic.Int64 // records whose outcome is unknown
@@ -434,7 +467,10 @@ func (f *kafkaFlight) finish(n int64) {
 }
 
 func (f *kafkaFlight) wait() []error {
-	defer func() { f.k.unwaited-- }()
+	defer func() {
+		f.k.unwaited--
+		f.arena.release()
+	}()
 	timer := time.NewTimer(time.Until(f.deadline))
 	defer timer.Stop()
 	var why error
@@ -555,8 +591,9 @@ func (k *kafkaTxn) Send(ctx context.Context, batch []diff.Message) error {
 	}
 	last := batch[len(batch)-1]
 	marker, _ := json.Marshal(kafkaProgress{Seq: last.Seq, ID: last.ID, Topic: k.topic})
-	recs := append(k.records(batch, 1), kgo.Record{Topic: k.progressTopic, Key: []byte(k.name), Value: marker})
-	errs := k.produce(ctx, recs)()
+	arena := k.records(batch, 1)
+	arena.recs = append(arena.recs, kgo.Record{Topic: k.progressTopic, Key: []byte(k.name), Value: marker})
+	errs := k.produce(ctx, arena)()
 
 	be := NewBatchError(len(batch))
 	var failed error
