@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -218,17 +219,23 @@ func (s *Store) Metrics() *pebble.Metrics { return s.db.Metrics() }
 type pebbleLogger struct{ l *slog.Logger }
 
 func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
+	p.l.Debug(pebbleMsg(format, args))
 }
 
 func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
+	p.l.Error(pebbleMsg(format, args))
 }
 
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := "pebble: " + fmt.Sprintf(format, args...)
+	msg := pebbleMsg(format, args)
 	p.l.Error(msg)
 	panic(msg)
+}
+
+// pebbleMsg prefixes Pebble's message with "pebble: " unless it has it
+// already (a full disk read "pebble: pebble: fatal commit error: …").
+func pebbleMsg(format string, args []any) string {
+	return "pebble: " + strings.TrimPrefix(fmt.Sprintf(format, args...), "pebble: ")
 }
 
 func (s *Store) lock(aud string) func() {
