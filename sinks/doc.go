@@ -19,9 +19,11 @@
 //   - A Destination's Send returns once delivered or failed; per-message
 //     outcomes travel in a *BatchError, failures are retryable unless
 //     Permanent, and Throttled asks to wait. Optional interfaces: Batcher
-//     (a batch limit) and Resumer (the transactional Kafka sink's
+//     (a batch limit), Resumer (the transactional Kafka sink's
 //     committed-progress record, which makes a crash between commit and
-//     acknowledgement produce no duplicate).
+//     acknowledgement produce no duplicate) and Pipeliner (the Kafka sink
+//     without transactions: Deliver keeps several batches in flight and
+//     writes the outbox from a goroutine of its own, still in Seq order).
 //
 // Package sinktest holds the in-memory Outbox, generated messages and the
 // shared named cases every destination's tests run.

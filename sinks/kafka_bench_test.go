@@ -33,8 +33,8 @@ import (
 //
 // The raw producer is franz-go with its defaults — idempotent, acks=all
 // (set explicitly), snappy, 10ms linger, 50000 buffered records — producing
-// every record asynchronously and waiting for the last promise: the most a
-// producer can do with these records and this broker. Deliver starts from a
+// every record asynchronously and waiting for the last promise (a 0 linger
+// or a 200k-record buffer measured no faster here). Deliver starts from a
 // full outbox: the in-memory sinktest.Outbox, or, in the pebble modes, the
 // real diff.Store on disk, whose acknowledgements are synced batch by batch.
 // Each timed part starts after a GC, so that one side's garbage is not

@@ -328,7 +328,8 @@ func TestKafkaBrokerRestartMidDelivery(t *testing.T) {
 // then while ten batches are in flight: the partition's records of the
 // failing batch and of the batches after it fail, the other partitions'
 // are delivered, and the loop retries the failed ones in Seq order before
-// starting anything new. Every message arrives, in per-profile order.
+// starting anything new. Every message arrives, in per-profile order, and
+// each profile's messages are acknowledged in Seq order.
 func TestKafkaPipelinedPartitionFaults(t *testing.T) {
 	b := startBroker(t)
 	d := openKafka(t, b.addr(), map[string]dsl.Setting{"timeout": {Text: "1s"}}, nil)
@@ -364,6 +365,20 @@ func TestKafkaPipelinedPartitionFaults(t *testing.T) {
 	}
 	recs := readTopic(t, b.addr(), topic, false)
 	dups := sinktest.CheckReceived(t, msgs, messageIDs(recs), msgs)
+	// A crash at any point re-sends and skips nothing only if each
+	// profile's acknowledged messages always are a prefix of its messages.
+	next := map[string]int{} // profile → index of its next message
+	byProfile := map[string][]uint64{}
+	for _, m := range msgs {
+		byProfile[m.UserID] = append(byProfile[m.UserID], m.Seq)
+	}
+	for _, m := range ob.Acked("events") {
+		want := byProfile[m.UserID][next[m.UserID]]
+		if m.Seq != want {
+			t.Fatalf("profile %s: seq %d acknowledged before seq %d", m.UserID, m.Seq, want)
+		}
+		next[m.UserID]++
+	}
 	t.Logf("%d records for %d messages (%d duplicates), %d retries, %d retried messages (largest retry %d, spanning %d Seqs)",
 		len(recs), len(msgs), dups, st.Retries, h.retried, h.largest, h.span)
 }
