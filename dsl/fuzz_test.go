@@ -26,8 +26,8 @@ import (
 // audience's entities. That workspace must check without a diagnostic
 // error, and grammar.Format of each file must give back the same checked
 // IR, positions aside. The rest of the input is a list of token edits
-// (delete, repeat, swap, replace with a token of the language) applied to
-// one file: dsl.Check of the edited workspace must not panic, and every
+// (delete, repeat, swap, replace with or insert a token of the language,
+// replace with another token of the file) applied to one file: dsl.Check of the edited workspace must not panic, and every
 // diagnostic must point inside a file of the workspace, its line and
 // column those of its byte offset, in sorted order.
 //
@@ -333,6 +333,9 @@ var vocabulary = []string{
 	"target", "profile.x", "trait.x",
 }
 
+// maxEdits bounds the token edits of one input.
+const maxEdits = 64
+
 // mutate applies edits to the tokens of one file of w and returns the
 // result. Edits are read two bytes at a time: an operation and a token
 // index; the first byte picks the file.
@@ -351,14 +354,16 @@ func (w *workspace) mutate(edits []byte) *workspace {
 	for i, tk := range toks {
 		texts[i] = tk.Value
 	}
+	// Bounded, so that an input cannot grow the file without end.
+	edits = edits[:min(len(edits), 1+2*maxEdits)]
 	for j := 1; j+1 < len(edits); j += 2 {
-		op, at := edits[j]%5, int(edits[j+1])%len(texts)
-		arg := int(edits[j]) / 5
+		op, at := edits[j]%6, int(edits[j+1])%len(texts)
+		arg := int(edits[j]) / 6
 		switch op {
 		case 0: // delete
 			texts[at] = ""
 		case 1: // repeat
-			texts[at] += " " + texts[at]
+			texts[at] += " " + toks[at].Value
 		case 2: // swap with a later token
 			k := (at + 1 + arg) % len(texts)
 			texts[at], texts[k] = texts[k], texts[at]
@@ -366,6 +371,9 @@ func (w *workspace) mutate(edits []byte) *workspace {
 			texts[at] = vocabulary[arg%len(vocabulary)]
 		case 4: // insert a token of the language before
 			texts[at] = vocabulary[arg%len(vocabulary)] + " " + texts[at]
+		case 5: // replace with another token of the file: a name where
+			// another belongs, a literal of the wrong type
+			texts[at] = texts[(at+1+arg*7)%len(texts)]
 		}
 	}
 	var b []byte
