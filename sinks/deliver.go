@@ -196,9 +196,9 @@ func Deliver(ctx context.Context, ob Outbox, dest string, d Destination, opts De
 	} else if p, ok := d.(Pipeliner); ok {
 		return l.st, l.pipeline(ctx, p)
 	}
-	var after uint64
+	read := l.reader()
 	for {
-		send, err := l.next(ctx, &after)
+		send, err := l.next(ctx, read)
 		if err != nil || send == nil {
 			return l.st, err
 		}
@@ -222,21 +222,20 @@ type loop struct {
 	acks *acker
 }
 
-// next reads the batch after *after from the outbox, drops what is over the
-// size cap, and advances *after. It returns nil when the outbox has nothing
-// more, and an empty non-nil batch when everything read was dropped.
-func (l *loop) next(ctx context.Context, after *uint64) ([]diff.Message, error) {
+// next reads the next batch from the outbox with read, drops what is over
+// the size cap, and returns the rest. It returns nil when the outbox has
+// nothing more, and an empty non-nil batch when everything read was dropped.
+func (l *loop) next(ctx context.Context, read func() ([]diff.Message, error)) ([]diff.Message, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	msgs, err := l.ob.Pending(l.dest, *after, l.o.BatchSize)
+	msgs, err := read()
 	if err != nil {
 		return nil, fmt.Errorf("sinks: reading the outbox of %s: %w", l.dest, err)
 	}
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	*after = msgs[len(msgs)-1].Seq
 	send, err := l.dropOversize(msgs)
 	if err != nil {
 		return nil, err
@@ -245,6 +244,18 @@ func (l *loop) next(ctx context.Context, after *uint64) ([]diff.Message, error) 
 		send = []diff.Message{}
 	}
 	return send, nil
+}
+
+// reader returns a function reading the outbox batch by batch, in Seq order.
+func (l *loop) reader() func() ([]diff.Message, error) {
+	var after uint64
+	return func() ([]diff.Message, error) {
+		msgs, err := l.ob.Pending(l.dest, after, l.o.BatchSize)
+		if len(msgs) > 0 {
+			after = msgs[len(msgs)-1].Seq
+		}
+		return msgs, err
+	}
 }
 
 // dropOversize removes messages over the size cap from the outbox (through

@@ -13,15 +13,15 @@ type flight struct {
 	wait  func() error
 }
 
-// pipeline is Deliver for a Pipeliner. This goroutine reads the outbox and
-// keeps up to InFlight messages started (at least one batch); it waits for
-// the oldest batch whenever the window is full or the outbox is drained, and
-// hands its outcome to the acker, which writes the outbox in a goroutine of
-// its own: the sync of one acknowledgement overlaps reading and producing
-// the next batches. Outcomes reach the outbox in the order the batches were
-// started, so the outbox is acknowledged in Seq order, as in the sequential
-// loop: a crash re-sends what was in flight or not yet acknowledged, and
-// skips nothing.
+// pipeline is Deliver for a Pipeliner. A reader goroutine reads the outbox
+// a couple of batches ahead; this goroutine keeps up to InFlight messages
+// started (at least one batch), waits for the oldest batch whenever the
+// window is full or the outbox is drained, and hands its outcome to the
+// acker, which writes the outbox in a goroutine of its own: the sync of one
+// acknowledgement overlaps reading and producing the next batches. Outcomes
+// reach the outbox in the order the batches were started, so the outbox is
+// acknowledged in Seq order, as in the sequential loop: a crash re-sends
+// what was in flight or not yet acknowledged, and skips nothing.
 //
 // After a failure, every batch in flight is waited for and handed to the
 // acker (what they delivered is acknowledged); once the acker has written
@@ -36,8 +36,10 @@ func (l *loop) pipeline(ctx context.Context, p Pipeliner) (err error) {
 	a := &acker{l: l, jobs: make(chan ackJob, window/l.o.BatchSize+2), max: max(window, l.o.BatchSize)}
 	go a.run()
 	l.acks = a
+	read, stopReading := l.readAhead()
 	var queue []flight
 	defer func() {
+		stopReading()
 		// Nothing started is left in flight when Deliver returns: a
 		// later call must not overtake it. What those batches delivered
 		// stays in the outbox and is sent again with the same ids.
@@ -50,7 +52,6 @@ func (l *loop) pipeline(ctx context.Context, p Pipeliner) (err error) {
 		}
 	}()
 	var (
-		after   uint64
 		started int // messages in queue
 		drained bool
 	)
@@ -59,7 +60,7 @@ func (l *loop) pipeline(ctx context.Context, p Pipeliner) (err error) {
 			return nil // the acker's error is returned
 		}
 		for !drained && (len(queue) == 0 || started < window) {
-			send, err := l.next(ctx, &after)
+			send, err := l.next(ctx, read)
 			if err != nil {
 				return err
 			}
@@ -120,6 +121,47 @@ func (l *loop) pipeline(ctx context.Context, p Pipeliner) (err error) {
 		}
 		l.acks = a
 	}
+}
+
+// readAhead reads the outbox in a goroutine of its own, a couple of batches
+// ahead of read, which returns them in Seq order. Reading only reads: what
+// to drop, send and acknowledge is still decided by the loop. stop ends the
+// goroutine and waits for it.
+func (l *loop) readAhead() (read func() ([]diff.Message, error), stop func()) {
+	type result struct {
+		msgs []diff.Message
+		err  error
+	}
+	results := make(chan result, 2)
+	quit := make(chan struct{})
+	go func() {
+		defer close(results)
+		next := l.reader()
+		for {
+			msgs, err := next()
+			select {
+			case results <- result{msgs, err}:
+			case <-quit:
+				return
+			}
+			if err != nil || len(msgs) == 0 {
+				return
+			}
+		}
+	}()
+	read = func() ([]diff.Message, error) {
+		r, ok := <-results
+		if !ok {
+			return nil, nil
+		}
+		return r.msgs, r.err
+	}
+	stop = func() {
+		close(quit)
+		for range results {
+		}
+	}
+	return read, stop
 }
 
 // acker writes outcomes to the outbox in a goroutine of its own, in the
