@@ -8,7 +8,7 @@ BIN      := bin/linkaud
 FUZZTIME ?= 30s
 BENCHTIME ?= 1x
 
-.PHONY: build test test-crash demo bench bench-go fuzz fuzz-planner vet clean
+.PHONY: build test test-crash test-faults demo bench bench-go fuzz fuzz-ci fuzz-planner vet clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/linkaud
@@ -43,8 +43,25 @@ bench: build
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) ./...
 
+# Bounded fuzzing for CI (about a minute and a half on 2 cores; make test
+# already runs 1,200 of the planner's random cases). A failure writes its
+# input to <pkg>/testdata/fuzz/<Target>/: keep it as a seed.
+CI_FUZZTIME ?= 20s
+fuzz-ci:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(CI_FUZZTIME) ./grammar
+	$(GO) test -run '^$$' -fuzz '^FuzzLexer$$' -fuzztime $(CI_FUZZTIME) ./grammar
+	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(CI_FUZZTIME) ./dsl
+
+# Longer: make fuzz FUZZTIME=10m FUZZ_CASES=100000
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./grammar
+	$(GO) test -run '^$$' -fuzz '^FuzzLexer$$' -fuzztime $(FUZZTIME) ./grammar
+	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./dsl
+	$(MAKE) fuzz-planner
+
+# Faults through the engine: warehouse, full disk, broker and webhooks.
+test-faults:
+	$(GO) test -count=1 -v ./internal/faults
 
 # The planner's randomized differential test (SQL on DuckDB vs the reference
 # evaluator) at any size: make fuzz-planner FUZZ_CASES=100000 FUZZ_SEED=7.
