@@ -23,7 +23,7 @@ type benchCmd struct {
 	Repeat   int               `help:"Timed passes of the query floor and of the mutation hours; figures are medians." default:"1"`
 	Mutate   float64           `help:"Percentage of rows each mutation hour rewrites." default:"1"`
 	Audience []string          `help:"Audience to measure (repeatable; default the seed's three use cases)." short:"a"`
-	Skip     []string          `help:"Phases to leave out: except, mutate, kafka." enum:"except,mutate,kafka"`
+	Skip     []string          `help:"Phases to leave out: query, except, mutate, kafka." enum:"query,except,mutate,kafka"`
 	DuckDB   map[string]string `help:"DuckDB setting for every embedded instance, e.g. --duckdb memory_limit=1GB." name:"duckdb"`
 	JSON     bool              `help:"Print one JSON object instead of the table."`
 	Profile  string            `help:"Write a CPU profile of the measured phases (after generation) to this file, for go tool pprof." type:"path"`

@@ -78,8 +78,9 @@ type Options struct {
 	// DuckDB are extra DuckDB settings for the workspace's warehouse (e.g.
 	// memory_limit, threads), applied to every DuckDB instance of the run.
 	DuckDB map[string]string
-	// Skip leaves out phases: "except", "mutate", "kafka". The query floor
-	// and the first cycle always run.
+	// Skip leaves out phases: "query", "except", "mutate", "kafka" (a
+	// run for the peak RSS at a large size needs only the cycles). The
+	// first and no-change cycles always run.
 	Skip []string
 	// Logger receives one line per phase; default discards.
 	Logger *slog.Logger
@@ -258,7 +259,7 @@ func (b *run) skipped(phase string) bool {
 	switch phase {
 	case "except-first":
 		phase = "except"
-	case "query", "cycle", "nochange":
+	case "cycle", "nochange":
 		return false
 	}
 	return slices.Contains(b.opts.Skip, phase)
@@ -554,7 +555,10 @@ func (b *run) firstCycle(ctx context.Context) error {
 	took, err := b.cycle(ctx, &b.diffs[0], func(p *AudienceResult, s float64, res *diff.CycleResult) {
 		p.CycleS = s
 		p.Members = res.Members
-		if p.Rows != res.RowsRead {
+		if p.QueryS == 0 {
+			p.Rows = res.RowsRead
+		}
+		if p.QueryS > 0 && p.Rows != res.RowsRead {
 			// Both ran the same SQL on the same data.
 			b.log.Warn("the cycle read another row count than the query", "audience", p.Name, "query", p.Rows, "cycle", res.RowsRead)
 		}
