@@ -112,6 +112,11 @@ type Result struct {
 	CycleS         float64 `json:"cycle_s"`
 	CycleOverQuery float64 `json:"cycle_over_query"`
 	PeakRSSMB      float64 `json:"peak_rss_mb"`
+	// GoHeapPeakMB is the largest Go heap (live and not yet collected
+	// objects) seen during the first cycle, sampled every 20ms: linkaud's
+	// own share of the RSS, apart from DuckDB and Pebble's manually
+	// managed cache and memtables.
+	GoHeapPeakMB float64 `json:"go_heap_peak_mb"`
 
 	NochangeCycleS            float64 `json:"nochange_cycle_s"`
 	NochangeBytesWritten      int64   `json:"nochange_bytes_written"`
@@ -552,6 +557,7 @@ func (b *run) firstCycle(ctx context.Context) error {
 	// The floor's DuckDB is idle now; its cache is not the cycle's.
 	runtime.GC()
 	reset := resetPeakRSS()
+	stopHeap := sampleHeap()
 	took, err := b.cycle(ctx, &b.diffs[0], func(p *AudienceResult, s float64, res *diff.CycleResult) {
 		p.CycleS = s
 		p.Members = res.Members
@@ -570,6 +576,7 @@ func (b *run) firstCycle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.res.GoHeapPeakMB = float64(stopHeap()) / (1 << 20)
 	if reset {
 		b.res.PeakRSSMB = float64(peakRSS()) / (1 << 20)
 	} else {

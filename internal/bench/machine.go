@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Machine describes where a benchmark ran.
@@ -72,4 +74,35 @@ func peakRSS() int64 {
 	}
 	kb, _ := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
 	return kb << 10
+}
+
+// sampleHeap samples the Go heap every 20ms until the returned function is
+// called, which returns the largest value seen, in bytes.
+func sampleHeap() (stop func() uint64) {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	var peak uint64
+	read := func() {
+		metrics.Read(sample)
+		peak = max(peak, sample[0].Value.Uint64())
+	}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			read()
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-finished
+		read()
+		return peak
+	}
 }

@@ -54,6 +54,7 @@ func WriteTable(w io.Writer, r *Result) error {
 		p("kafka_over_raw\t%.2f\t%s\n", r.KafkaOverRaw, verdict(r, "kafka_over_raw"))
 	}
 	p("peak_rss_mb\t%.0f\t%s\n", r.PeakRSSMB, verdict(r, "peak_rss_mb"))
+	p("go_heap_peak_mb\t%.0f\t\n", r.GoHeapPeakMB)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
