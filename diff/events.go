@@ -380,6 +380,25 @@ func decodeMessageID(b []byte) (string, error) {
 // decodeMessage decodes what encodeMessage wrote; it returns the bytes that
 // follow the message.
 func decodeMessage(b []byte, m *Message) ([]byte, error) {
+	return decodeMessageWith(b, m, nil)
+}
+
+// interner shares the strings that repeat across an outbox's messages
+// (activation, audience, event and type names).
+type interner map[string]string
+
+func (in interner) str(b []byte) string {
+	if s, ok := in[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	in[s] = s
+	return s
+}
+
+// decodeMessageWith is decodeMessage, taking the repeated names from in
+// when it is not nil.
+func decodeMessageWith(b []byte, m *Message, in interner) ([]byte, error) {
 	if len(b) == 0 || b[0] != messageV1 {
 		return nil, errBadValue
 	}
@@ -393,12 +412,16 @@ func decodeMessage(b []byte, m *Message) ([]byte, error) {
 		b = b[n+int(l):]
 		return f, nil
 	}
-	for _, dst := range []*string{&m.ID, &m.Activation, &m.Audience, &m.Event, &m.Type, &m.UserID} {
+	for i, dst := range [...]*string{&m.ID, &m.Activation, &m.Audience, &m.Event, &m.Type, &m.UserID} {
 		f, err := field()
 		if err != nil {
 			return nil, err
 		}
-		*dst = string(f)
+		if in != nil && i >= 1 && i <= 4 {
+			*dst = in.str(f)
+		} else {
+			*dst = string(f)
+		}
 	}
 	p, err := field()
 	if err != nil {

@@ -61,7 +61,8 @@ func (s *Store) Pending(dest string, after uint64, max int) ([]Message, error) {
 	}
 	defer evIt.Close()
 	afterCommit, afterIdx := splitSeq(after)
-	var out []Message
+	out := make([]Message, 0, min(max, 4096))
+	names := interner{}
 	for ok := idxIt.SeekGE(indexKey(dest, afterCommit)); ok && len(out) < max; ok = idxIt.Next() {
 		k := idxIt.Key()
 		if len(k) != len(ip)+8 {
@@ -95,7 +96,7 @@ func (s *Store) Pending(dest string, after uint64, max int) ([]Message, error) {
 				return nil, err
 			}
 			var m Message
-			if _, err := decodeMessage(ev, &m); err != nil {
+			if _, err := decodeMessageWith(ev, &m, names); err != nil {
 				return nil, err
 			}
 			m.Seq = makeSeq(commit, binary.BigEndian.Uint32(ek[len(ep):]))
@@ -175,11 +176,18 @@ func (s *Store) remove(dest string, msgs []Message, reason *string) error {
 		return err
 	}
 	defer it.Close()
-	for _, t := range targets {
+	for i, t := range targets {
 		m := t.m
 		commit, _ := splitSeq(m.Seq)
 		e := entries[commit]
-		ok := it.SeekGE(t.key) && bytes.Equal(it.Key(), t.key)
+		// A batch's keys are adjacent: step to the next key, and seek only
+		// where there is a gap.
+		var ok bool
+		if i > 0 && it.Valid() && it.Next() && bytes.Compare(it.Key(), t.key) >= 0 {
+			ok = bytes.Equal(it.Key(), t.key)
+		} else {
+			ok = it.SeekGE(t.key) && bytes.Equal(it.Key(), t.key)
+		}
 		var v []byte
 		if ok {
 			if v, err = it.ValueAndErr(); err != nil {
