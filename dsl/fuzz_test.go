@@ -8,12 +8,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/alecthomas/participle/v2/lexer"
 
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/grammar"
+	"github.com/linkaud/linkaud/grammar/grammartest"
 	"github.com/linkaud/linkaud/internal/randgen"
 )
 
@@ -203,12 +203,16 @@ func checkDiagnostics(t *testing.T, w *workspace, diags dsl.Diagnostics) {
 		if s.Line == 0 {
 			continue
 		}
-		checkPos(t, src, s, d.Error())
+		if err := grammar.CheckPos(src, s); err != nil {
+			t.Fatalf("%s: %v", d.Error(), err)
+		}
 		if e.Line != 0 || e.Offset != 0 {
 			if e.Filename != s.Filename {
 				t.Fatalf("%s: ends in file %q", d.Error(), e.Filename)
 			}
-			checkPos(t, src, e, d.Error())
+			if err := grammar.CheckPos(src, e); err != nil {
+				t.Fatalf("%s: %v", d.Error(), err)
+			}
 			if e.Offset < s.Offset {
 				t.Fatalf("%s: ends at offset %d before it starts at %d", d.Error(), e.Offset, s.Offset)
 			}
@@ -221,28 +225,6 @@ func checkDiagnostics(t *testing.T, w *workspace, diags dsl.Diagnostics) {
 		}
 	}
 	_ = render(diags, w)
-}
-
-// checkPos fails unless p's line and column (in runes, 1-based) are those
-// of its byte offset in src.
-func checkPos(t *testing.T, src []byte, p grammar.Pos, what string) {
-	t.Helper()
-	if p.Offset < 0 || p.Offset > len(src) {
-		t.Fatalf("%s: offset %d outside the file (%d bytes)", what, p.Offset, len(src))
-	}
-	line, col := 1, 1
-	for i := 0; i < p.Offset; {
-		r, n := utf8.DecodeRune(src[i:])
-		if r == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-		i += n
-	}
-	if p.Line != line || p.Column != col {
-		t.Fatalf("%s: position %d:%d, but offset %d is at %d:%d", what, p.Line, p.Column, p.Offset, line, col)
-	}
 }
 
 // checkFormat formats every file, checks the result, and compares the IR
@@ -260,8 +242,8 @@ func checkFormat(t *testing.T, w *workspace, before *dsl.Workspace) {
 		t.Fatalf("the formatted workspace does not check:\n%s\n%s", render(diags, formatted), formatted.text())
 	}
 	before.Files, after.Files = nil, nil
-	clearRanges(reflect.ValueOf(before), map[uintptr]bool{})
-	clearRanges(reflect.ValueOf(after), map[uintptr]bool{})
+	grammartest.ClearPositions(before)
+	grammartest.ClearPositions(after)
 	if !reflect.DeepEqual(before, after) {
 		for i := range before.Audiences {
 			if i < len(after.Audiences) && !reflect.DeepEqual(before.Audiences[i], after.Audiences[i]) {
@@ -270,51 +252,6 @@ func checkFormat(t *testing.T, w *workspace, before *dsl.Workspace) {
 			}
 		}
 		t.Fatalf("the checked workspace differs after fmt\nsource:\n%s\nformatted:\n%s", w.text(), formatted.text())
-	}
-}
-
-// clearRanges zeroes every source position reachable from v.
-func clearRanges(v reflect.Value, seen map[uintptr]bool) {
-	switch v.Kind() {
-	case reflect.Pointer:
-		if v.IsNil() || seen[v.Pointer()] {
-			return
-		}
-		seen[v.Pointer()] = true
-		clearRanges(v.Elem(), seen)
-	case reflect.Interface:
-		if !v.IsNil() {
-			// The value in an interface is not addressable: copy, clear, put back.
-			c := reflect.New(v.Elem().Type()).Elem()
-			c.Set(v.Elem())
-			clearRanges(c, seen)
-			if v.CanSet() {
-				v.Set(c)
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		for i := 0; i < v.Len(); i++ {
-			clearRanges(v.Index(i), seen)
-		}
-	case reflect.Map:
-		for _, k := range v.MapKeys() {
-			c := reflect.New(v.Type().Elem()).Elem()
-			c.Set(v.MapIndex(k))
-			clearRanges(c, seen)
-			v.SetMapIndex(k, c)
-		}
-	case reflect.Struct:
-		if v.Type() == reflect.TypeOf(grammar.Pos{}) {
-			if v.CanSet() {
-				v.SetZero()
-			}
-			return
-		}
-		for i := 0; i < v.NumField(); i++ {
-			if v.Type().Field(i).IsExported() {
-				clearRanges(v.Field(i), seen)
-			}
-		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/grammar"
+	"github.com/linkaud/linkaud/grammar/grammartest"
 )
 
 // TestFormatKeepsMeaning checks a workspace before and after fmt: the
@@ -46,58 +47,13 @@ func TestFormatKeepsMeaning(t *testing.T) {
 		t.Fatal("the workspace is missing parts this test is about")
 	}
 	ws1.Files, ws2.Files = nil, nil
-	clearRanges(reflect.ValueOf(ws1), map[uintptr]bool{})
-	clearRanges(reflect.ValueOf(ws2), map[uintptr]bool{})
+	grammartest.ClearPositions(ws1)
+	grammartest.ClearPositions(ws2)
 	if !reflect.DeepEqual(ws1, ws2) {
 		t.Error("the checked workspace differs after fmt")
 		for i := range ws1.Audiences {
 			if !reflect.DeepEqual(ws1.Audiences[i], ws2.Audiences[i]) {
 				t.Errorf("audience %s:\n%s\n%s", ws1.Audiences[i].Name, dsl.CanonicalAudience(ws1.Audiences[i]), dsl.CanonicalAudience(ws2.Audiences[i]))
-			}
-		}
-	}
-}
-
-// clearRanges zeroes every source position reachable from v.
-func clearRanges(v reflect.Value, seen map[uintptr]bool) {
-	switch v.Kind() {
-	case reflect.Pointer:
-		if v.IsNil() || seen[v.Pointer()] {
-			return
-		}
-		seen[v.Pointer()] = true
-		clearRanges(v.Elem(), seen)
-	case reflect.Interface:
-		if !v.IsNil() {
-			// The value in an interface is not addressable: copy, clear, put back.
-			c := reflect.New(v.Elem().Type()).Elem()
-			c.Set(v.Elem())
-			clearRanges(c, seen)
-			if v.CanSet() {
-				v.Set(c)
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		for i := 0; i < v.Len(); i++ {
-			clearRanges(v.Index(i), seen)
-		}
-	case reflect.Map:
-		for _, k := range v.MapKeys() {
-			c := reflect.New(v.Type().Elem()).Elem()
-			c.Set(v.MapIndex(k))
-			clearRanges(c, seen)
-			v.SetMapIndex(k, c)
-		}
-	case reflect.Struct:
-		if v.Type() == reflect.TypeOf(grammar.Pos{}) {
-			if v.CanSet() {
-				v.SetZero()
-			}
-			return
-		}
-		for i := 0; i < v.NumField(); i++ {
-			if v.Type().Field(i).IsExported() {
-				clearRanges(v.Field(i), seen)
 			}
 		}
 	}

@@ -94,20 +94,7 @@ func checkPos(t *testing.T, src []byte, p Pos, what string) {
 	if p.Filename != "fuzz.la" {
 		t.Fatalf("%s: position %v has file name %q", what, p, p.Filename)
 	}
-	if p.Offset < 0 || p.Offset > len(src) {
-		t.Fatalf("%s: offset %d outside the file (%d bytes)", what, p.Offset, len(src))
-	}
-	line, col := 1, 1
-	for i := 0; i < p.Offset; {
-		r, n := utf8.DecodeRune(src[i:])
-		if r == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-		i += n
-	}
-	if p.Line != line || p.Column != col {
-		t.Fatalf("%s: position %d:%d, but offset %d is at %d:%d", what, p.Line, p.Column, p.Offset, line, col)
+	if err := CheckPos(src, p); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
