@@ -15,9 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,67 +34,13 @@ import (
 
 const topic = "linked-audiences"
 
-// broker is an in-process kfake broker that can be stopped and started
-// again on the same port with the same data, like a restarted Kafka.
-type broker struct {
-	t    testing.TB
-	dir  string
-	port int
-	opts []kfake.Opt
-
-	mu sync.Mutex
-	c  *kfake.Cluster
+func startBroker(t testing.TB, opts ...kfake.Opt) *sinktest.Broker {
+	return sinktest.StartBroker(t, topic, opts...)
 }
-
-func startBroker(t testing.TB, opts ...kfake.Opt) *broker {
-	t.Helper()
-	b := &broker{t: t, dir: t.TempDir(), opts: opts}
-	b.start()
-	t.Cleanup(b.stop)
-	return b
-}
-
-func (b *broker) start() {
-	b.t.Helper()
-	opts := append([]kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.Ports(b.port),
-		kfake.DataDir(b.dir),
-		kfake.SeedTopics(3, topic),
-		kfake.AllowAutoTopicCreation(),
-	}, b.opts...)
-	c, err := kfake.NewCluster(opts...)
-	if err != nil {
-		b.t.Fatalf("kfake: %v", err)
-	}
-	_, port, _ := net.SplitHostPort(c.ListenAddrs()[0])
-	b.port, _ = strconv.Atoi(port)
-	b.mu.Lock()
-	b.c = c
-	b.mu.Unlock()
-}
-
-func (b *broker) stop() {
-	b.mu.Lock()
-	c := b.c
-	b.c = nil
-	b.mu.Unlock()
-	if c != nil {
-		c.Close()
-	}
-}
-
-func (b *broker) cluster() *kfake.Cluster {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.c
-}
-
-func (b *broker) addr() string { return fmt.Sprintf("127.0.0.1:%d", b.port) }
 
 // fail makes the next n produce requests fail with err.
-func (b *broker) fail(n int, err *kerr.Error) {
-	b.cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: err, Count: n})
+func fail(b *sinktest.Broker, n int, err *kerr.Error) {
+	b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: err, Count: n})
 }
 
 // readTopic returns every record of topic, partition by partition in offset
@@ -211,17 +155,17 @@ func kafkaTarget(t *testing.T, transactional bool) *sinktest.Target {
 	if transactional {
 		extra["transactional"] = dsl.Setting{Text: "true"}
 	}
-	d := openKafka(t, b.addr(), extra, nil)
+	d := openKafka(t, b.Addr(), extra, nil)
 	return &sinktest.Target{
 		Dest:     d,
-		Received: func(t testing.TB) []string { return messageIDs(readTopic(t, b.addr(), topic, transactional)) },
+		Received: func(t testing.TB) []string { return messageIDs(readTopic(t, b.Addr(), topic, transactional)) },
 		// TOPIC_AUTHORIZATION_FAILED is not retried by the client: the
 		// delivery loop sees it and retries, as when an ACL is fixed.
-		Fail:   func(n int) { b.fail(n, kerr.TopicAuthorizationFailed) },
-		Reject: func() { b.fail(1, kerr.MessageTooLarge) },
+		Fail:   func(n int) { fail(b, n, kerr.TopicAuthorizationFailed) },
+		Reject: func() { fail(b, 1, kerr.MessageTooLarge) },
 		Outage: func(t testing.TB) func() {
-			b.stop()
-			return b.start
+			b.Stop()
+			return b.Start
 		},
 	}
 }
@@ -239,14 +183,14 @@ func TestKafkaTransactionalShared(t *testing.T) {
 // message_id.
 func TestKafkaRecordShape(t *testing.T) {
 	b := startBroker(t)
-	d := openKafka(t, b.addr(), nil, nil)
+	d := openKafka(t, b.Addr(), nil, nil)
 	defer d.Close()
 	ob := sinktest.NewOutbox()
 	msgs := ob.Append("events", sinktest.Messages(sinktest.GenOptions{Profiles: 4, PerProfile: 5, Audiences: []string{"outstanding_balance", "platinum"}})...)
 	if _, err := sinks.Deliver(context.Background(), ob, "events", d, sinktest.FastOptions()); err != nil {
 		t.Fatal(err)
 	}
-	recs := readTopic(t, b.addr(), topic, false)
+	recs := readTopic(t, b.Addr(), topic, false)
 	if len(recs) != len(msgs) {
 		t.Fatalf("%d records, want %d", len(recs), len(msgs))
 	}
@@ -283,7 +227,7 @@ func TestKafkaBrokerRestartMidDelivery(t *testing.T) {
 			if transactional {
 				extra["transactional"] = dsl.Setting{Text: "true"}
 			}
-			d := openKafka(t, b.addr(), extra, nil)
+			d := openKafka(t, b.Addr(), extra, nil)
 			defer d.Close()
 			ob := sinktest.NewOutbox()
 			msgs := ob.Append("events", sinktest.Messages(sinktest.GenOptions{Profiles: 150, PerProfile: 8, Audiences: []string{"a", "b"}})...)
@@ -294,7 +238,7 @@ func TestKafkaBrokerRestartMidDelivery(t *testing.T) {
 			o.InFlight = 100
 			o.MaxRetries = 50
 			o.MaxBackoff = 200 * time.Millisecond
-			outage := &outageHook{after: 6, stop: b.stop, start: b.start}
+			outage := &outageHook{after: 6, stop: b.Stop, start: b.Start}
 			o.Hooks = []sinks.Hook{outage}
 			var st sinks.Stats
 			for call := 0; ob.Len("events") > 0; call++ {
@@ -314,7 +258,7 @@ func TestKafkaBrokerRestartMidDelivery(t *testing.T) {
 			if st.Delivered != len(msgs) || st.Retries == 0 {
 				t.Fatalf("delivered %d of %d with %d retries", st.Delivered, len(msgs), st.Retries)
 			}
-			recs := readTopic(t, b.addr(), topic, transactional)
+			recs := readTopic(t, b.Addr(), topic, transactional)
 			dups := sinktest.CheckReceived(t, msgs, messageIDs(recs), msgs)
 			if transactional && dups != 0 {
 				t.Errorf("%d duplicates for a read_committed consumer", dups)
@@ -332,7 +276,7 @@ func TestKafkaBrokerRestartMidDelivery(t *testing.T) {
 // each profile's messages are acknowledged in Seq order.
 func TestKafkaPipelinedPartitionFaults(t *testing.T) {
 	b := startBroker(t)
-	d := openKafka(t, b.addr(), map[string]dsl.Setting{"timeout": {Text: "1s"}}, nil)
+	d := openKafka(t, b.Addr(), map[string]dsl.Setting{"timeout": {Text: "1s"}}, nil)
 	defer d.Close()
 	if _, ok := d.(sinks.Pipeliner); !ok {
 		t.Fatalf("the Kafka sink without transactions is a %T, not a Pipeliner", d)
@@ -344,7 +288,7 @@ func TestKafkaPipelinedPartitionFaults(t *testing.T) {
 	o.InFlight = 200
 	o.MaxRetries = 50
 	h := &faultHook{every: 5, fault: func() {
-		b.cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{1}, Err: kerr.TopicAuthorizationFailed})
+		b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{1}, Err: kerr.TopicAuthorizationFailed})
 	}}
 	o.Hooks = []sinks.Hook{h}
 	var st sinks.Stats
@@ -363,7 +307,7 @@ func TestKafkaPipelinedPartitionFaults(t *testing.T) {
 	if st.Delivered != len(msgs) || st.Retries == 0 || st.DeadLettered != 0 {
 		t.Fatalf("delivered %d of %d, %d dead-lettered, %d retries", st.Delivered, len(msgs), st.DeadLettered, st.Retries)
 	}
-	recs := readTopic(t, b.addr(), topic, false)
+	recs := readTopic(t, b.Addr(), topic, false)
 	dups := sinktest.CheckReceived(t, msgs, messageIDs(recs), msgs)
 	// A crash at any point re-sends and skips nothing only if each
 	// profile's acknowledged messages always are a prefix of its messages.
@@ -444,7 +388,7 @@ func TestKafkaTransactionalCrashBeforeAck(t *testing.T) {
 	o := sinktest.FastOptions()
 	o.BatchSize = 15
 
-	d1 := openKafka(t, b.addr(), txn, nil)
+	d1 := openKafka(t, b.Addr(), txn, nil)
 	ob.FailAck(nil, errors.New("killed")) // the first batch is acked, the second commit's ack is lost
 	st, err := sinks.Deliver(context.Background(), ob, "events", d1, o)
 	if err == nil || st.Delivered != 15 {
@@ -452,7 +396,7 @@ func TestKafkaTransactionalCrashBeforeAck(t *testing.T) {
 	}
 	d1.Close() // the process dies
 
-	d2 := openKafka(t, b.addr(), txn, nil)
+	d2 := openKafka(t, b.Addr(), txn, nil)
 	defer d2.Close()
 	st, err = sinks.Deliver(context.Background(), ob, "events", d2, o)
 	if err != nil {
@@ -461,12 +405,12 @@ func TestKafkaTransactionalCrashBeforeAck(t *testing.T) {
 	if st.Recovered != 15 || st.Delivered != len(msgs)-30 {
 		t.Fatalf("second run = %+v; want 15 recovered from the progress topic and %d delivered", st, len(msgs)-30)
 	}
-	recs := readTopic(t, b.addr(), topic, true)
+	recs := readTopic(t, b.Addr(), topic, true)
 	if dups := sinktest.CheckReceived(t, msgs, messageIDs(recs), msgs); dups != 0 || len(recs) != len(msgs) {
 		t.Fatalf("%d records, %d duplicates; want exactly %d", len(recs), dups, len(msgs))
 	}
 	// The progress record names the last message.
-	prog := readTopic(t, b.addr(), sinks.DefaultProgressTopic, true)
+	prog := readTopic(t, b.Addr(), sinks.DefaultProgressTopic, true)
 	last := prog[len(prog)-1]
 	if string(last.Key) != "events" || !strings.Contains(string(last.Value), fmt.Sprintf(`"seq":%d`, msgs[len(msgs)-1].Seq)) {
 		t.Fatalf("last progress record %s = %s", last.Key, last.Value)
@@ -483,7 +427,7 @@ func TestKafkaTransactionalOutboxReset(t *testing.T) {
 
 	ob1 := sinktest.NewOutbox()
 	first := ob1.Append("events", sinktest.Messages(sinktest.GenOptions{Profiles: 5, PerProfile: 2})...)
-	d := openKafka(t, b.addr(), txn, nil)
+	d := openKafka(t, b.Addr(), txn, nil)
 	if _, err := sinks.Deliver(context.Background(), ob1, "events", d, o); err != nil {
 		t.Fatal(err)
 	}
@@ -491,13 +435,13 @@ func TestKafkaTransactionalOutboxReset(t *testing.T) {
 
 	ob2 := sinktest.NewOutbox() // same Seqs 1…10, different messages
 	second := ob2.Append("events", sinktest.Messages(sinktest.GenOptions{Profiles: 5, PerProfile: 2, Audiences: []string{"other"}})...)
-	d = openKafka(t, b.addr(), txn, nil)
+	d = openKafka(t, b.Addr(), txn, nil)
 	defer d.Close()
 	st, err := sinks.Deliver(context.Background(), ob2, "events", d, o)
 	if err != nil || st.Recovered != 0 || st.Delivered != len(second) {
 		t.Fatalf("Deliver = %+v, %v; want all %d produced, none skipped", st, err, len(second))
 	}
-	ids := messageIDs(readTopic(t, b.addr(), topic, true))
+	ids := messageIDs(readTopic(t, b.Addr(), topic, true))
 	sinktest.CheckReceived(t, first, only(ids, first), first)
 	sinktest.CheckReceived(t, second, only(ids, second), second)
 }
@@ -507,11 +451,11 @@ func TestKafkaTransactionalOutboxReset(t *testing.T) {
 // read_committed consumer sees every event exactly once.
 func TestKafkaTransactionalAmbiguousCommit(t *testing.T) {
 	b := startBroker(t)
-	d := openKafka(t, b.addr(), map[string]dsl.Setting{"transactional": {Text: "true"}}, nil)
+	d := openKafka(t, b.Addr(), map[string]dsl.Setting{"transactional": {Text: "true"}}, nil)
 	defer d.Close()
 	ob := sinktest.NewOutbox()
 	msgs := ob.Append("events", sinktest.Messages(sinktest.GenOptions{Profiles: 8, PerProfile: 3})...)
-	h := b.cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.RequestTimedOut, Count: 1})
+	h := b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.RequestTimedOut, Count: 1})
 	o := sinktest.FastOptions()
 	o.BatchSize = 10
 	var total int
@@ -525,7 +469,7 @@ func TestKafkaTransactionalAmbiguousCommit(t *testing.T) {
 	if h.Hits() != 1 {
 		t.Fatalf("fault hit %d times", h.Hits())
 	}
-	recs := readTopic(t, b.addr(), topic, true)
+	recs := readTopic(t, b.Addr(), topic, true)
 	if dups := sinktest.CheckReceived(t, msgs, messageIDs(recs), msgs); dups != 0 || total != len(msgs) {
 		t.Fatalf("%d duplicates, %d delivered of %d", dups, total, len(msgs))
 	}
@@ -535,18 +479,18 @@ func TestKafkaTransactionalAmbiguousCommit(t *testing.T) {
 // retried; read_committed consumers never see the aborted attempt.
 func TestKafkaTransactionalAbortInvisible(t *testing.T) {
 	b := startBroker(t)
-	d := openKafka(t, b.addr(), map[string]dsl.Setting{"transactional": {Text: "true"}}, nil)
+	d := openKafka(t, b.Addr(), map[string]dsl.Setting{"transactional": {Text: "true"}}, nil)
 	defer d.Close()
 	ob := sinktest.NewOutbox()
 	msgs := ob.Append("events", sinktest.Messages(sinktest.GenOptions{Profiles: 6, PerProfile: 3})...)
 	// The progress record's produce fails: its batch's records, already
 	// written, belong to an aborted transaction.
-	b.cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: sinks.DefaultProgressTopic, Err: kerr.TopicAuthorizationFailed, Count: 1})
+	b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: sinks.DefaultProgressTopic, Err: kerr.TopicAuthorizationFailed, Count: 1})
 	st, err := sinks.Deliver(context.Background(), ob, "events", d, sinktest.FastOptions())
 	if err != nil || st.Retries == 0 || st.Delivered != len(msgs) {
 		t.Fatalf("Deliver = %+v, %v", st, err)
 	}
-	committed := readTopic(t, b.addr(), topic, true)
+	committed := readTopic(t, b.Addr(), topic, true)
 	if dups := sinktest.CheckReceived(t, msgs, messageIDs(committed), msgs); dups != 0 {
 		t.Fatalf("%d duplicates in read_committed", dups)
 	}
@@ -558,7 +502,7 @@ func TestKafkaSASLAndTLS(t *testing.T) {
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		t.Run(mech, func(t *testing.T) {
 			b := startBroker(t, kfake.EnableSASL(), kfake.Superuser(mech, "linkaud", "pa55-word"), kfake.TLS(serverTLS))
-			d := openKafka(t, b.addr(), map[string]dsl.Setting{
+			d := openKafka(t, b.Addr(), map[string]dsl.Setting{
 				"sasl_mechanism": {Text: mech},
 				"sasl_user":      {Text: "linkaud"},
 				"sasl_password":  {Secret: dsl.Secret{Env: "KAFKA_PASSWORD"}},
@@ -574,7 +518,7 @@ func TestKafkaSASLAndTLS(t *testing.T) {
 	}
 	t.Run("wrong password fails and is not leaked", func(t *testing.T) {
 		b := startBroker(t, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "linkaud", "right"), kfake.TLS(serverTLS))
-		d := openKafka(t, b.addr(), map[string]dsl.Setting{
+		d := openKafka(t, b.Addr(), map[string]dsl.Setting{
 			"sasl_mechanism": {Text: "SCRAM-SHA-256"},
 			"sasl_user":      {Text: "linkaud"},
 			"sasl_password":  {Secret: dsl.Secret{Env: "KAFKA_PASSWORD"}},

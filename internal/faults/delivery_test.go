@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -67,56 +65,7 @@ func checkArrived(t *testing.T, outbox []diff.Message, arrived []string) int {
 
 // ---- Kafka ----
 
-// broker is an in-process kfake broker that can be stopped and started
-// again on the same address with its data, like a restarted Kafka.
-type broker struct {
-	t    testing.TB
-	dir  string
-	port int
-
-	mu sync.Mutex
-	c  *kfake.Cluster
-}
-
-func startBroker(t testing.TB) *broker {
-	t.Helper()
-	b := &broker{t: t, dir: t.TempDir()}
-	b.start()
-	t.Cleanup(b.stop)
-	return b
-}
-
-func (b *broker) start() {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(b.port), kfake.DataDir(b.dir),
-		kfake.SeedTopics(3, topic), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		b.t.Errorf("kfake: %v", err)
-		return
-	}
-	_, port, _ := net.SplitHostPort(c.ListenAddrs()[0])
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.port, _ = strconv.Atoi(port)
-	b.c = c
-}
-
-func (b *broker) stop() {
-	b.mu.Lock()
-	c := b.c
-	b.c = nil
-	b.mu.Unlock()
-	if c != nil {
-		c.Close()
-	}
-}
-
-func (b *broker) cluster() *kfake.Cluster {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.c
-}
-
-func (b *broker) addr() string { return fmt.Sprintf("127.0.0.1:%d", b.port) }
+func startBroker(t testing.TB) *sinktest.Broker { return sinktest.StartBroker(t, topic) }
 
 // crashAt makes the broker crash at its k-th produce request: the whole
 // broker stops, either before handling the request (the connection closes
@@ -127,7 +76,7 @@ func (b *broker) addr() string { return fmt.Sprintf("127.0.0.1:%d", b.port) }
 // (many in flight at once), so the crash is keyed on the broker's requests
 // rather than on acknowledgements.
 type crashAt struct {
-	b       *broker
+	b       *sinktest.Broker
 	k       int
 	handled bool // crash after handling the request rather than before
 
@@ -139,7 +88,7 @@ type crashAt struct {
 }
 
 func (c *crashAt) arm() {
-	cl := c.b.cluster()
+	cl := c.b.Cluster()
 	cl.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		cl.KeepControl()
 		c.mu.Lock()
@@ -149,7 +98,7 @@ func (c *crashAt) arm() {
 		}
 		c.crashed = true
 		// Close waits for the control function: stop from elsewhere.
-		go c.b.stop()
+		go c.b.Stop()
 		if c.handled {
 			return nil, nil, false
 		}
@@ -163,7 +112,7 @@ func (c *crashAt) OnRetried(string, []diff.Message, int, time.Duration, error) {
 	c.retries++
 	if c.crashed && !c.restarted {
 		c.restarted = true
-		c.b.start()
+		c.b.Start()
 	}
 }
 
@@ -193,7 +142,7 @@ func TestKafkaBrokerCrashMidDelivery(t *testing.T) {
 			transactional := tc.transactional
 			b := startBroker(t)
 			crash := &crashAt{b: b, k: tc.k, handled: tc.handled}
-			dst := fmt.Sprintf(`type kafka brokers %q topic %q timeout 1s batch_size 50 max_retries 20 transactional %t`, b.addr(), topic, transactional)
+			dst := fmt.Sprintf(`type kafka brokers %q topic %q timeout 1s batch_size 50 max_retries 20 transactional %t`, b.Addr(), topic, transactional)
 			e, outbox := deliveryRig(t, dst, engine.Options{Hooks: []sinks.Hook{crash}})
 			crash.arm()
 			for call := 0; ; call++ {
@@ -224,9 +173,9 @@ func TestKafkaBrokerCrashMidDelivery(t *testing.T) {
 				// delivery never noticed. Start it again to read what it
 				// stored before the crash.
 				t.Log("the broker answered before it stopped; restarting it to read the topic")
-				b.start()
+				b.Start()
 			}
-			recs := readTopic(t, b.addr(), transactional)
+			recs := readTopic(t, b.Addr(), transactional)
 			byID := map[string]diff.Message{}
 			for _, m := range outbox {
 				byID[m.ID] = m
