@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -41,74 +40,6 @@ func startBroker(t testing.TB, opts ...kfake.Opt) *sinktest.Broker {
 // fail makes the next n produce requests fail with err.
 func fail(b *sinktest.Broker, n int, err *kerr.Error) {
 	b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: err, Count: n})
-}
-
-// readTopic returns every record of topic, partition by partition in offset
-// order. committed reads with read_committed isolation, as a downstream
-// exactly-once consumer would.
-func readTopic(t testing.TB, addr, topic string, committed bool) []*kgo.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	ka := kadm.NewClient(adm)
-	ends, err := ka.ListEndOffsets(ctx, topic)
-	if committed {
-		ends, err = ka.ListCommittedOffsets(ctx, topic)
-	}
-	if err != nil {
-		t.Fatalf("list offsets: %v", err)
-	}
-	last := map[int32]int64{}
-	from := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			last[o.Partition] = o.Offset - 1
-			from[o.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	if len(last) == 0 {
-		return nil
-	}
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(addr),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
-		kgo.KeepControlRecords(),
-	}
-	if committed {
-		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	byPart := map[int32][]*kgo.Record{}
-	for len(last) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("reading %s: %v (waiting for %v)", topic, ctx.Err(), last)
-		}
-		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			if l, ok := last[r.Partition]; ok && r.Offset >= l {
-				delete(last, r.Partition)
-			}
-			if !r.Attrs.IsControl() {
-				byPart[r.Partition] = append(byPart[r.Partition], r)
-			}
-		})
-	}
-	var out []*kgo.Record
-	for p := int32(0); len(byPart) > 0; p++ {
-		out = append(out, byPart[p]...)
-		delete(byPart, p)
-	}
-	return out
 }
 
 func header(r *kgo.Record, key string) string {
@@ -158,7 +89,7 @@ func kafkaTarget(t *testing.T, transactional bool) *sinktest.Target {
 	d := openKafka(t, b.Addr(), extra, nil)
 	return &sinktest.Target{
 		Dest:     d,
-		Received: func(t testing.TB) []string { return messageIDs(readTopic(t, b.Addr(), topic, transactional)) },
+		Received: func(t testing.TB) []string { return messageIDs(sinktest.ReadTopic(t, b.Addr(), topic, transactional)) },
 		// TOPIC_AUTHORIZATION_FAILED is not retried by the client: the
 		// delivery loop sees it and retries, as when an ACL is fixed.
 		Fail:   func(n int) { fail(b, n, kerr.TopicAuthorizationFailed) },
@@ -190,7 +121,7 @@ func TestKafkaRecordShape(t *testing.T) {
 	if _, err := sinks.Deliver(context.Background(), ob, "events", d, sinktest.FastOptions()); err != nil {
 		t.Fatal(err)
 	}
-	recs := readTopic(t, b.Addr(), topic, false)
+	recs := sinktest.ReadTopic(t, b.Addr(), topic, false)
 	if len(recs) != len(msgs) {
 		t.Fatalf("%d records, want %d", len(recs), len(msgs))
 	}
@@ -258,7 +189,7 @@ func TestKafkaBrokerRestartMidDelivery(t *testing.T) {
 			if st.Delivered != len(msgs) || st.Retries == 0 {
 				t.Fatalf("delivered %d of %d with %d retries", st.Delivered, len(msgs), st.Retries)
 			}
-			recs := readTopic(t, b.Addr(), topic, transactional)
+			recs := sinktest.ReadTopic(t, b.Addr(), topic, transactional)
 			dups := sinktest.CheckReceived(t, msgs, messageIDs(recs), msgs)
 			if transactional && dups != 0 {
 				t.Errorf("%d duplicates for a read_committed consumer", dups)
@@ -307,7 +238,7 @@ func TestKafkaPipelinedPartitionFaults(t *testing.T) {
 	if st.Delivered != len(msgs) || st.Retries == 0 || st.DeadLettered != 0 {
 		t.Fatalf("delivered %d of %d, %d dead-lettered, %d retries", st.Delivered, len(msgs), st.DeadLettered, st.Retries)
 	}
-	recs := readTopic(t, b.Addr(), topic, false)
+	recs := sinktest.ReadTopic(t, b.Addr(), topic, false)
 	dups := sinktest.CheckReceived(t, msgs, messageIDs(recs), msgs)
 	// A crash at any point re-sends and skips nothing only if each
 	// profile's acknowledged messages always are a prefix of its messages.
@@ -405,12 +336,12 @@ func TestKafkaTransactionalCrashBeforeAck(t *testing.T) {
 	if st.Recovered != 15 || st.Delivered != len(msgs)-30 {
 		t.Fatalf("second run = %+v; want 15 recovered from the progress topic and %d delivered", st, len(msgs)-30)
 	}
-	recs := readTopic(t, b.Addr(), topic, true)
+	recs := sinktest.ReadTopic(t, b.Addr(), topic, true)
 	if dups := sinktest.CheckReceived(t, msgs, messageIDs(recs), msgs); dups != 0 || len(recs) != len(msgs) {
 		t.Fatalf("%d records, %d duplicates; want exactly %d", len(recs), dups, len(msgs))
 	}
 	// The progress record names the last message.
-	prog := readTopic(t, b.Addr(), sinks.DefaultProgressTopic, true)
+	prog := sinktest.ReadTopic(t, b.Addr(), sinks.DefaultProgressTopic, true)
 	last := prog[len(prog)-1]
 	if string(last.Key) != "events" || !strings.Contains(string(last.Value), fmt.Sprintf(`"seq":%d`, msgs[len(msgs)-1].Seq)) {
 		t.Fatalf("last progress record %s = %s", last.Key, last.Value)
@@ -441,7 +372,7 @@ func TestKafkaTransactionalOutboxReset(t *testing.T) {
 	if err != nil || st.Recovered != 0 || st.Delivered != len(second) {
 		t.Fatalf("Deliver = %+v, %v; want all %d produced, none skipped", st, err, len(second))
 	}
-	ids := messageIDs(readTopic(t, b.Addr(), topic, true))
+	ids := messageIDs(sinktest.ReadTopic(t, b.Addr(), topic, true))
 	sinktest.CheckReceived(t, first, only(ids, first), first)
 	sinktest.CheckReceived(t, second, only(ids, second), second)
 }
@@ -469,7 +400,7 @@ func TestKafkaTransactionalAmbiguousCommit(t *testing.T) {
 	if h.Hits() != 1 {
 		t.Fatalf("fault hit %d times", h.Hits())
 	}
-	recs := readTopic(t, b.Addr(), topic, true)
+	recs := sinktest.ReadTopic(t, b.Addr(), topic, true)
 	if dups := sinktest.CheckReceived(t, msgs, messageIDs(recs), msgs); dups != 0 || total != len(msgs) {
 		t.Fatalf("%d duplicates, %d delivered of %d", dups, total, len(msgs))
 	}
@@ -490,7 +421,7 @@ func TestKafkaTransactionalAbortInvisible(t *testing.T) {
 	if err != nil || st.Retries == 0 || st.Delivered != len(msgs) {
 		t.Fatalf("Deliver = %+v, %v", st, err)
 	}
-	committed := readTopic(t, b.Addr(), topic, true)
+	committed := sinktest.ReadTopic(t, b.Addr(), topic, true)
 	if dups := sinktest.CheckReceived(t, msgs, messageIDs(committed), msgs); dups != 0 {
 		t.Fatalf("%d duplicates in read_committed", dups)
 	}

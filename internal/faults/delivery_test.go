@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -175,7 +174,7 @@ func TestKafkaBrokerCrashMidDelivery(t *testing.T) {
 				t.Log("the broker answered before it stopped; restarting it to read the topic")
 				b.Start()
 			}
-			recs := readTopic(t, b.Addr(), transactional)
+			recs := sinktest.ReadTopic(t, b.Addr(), topic, transactional)
 			byID := map[string]diff.Message{}
 			for _, m := range outbox {
 				byID[m.ID] = m
@@ -205,74 +204,6 @@ func header(r *kgo.Record, key string) string {
 		}
 	}
 	return ""
-}
-
-// readTopic returns the topic's records, partition by partition in offset
-// order (a profile's records are all in one partition); committed reads
-// with read_committed isolation.
-func readTopic(t *testing.T, addr string, committed bool) []*kgo.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	ka := kadm.NewClient(adm)
-	ends, err := ka.ListEndOffsets(ctx, topic)
-	if committed {
-		ends, err = ka.ListCommittedOffsets(ctx, topic)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[int32]int64{}
-	from := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-			from[o.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from})}
-	if committed {
-		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	parts := map[int32][]*kgo.Record{}
-	done := func() bool {
-		for p, end := range want {
-			n := len(parts[p])
-			if n == 0 || parts[p][n-1].Offset < end-1 && !committed {
-				return false
-			}
-		}
-		return true
-	}
-	for len(want) > 0 && !done() {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("reading the topic: %v", err)
-		}
-		fs.EachRecord(func(r *kgo.Record) { parts[r.Partition] = append(parts[r.Partition], r) })
-		if committed {
-			// Transaction markers take offsets: stop once a fetch comes
-			// back empty after every partition has records.
-			if fs.NumRecords() == 0 {
-				break
-			}
-		}
-	}
-	var out []*kgo.Record
-	for p := range int32(3) {
-		out = append(out, parts[p]...)
-	}
-	return out
 }
 
 // ---- webhooks ----
