@@ -13,9 +13,12 @@ BENCHTIME ?= 1x
 build:
 	$(GO) build -o $(BIN) ./cmd/linkaud
 
+# The tests that need PostgreSQL run against a private server that
+# .ci/with-postgres.sh starts (and stops) when PostgreSQL is installed;
+# without it they skip, saying so.
 test:
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 40m ./...
+	./.ci/with-postgres.sh $(GO) test -count=1 -timeout 40m ./...
 
 # The seed's three use cases end to end: an embedded DuckDB bank + household
 # data set, two compute cycles with a change in between, events to a JSONL

@@ -513,7 +513,34 @@ var warehouseSpecs = map[string]map[string]settingSpec{
 		"query_tag":        {kind: "string"},
 		"timeout":          {kind: "duration"},
 		"max_connections":  {kind: "int"},
+		"exact_names":      {kind: "bool"},
 	},
+	"postgres": pgWarehouseSpec,
+	"redshift": pgWarehouseSpec,
+}
+
+// pgWarehouseSpec is the settings of the warehouses spoken to over
+// PostgreSQL's protocol: a libpq URL or key=value DSN (a secret: it may hold
+// the password), the schema unqualified names are looked up in first, and
+// the same tagging, timeout and pool settings as Snowflake.
+var pgWarehouseSpec = map[string]settingSpec{
+	"type":            {kind: "ident"},
+	"dsn":             {secret: true},
+	"schema":          {kind: "string"},
+	"query_tag":       {kind: "string"},
+	"timeout":         {kind: "duration"},
+	"max_connections": {kind: "int"},
+	"exact_names":     {kind: "bool"},
+}
+
+// warehouseTypes lists the warehouse types, for messages.
+func warehouseTypes() []string {
+	out := make([]string, 0, len(warehouseSpecs))
+	for t := range warehouseSpecs {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (c *checker) warehouse(w *grammar.Warehouse) *Warehouse {
@@ -521,13 +548,13 @@ func (c *checker) warehouse(w *grammar.Warehouse) *Warehouse {
 	for _, s := range w.Settings {
 		if s.Key.Text == "type" {
 			if s.Value.Ref == nil || len(s.Value.Ref.Parts) != 1 {
-				c.errorf(s.Value, "warehouse type is duckdb or snowflake")
+				c.errorf(s.Value, "warehouse type is one of %s", strings.Join(warehouseTypes(), ", "))
 				return ir
 			}
 			t := s.Value.Ref.String()
 			if _, ok := warehouseSpecs[t]; !ok {
 				d := c.errorf(s.Value, "unknown warehouse type %q", t)
-				d.Suggestion = suggest(t, []string{"duckdb", "snowflake"})
+				d.Suggestion = suggest(t, warehouseTypes())
 				return ir
 			}
 			ir.Type = t
@@ -578,8 +605,8 @@ func (c *checker) warehouse(w *grammar.Warehouse) *Warehouse {
 			}
 		}
 	}
-	if ir.Type == "snowflake" && set["dsn"] == nil {
-		c.errorf(w, "a snowflake warehouse needs dsn env(\"NAME\")")
+	if ir.Type != "duckdb" && set["dsn"] == nil {
+		c.errorf(w, "a %s warehouse needs dsn env(\"NAME\")", ir.Type)
 	}
 	return ir
 }

@@ -12,6 +12,35 @@ type ColumnLister interface {
 	Columns(ctx context.Context, table TableName) ([]string, error)
 }
 
+// TypeClass is what a column's type allows in a condition.
+type TypeClass int
+
+const (
+	ClassUnknown TypeClass = iota // a type the checks do not know: any use passes
+	ClassText
+	ClassNumber
+	ClassBool
+	ClassTime  // dates and timestamps
+	ClassOther // binary, JSON, intervals, …: compared with nothing but null
+)
+
+func (c TypeClass) String() string {
+	return [...]string{"unknown", "text", "number", "boolean", "date or timestamp", "other"}[c]
+}
+
+// ColumnType is a column's name, class and the warehouse's name of its type.
+type ColumnType struct {
+	Name  string
+	Class TypeClass
+	Type  string
+}
+
+// ColumnTyper is a ColumnLister that also reports column types; with one,
+// CheckColumns also checks each column's type against its uses.
+type ColumnTyper interface {
+	ColumnTypes(ctx context.Context, table TableName) ([]ColumnType, error)
+}
+
 // CheckColumns asks the warehouse that every table the workspace names
 // exists and has the columns the workspace uses: keys, join columns, and the
 // columns of conditions, aggregates and enrichments. Names are compared

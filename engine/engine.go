@@ -203,11 +203,15 @@ func (e *Engine) query(ctx context.Context, wh executor.Warehouse, a *dsl.Audien
 	if err := executor.Refresh(ctx, wh); err != nil {
 		return nil, err
 	}
-	d, err := planner.DialectFor(wh.Dialect())
+	ws := e.Workspace()
+	d, err := planner.ForWarehouse(ws.Warehouse)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := planner.Compile(a, e.Workspace().Graph, d, planner.Options{Now: start})
+	if d.Name() != wh.Dialect() {
+		return nil, fmt.Errorf("engine: the workspace's warehouse is %s, the open one %s", d.Name(), wh.Dialect())
+	}
+	plan, err := planner.Compile(a, ws.Graph, d, planner.Options{Now: start})
 	if err != nil {
 		return nil, err
 	}

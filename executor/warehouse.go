@@ -36,7 +36,8 @@ type Warehouse interface {
 	// warehouse names them (Snowflake: upper case for unquoted names). A
 	// missing table is an error wrapping ErrTableNotFound.
 	Columns(ctx context.Context, table dsl.TableName) ([]string, error)
-	// Dialect is "duckdb" or "snowflake", the planner's dialect name.
+	// Dialect is the planner's dialect name: "duckdb", "snowflake",
+	// "postgres" or "redshift".
 	Dialect() string
 	// Close releases the warehouse. Queries still streaming are interrupted;
 	// their readers report an error, and must still be released.
@@ -103,12 +104,16 @@ func (o *Options) EnsureDefaults() *Options {
 var (
 	// ErrTableNotFound is wrapped by Columns' error for a missing table.
 	ErrTableNotFound = errors.New("executor: table not found")
+	// ErrUndefined is wrapped by a statement's error when the warehouse
+	// does not know a table, column or function it names: the workspace
+	// and the warehouse disagree, which the column checks can place.
+	ErrUndefined = errors.New("executor: a name the statement uses is not defined in the warehouse")
 	// ErrClosed is returned by a closed Warehouse.
 	ErrClosed = errors.New("executor: warehouse closed")
 )
 
 // Open connects to the warehouse w describes: embedded DuckDB (type duckdb,
-// the default) or Snowflake. For DuckDB it also creates the views of w's
+// the default), Snowflake, PostgreSQL or Redshift. For DuckDB it also creates the views of w's
 // loads, so a missing file is reported here.
 func Open(ctx context.Context, w *dsl.Warehouse, opts Options) (Warehouse, error) {
 	opts.EnsureDefaults()
@@ -117,6 +122,8 @@ func Open(ctx context.Context, w *dsl.Warehouse, opts Options) (Warehouse, error
 		return openDuckDB(ctx, w, opts)
 	case "snowflake":
 		return openSnowflake(ctx, w, opts)
+	case "postgres", "redshift":
+		return openPostgres(ctx, w, opts)
 	}
 	return nil, fmt.Errorf("executor: unknown warehouse type %q", w.Type)
 }

@@ -15,8 +15,27 @@ type compiler struct {
 	d      Dialect
 	g      *dsl.Graph
 	opts   Options
-	n      int             // alias counter
-	inline []*dsl.Audience // audiences being inlined, outermost first
+	prefix string // of the statement's relation names
+	n       int // relations made
+	aliases int // aliases made
+	ctes   []*cte
+	paths  map[*dsl.Path]*pathPlan
+	// primary and enrich are the compiled audience's: the primary path's
+	// rows expose the enrichment columns.
+	primary *dsl.Path
+	enrich  []*dsl.ColumnRef
+	inline  []*dsl.Audience // audiences being inlined, outermost first
+	// memberships holds the relation of each audience read from the
+	// graph's memberships table.
+	memberships map[string]*cte
+	// joined caches, per SELECT, the alias an audience-level relation is
+	// joined under, so a path tested twice is joined once.
+	joined map[joinKey]string
+}
+
+type joinKey struct {
+	q   *selectQuery
+	rel *cte
 }
 
 // expr is a boolean SQL expression.
@@ -27,9 +46,7 @@ type compiler struct {
 // NOT over anything SQL could make NULL: a negation is pushed down to the
 // comparisons (De Morgan), and a negated comparison says outright what a
 // NULL operand means, e.g. not (a = 'x') is (a IS NULL OR a <> 'x'). The
-// only NOTs left are NOT EXISTS, NOT IN and NOT contains(…) on non-NULL
-// operands. Besides being exact, this keeps COALESCE and outer references
-// out of correlated subqueries, which Snowflake is picky about.
+// only NOTs left are NOT IN and NOT contains(…) on non-NULL operands.
 type expr struct {
 	sql string
 	// and holds the terms of a top-level AND, so WHERE lists can show
@@ -42,35 +59,12 @@ var (
 	falseExpr = expr{sql: "FALSE"}
 )
 
-// scope binds the aliases a condition's columns refer to.
-type scope struct {
-	profile string   // the profile row
-	steps   []string // the current path's step rows, by step index
-	events  string   // the events row inside performed … where
-}
-
-// withStep returns a copy of s with step i bound to alias.
-func (s scope) withStep(i int, alias string) scope {
-	steps := make([]string, i+1)
-	copy(steps, s.steps)
-	steps[i] = alias
-	s.steps = steps
-	return s
-}
+// resolver is the SQL of a column reference where a condition is compiled.
+type resolver func(*dsl.ColumnRef) (string, error)
 
 func (c *compiler) alias(prefix string) string {
-	c.n++
-	return prefix + strconv.Itoa(c.n)
-}
-
-func (c *compiler) col(alias, name string) string { return alias + "." + c.d.Ident(name) }
-
-func (c *compiler) table(t dsl.TableName) string {
-	parts := make([]string, len(t))
-	for i, p := range t {
-		parts[i] = c.d.Ident(p)
-	}
-	return strings.Join(parts, ".")
+	c.aliases++
+	return prefix + strconv.Itoa(c.aliases)
 }
 
 // ---- boolean structure ----
@@ -162,48 +156,29 @@ func conjuncts(x expr) []string {
 
 func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n  ") }
 
-// selectSQL renders SELECT sel FROM from… WHERE where….
-func selectSQL(sel string, from []string, where []string) string {
-	var b strings.Builder
-	b.WriteString("SELECT " + sel)
-	for i, f := range from {
-		if i == 0 {
-			b.WriteString("\nFROM " + f)
-		} else {
-			b.WriteString("\n" + f)
-		}
-	}
-	for i, w := range where {
-		if i == 0 {
-			b.WriteString("\nWHERE " + indent(w))
-		} else {
-			b.WriteString("\n  AND " + indent(w))
-		}
-	}
-	return b.String()
-}
-
-// exists is EXISTS (q), or NOT EXISTS (q) when neg is set.
-func exists(q string, neg bool) expr {
-	sql := "EXISTS (\n  " + indent(q) + "\n)"
-	if neg {
-		sql = "NOT " + sql
-	}
-	return expr{sql: sql}
-}
-
-func scalar(q, op, value string) expr {
-	return expr{sql: "(\n  " + indent(q) + "\n) " + op + " " + value}
-}
-
 // ---- audience-level conditions ----
 
-// cond compiles an audience-level condition over the profile row alias p,
-// or its negation when neg is set.
-func (c *compiler) cond(x dsl.Cond, p string, neg bool) (expr, error) {
+// The audience-level condition is evaluated over the profile table's rows
+// (alias p) in one SELECT: each path, `in audience` of the memberships
+// table and `performed` is a relation with one row per profile (or per
+// parent join value), LEFT JOINed to it, and the condition is a boolean
+// expression over the joined columns: `or` and `not` repeat nothing.
+
+// profileScope resolves the columns an audience-level condition reads:
+// traits, from the profile row p.
+func (c *compiler) profileScope(r *dsl.ColumnRef) (string, error) {
+	if r.Source == dsl.SourceTrait {
+		return c.col("p", r.Column), nil
+	}
+	return "", errorAt(r, "%s is not in scope here", r)
+}
+
+// cond compiles an audience-level condition over the profile row p of q,
+// or its negation when neg is set, adding the joins it needs to q.
+func (c *compiler) cond(x dsl.Cond, q *selectQuery, neg bool) (expr, error) {
 	switch x := x.(type) {
 	case *dsl.And:
-		terms, err := c.conds(x.Terms, p, neg)
+		terms, err := c.conds(x.Terms, q, neg)
 		if err != nil {
 			return expr{}, err
 		}
@@ -212,7 +187,7 @@ func (c *compiler) cond(x dsl.Cond, p string, neg bool) (expr, error) {
 		}
 		return and(terms...), nil
 	case *dsl.Or:
-		terms, err := c.conds(x.Terms, p, neg)
+		terms, err := c.conds(x.Terms, q, neg)
 		if err != nil {
 			return expr{}, err
 		}
@@ -221,28 +196,25 @@ func (c *compiler) cond(x dsl.Cond, p string, neg bool) (expr, error) {
 		}
 		return or(terms...), nil
 	case *dsl.Not:
-		return c.cond(x.X, p, !neg)
+		return c.cond(x.X, q, !neg)
 	case *dsl.Path:
-		if len(x.Steps) == 0 {
-			return expr{}, errorAt(x, "path has no steps")
-		}
-		return c.stepHolds(x, 0, p, scope{profile: p}, neg)
+		return c.pathHolds(x, q, neg)
 	case *dsl.Trait:
-		return c.compare(x.Compare, scope{profile: p}, neg)
+		return c.compare(x.Compare, c.profileScope, neg)
 	case *dsl.InAudience:
-		return c.inAudience(x, p, neg)
+		return c.inAudience(x, q, neg)
 	case *dsl.Performed:
-		return c.performed(x, p, neg)
+		return c.performed(x, q, neg)
 	case nil:
 		return expr{}, errorAt(nil, "missing condition")
 	}
 	return expr{}, errorAt(x, "unsupported condition %T", x)
 }
 
-func (c *compiler) conds(xs []dsl.Cond, p string, neg bool) ([]expr, error) {
+func (c *compiler) conds(xs []dsl.Cond, q *selectQuery, neg bool) ([]expr, error) {
 	out := make([]expr, len(xs))
 	for i, x := range xs {
-		e, err := c.cond(x, p, neg)
+		e, err := c.cond(x, q, neg)
 		if err != nil {
 			return nil, err
 		}
@@ -251,7 +223,38 @@ func (c *compiler) conds(xs []dsl.Cond, p string, neg bool) ([]expr, error) {
 	return out, nil
 }
 
-func (c *compiler) inAudience(x *dsl.InAudience, p string, neg bool) (expr, error) {
+// joinOnce LEFT JOINs relation rel to q under a new alias, or returns the
+// alias it is joined under already.
+func (c *compiler) joinOnce(q *selectQuery, rel *cte, on func(alias string) string) string {
+	k := joinKey{q, rel}
+	if a, ok := c.joined[k]; ok {
+		return a
+	}
+	a := c.alias("m")
+	q.from = append(q.from, "LEFT JOIN "+c.read(rel, a)+" ON "+on(a))
+	c.joined[k] = a
+	return a
+}
+
+// pathHolds is the test that path holds for the profile row p of q.
+func (c *compiler) pathHolds(path *dsl.Path, q *selectQuery, neg bool) (expr, error) {
+	pp, err := c.plan(path)
+	if err != nil {
+		return expr{}, err
+	}
+	first := pp.steps[0]
+	if first.agg == nil {
+		// at least 0: holds over any rows.
+		return c.holds(first, "", neg, false)
+	}
+	upper := func(col string) string { return c.col("p", col) }
+	m := c.joinOnce(q, first.agg, func(a string) string {
+		return c.link(first, a, upper, func(x ctxItem) string { return c.col("p", x.ref.Column) })
+	})
+	return c.holds(first, m, neg, false)
+}
+
+func (c *compiler) inAudience(x *dsl.InAudience, q *selectQuery, neg bool) (expr, error) {
 	if a := x.Audience; a != nil {
 		for _, on := range c.inline {
 			if on == a {
@@ -267,77 +270,152 @@ func (c *compiler) inAudience(x *dsl.InAudience, p string, neg bool) (expr, erro
 		// A DSL audience is its condition over the same profile row, so
 		// `in audience A` always agrees with A.
 		c.inline = append(c.inline, a)
-		e, err := c.cond(a.Match, p, neg)
+		e, err := c.cond(a.Match, q, neg)
 		c.inline = c.inline[:len(c.inline)-1]
 		return e, err
 	}
-	m := c.g.Memberships
-	if m == nil {
+	ms := c.g.Memberships
+	if ms == nil {
 		return expr{}, errorAt(x, "audience %s is not defined and the graph declares no memberships table", x.Name)
 	}
 	name, err := c.str(x, x.Name)
 	if err != nil {
 		return expr{}, err
 	}
-	t := c.alias("m")
-	return exists(selectSQL("1", []string{c.table(m.Table) + " AS " + t}, []string{
-		c.col(t, m.ProfileColumn) + " = " + c.col(p, c.g.Profile.Key),
-		c.col(t, m.AudienceColumn) + " = " + name,
-	}), neg), nil
+	rel, ok := c.memberships[x.Name]
+	if !ok {
+		body := (&selectQuery{
+			distinct: true,
+			cols:     []string{c.as(c.col("t", ms.ProfileColumn), pkName(0))},
+			from:     []string{c.table(ms.Table) + " AS t"},
+			where:    []string{c.col("t", ms.AudienceColumn) + " = " + name, c.col("t", ms.ProfileColumn) + " IS NOT NULL"},
+		}).sql()
+		rel = c.newCTE("", "memberships", body)
+		c.memberships[x.Name] = rel
+	}
+	m := c.joinOnce(q, rel, func(a string) string {
+		return c.gen(a, pkName(0)) + " = " + c.col("p", c.g.Profile.Key)
+	})
+	if neg {
+		return expr{sql: c.gen(m, pkName(0)) + " IS NULL"}, nil
+	}
+	return expr{sql: c.gen(m, pkName(0)) + " IS NOT NULL"}, nil
 }
 
-func (c *compiler) performed(x *dsl.Performed, p string, neg bool) (expr, error) {
+// performed counts the profile's events of that name passing within and
+// where, per profile key (and per trait value its where reads), in a
+// relation joined to the profile row.
+func (c *compiler) performed(x *dsl.Performed, q *selectQuery, neg bool) (expr, error) {
 	ev := c.g.Events
 	if ev == nil {
 		return expr{}, errorAt(x, "performed needs the graph's events table")
+	}
+	qt := x.Quant
+	if qt.Kind == dsl.AtLeast && qt.N == 0 {
+		if neg {
+			return falseExpr, nil
+		}
+		return trueExpr, nil
 	}
 	name, err := c.str(x, x.Event)
 	if err != nil {
 		return expr{}, err
 	}
-	t := c.alias("ev")
-	where := []string{
-		c.col(t, ev.ProfileColumn) + " = " + c.col(p, c.g.Profile.Key),
-		c.col(t, ev.NameColumn) + " = " + name,
+	// The traits the where reads are carried with the profile key.
+	var traits []string
+	if x.Where != nil {
+		for _, r := range refsOf(x.Where, nil) {
+			if r.Source != dsl.SourceTrait {
+				return expr{}, errorAt(r, "%s is not in scope here", r)
+			}
+			found := false
+			for _, t := range traits {
+				found = found || t == r.Column
+			}
+			if !found {
+				traits = append(traits, r.Column)
+			}
+		}
 	}
+	b := &selectQuery{}
+	key := c.col("ev", ev.ProfileColumn)
+	if len(traits) > 0 {
+		d := &selectQuery{distinct: true, from: []string{c.table(c.g.Profile.Table) + " AS p"},
+			cols:  []string{c.as(c.col("p", c.g.Profile.Key), pkName(0))},
+			where: []string{c.col("p", c.g.Profile.Key) + " IS NOT NULL"}}
+		for k, t := range traits {
+			d.cols = append(d.cols, c.as(c.col("p", t), ctxName(k)))
+		}
+		demand := c.newCTE("events", "demand", d.sql())
+		b.from = []string{c.read(demand, "d"), "JOIN " + c.table(ev.Table) + " AS ev ON " + key + " = " + c.gen("d", pkName(0))}
+		key = c.gen("d", pkName(0))
+	} else {
+		b.from = []string{c.table(ev.Table) + " AS ev"}
+	}
+	keys := []string{key}
+	b.cols = []string{c.as(key, pkName(0))}
+	for k := range traits {
+		keys = append(keys, c.gen("d", ctxName(k)))
+		b.cols = append(b.cols, c.as(c.gen("d", ctxName(k)), ctxName(k)))
+	}
+	b.where = []string{key + " IS NOT NULL", c.col("ev", ev.NameColumn) + " = " + name}
 	if x.Within != nil {
-		w, err := c.window(x, c.col(t, ev.TimeColumn), *x.Within, false)
+		w, err := c.window(x, c.col("ev", ev.TimeColumn), *x.Within, false)
 		if err != nil {
 			return expr{}, err
 		}
-		where = append(where, w.sql)
+		b.where = append(b.where, w.sql)
 	}
 	if x.Where != nil {
-		e, err := c.pred(x.Where, scope{profile: p, events: t}, false)
+		scope := func(r *dsl.ColumnRef) (string, error) {
+			switch r.Source {
+			case dsl.SourceEvents:
+				return c.col("ev", r.Column), nil
+			case dsl.SourceTrait:
+				for k, t := range traits {
+					if t == r.Column {
+						return c.gen("d", ctxName(k)), nil
+					}
+				}
+			}
+			return "", errorAt(r, "%s is not in scope here", r)
+		}
+		e, err := c.pred(x.Where, scope, false)
 		if err != nil {
 			return expr{}, err
 		}
-		where = append(where, conjuncts(e)...)
+		b.addWhere(e)
 	}
-	from := []string{c.table(ev.Table) + " AS " + t}
-	return quantified(x.Quant, "COUNT(*)", from, where, neg), nil
-}
-
-// quantified tests a quantifier (or its negation) over the rows of
-// FROM … WHERE …, counting them with count. EXISTS is preferred where it
-// decides the quantifier: it is a semi-join, which stops at the first row.
-func quantified(q dsl.Quant, count string, from, where []string, neg bool) expr {
-	switch {
-	case q.Kind == dsl.AtLeast && q.N == 0:
-		if neg {
-			return falseExpr
+	existence := qt.Kind == dsl.AtLeast && qt.N == 1 || qt.Kind != dsl.AtLeast && qt.N == 0
+	if existence {
+		b.distinct = true
+	} else {
+		b.cols = append(b.cols, c.as("COUNT(*)", countName))
+		b.groupBy = keys
+	}
+	rel := c.newCTE("", "events", b.sql())
+	m := c.joinOnce(q, rel, func(a string) string {
+		on := []string{c.gen(a, pkName(0)) + " = " + c.col("p", c.g.Profile.Key)}
+		for k, t := range traits {
+			on = append(on, c.d.NotDistinct(c.gen(a, ctxName(k)), c.col("p", t)))
 		}
-		return trueExpr
-	case q.Kind == dsl.AtLeast && q.N == 1:
-		return exists(selectSQL("1", from, where), neg)
-	case (q.Kind == dsl.AtMost || q.Kind == dsl.Exactly) && q.N == 0:
-		return exists(selectSQL("1", from, where), !neg)
+		return strings.Join(on, " AND ")
+	})
+	found := c.gen(m, pkName(0))
+	switch {
+	case qt.Kind == dsl.AtLeast && qt.N == 1:
+		if neg {
+			return expr{sql: found + " IS NULL"}, nil
+		}
+		return expr{sql: found + " IS NOT NULL"}, nil
+	case existence: // exactly 0 times, at most 0 times
+		if neg {
+			return expr{sql: found + " IS NOT NULL"}, nil
+		}
+		return expr{sql: found + " IS NULL"}, nil
 	}
-	op := map[dsl.QuantKind]dsl.Op{dsl.AtLeast: dsl.OpGe, dsl.AtMost: dsl.OpLe, dsl.Exactly: dsl.OpEq}[q.Kind]
-	if neg {
-		op = negated[op]
-	}
-	return scalar(selectSQL(count, from, where), sqlOp(op), strconv.FormatInt(q.N, 10))
+	op := map[dsl.QuantKind]dsl.Op{dsl.AtLeast: dsl.OpGe, dsl.AtMost: dsl.OpLe, dsl.Exactly: dsl.OpEq}[qt.Kind]
+	return c.countTest(c.gen(m, countName), false, op, qt.N, neg), nil
 }
 
 // negated is the complement of each ordering operator, for values that
@@ -346,130 +424,6 @@ var negated = map[dsl.Op]dsl.Op{
 	dsl.OpEq: dsl.OpNe, dsl.OpNe: dsl.OpEq,
 	dsl.OpLt: dsl.OpGe, dsl.OpGe: dsl.OpLt,
 	dsl.OpLe: dsl.OpGt, dsl.OpGt: dsl.OpLe,
-}
-
-// ---- paths ----
-
-// childForm says how a junction is joined when listing a row's children.
-type childForm int
-
-const (
-	// joinChildren joins the junction; a child listed twice appears
-	// twice, which EXISTS and COUNT(DISTINCT key) do not mind.
-	joinChildren childForm = iota
-	// semiChildren tests the junction with EXISTS, so each child row
-	// appears once: needed by sum and avg.
-	semiChildren
-)
-
-// children lists the matching rows of step i whose parent row is the alias
-// parent: FROM and WHERE of a subquery, and the alias of the step's row.
-// A row matches when its key is not NULL, it passes the step's where, and
-// the next step's quantifier or having holds over its own matching rows.
-func (c *compiler) children(path *dsl.Path, i int, parent string, sc scope, form childForm) (alias string, from, where []string, err error) {
-	st := path.Steps[i]
-	if st.Entity == nil || st.Rel == nil {
-		return "", nil, nil, errorAt(st, "step %d of the path is not resolved", i+1)
-	}
-	alias = c.alias("t")
-	sc = sc.withStep(i, alias)
-	table := c.table(st.Entity.Table) + " AS " + alias
-	rel := st.Rel
-	where = []string{c.col(alias, st.Entity.Key) + " IS NOT NULL"}
-	switch {
-	case rel.Through == nil:
-		from = []string{table}
-		where = append(where, c.pairs(rel.On, parent, alias)...)
-	case form == joinChildren:
-		j := c.alias("j")
-		from = []string{c.table(rel.Through.Table) + " AS " + j,
-			"JOIN " + table + " ON " + strings.Join(c.pairs(rel.ThroughOn, j, alias), " AND ")}
-		where = append(where, c.pairs(rel.On, parent, j)...)
-	default:
-		j := c.alias("j")
-		from = []string{table}
-		on := append(c.pairs(rel.On, parent, j), c.pairs(rel.ThroughOn, j, alias)...)
-		where = append(where, exists(selectSQL("1", []string{c.table(rel.Through.Table) + " AS " + j}, on), false).sql)
-	}
-	if st.Where != nil {
-		e, err := c.pred(st.Where, sc, false)
-		if err != nil {
-			return "", nil, nil, err
-		}
-		where = append(where, conjuncts(e)...)
-	}
-	if i+1 < len(path.Steps) {
-		e, err := c.stepHolds(path, i+1, alias, sc, false)
-		if err != nil {
-			return "", nil, nil, err
-		}
-		where = append(where, conjuncts(e)...)
-	}
-	return alias, from, where, nil
-}
-
-// pairs equates the join columns of the upper and lower aliases.
-func (c *compiler) pairs(ps []dsl.JoinPair, upper, lower string) []string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = c.col(lower, p.Lower) + " = " + c.col(upper, p.Upper)
-	}
-	return out
-}
-
-// stepHolds is step i's quantifier or having over the matching rows of
-// step i under the row alias parent, or its negation when neg is set.
-func (c *compiler) stepHolds(path *dsl.Path, i int, parent string, sc scope, neg bool) (expr, error) {
-	st := path.Steps[i]
-	h := st.Having
-	if h == nil {
-		if st.Quant.Kind == dsl.AtLeast && st.Quant.N == 0 {
-			return quantified(st.Quant, "", nil, nil, neg), nil
-		}
-		alias, from, where, err := c.children(path, i, parent, sc, joinChildren)
-		if err != nil {
-			return expr{}, err
-		}
-		return quantified(st.Quant, "COUNT(DISTINCT "+c.col(alias, st.Entity.Key)+")", from, where, neg), nil
-	}
-	if h.Func == dsl.AggCount {
-		n, err := countValue(h)
-		if err != nil {
-			return expr{}, err
-		}
-		// having count OP N compares the same count as a quantifier.
-		alias, from, where, err := c.children(path, i, parent, sc, joinChildren)
-		if err != nil {
-			return expr{}, err
-		}
-		op := h.Op
-		if neg {
-			op = negated[op]
-		}
-		return scalar(selectSQL("COUNT(DISTINCT "+c.col(alias, st.Entity.Key)+")", from, where), sqlOp(op), strconv.FormatInt(n, 10)), nil
-	}
-	v, err := c.number(h, h.Value.Text)
-	if err != nil {
-		return expr{}, err
-	}
-	if h.Column == "" {
-		return expr{}, errorAt(h, "%s needs a column", h.Func)
-	}
-	alias, from, where, err := c.children(path, i, parent, sc, semiChildren)
-	if err != nil {
-		return expr{}, err
-	}
-	fn := map[dsl.AggFunc]string{dsl.AggSum: "SUM", dsl.AggMin: "MIN", dsl.AggMax: "MAX", dsl.AggAvg: "AVG"}[h.Func]
-	op := sqlOp(h.Op)
-	if fn == "" || op == "" {
-		return expr{}, errorAt(h, "unsupported having %s … %s", h.Func, h.Op)
-	}
-	// An aggregate without GROUP BY yields one row, which HAVING keeps only
-	// when the comparison is true: over no rows (or only NULLs) the
-	// aggregate is NULL and the row goes, so the EXISTS is false, as
-	// DESIGN.md says, and its negation exact.
-	q := selectSQL("1", from, where) + "\nHAVING " + fn + "(" + c.col(alias, h.Column) + ") " + op + " " + v
-	return exists(q, neg), nil
 }
 
 // holdsAtZero reports whether step st's quantifier or having holds over no
@@ -520,7 +474,7 @@ func sqlOp(op dsl.Op) string {
 
 // pred compiles a row predicate in scope sc, or its negation when neg is
 // set.
-func (c *compiler) pred(x dsl.Pred, sc scope, neg bool) (expr, error) {
+func (c *compiler) pred(x dsl.Pred, sc resolver, neg bool) (expr, error) {
 	switch x := x.(type) {
 	case *dsl.PredAnd:
 		terms, err := c.preds(x.Terms, sc, neg)
@@ -550,7 +504,7 @@ func (c *compiler) pred(x dsl.Pred, sc scope, neg bool) (expr, error) {
 	return expr{}, errorAt(x, "unsupported predicate %T", x)
 }
 
-func (c *compiler) preds(xs []dsl.Pred, sc scope, neg bool) ([]expr, error) {
+func (c *compiler) preds(xs []dsl.Pred, sc resolver, neg bool) ([]expr, error) {
 	out := make([]expr, len(xs))
 	for i, x := range xs {
 		e, err := c.pred(x, sc, neg)
@@ -562,32 +516,18 @@ func (c *compiler) preds(xs []dsl.Pred, sc scope, neg bool) ([]expr, error) {
 	return out, nil
 }
 
-// column is the SQL of a column reference in scope sc.
-func (c *compiler) column(r *dsl.ColumnRef, sc scope) (string, error) {
+// column is the SQL of a column reference where sc resolves.
+func (c *compiler) column(r *dsl.ColumnRef, sc resolver) (string, error) {
 	if r == nil {
 		return "", errorAt(nil, "missing column")
 	}
-	var alias string
-	switch r.Source {
-	case dsl.SourceTrait:
-		alias = sc.profile
-	case dsl.SourceEvents:
-		alias = sc.events
-	case dsl.SourceStep:
-		if r.StepIndex >= 0 && r.StepIndex < len(sc.steps) {
-			alias = sc.steps[r.StepIndex]
-		}
-	}
-	if alias == "" {
-		return "", errorAt(r, "%s is not in scope here", r)
-	}
-	return c.col(alias, r.Column), nil
+	return sc(r)
 }
 
 // compare compiles a comparison, or its negation when neg is set. The
 // comparison itself may be NULL when an operand is (false at a WHERE); the
 // negation is exact: true when an operand is NULL.
-func (c *compiler) compare(x *dsl.Compare, sc scope, neg bool) (expr, error) {
+func (c *compiler) compare(x *dsl.Compare, sc resolver, neg bool) (expr, error) {
 	if x == nil {
 		return expr{}, errorAt(nil, "missing comparison")
 	}
@@ -666,6 +606,12 @@ func (c *compiler) compare(x *dsl.Compare, sc scope, neg bool) (expr, error) {
 	if op == "" {
 		return expr{}, errorAt(x, "unsupported operator %s", x.Op)
 	}
+	switch x.Op {
+	case dsl.OpLt, dsl.OpLe, dsl.OpGt, dsl.OpGe:
+		// Text is ordered by its bytes, whatever the column's collation.
+		lit := x.Ref == nil && x.Value.Kind == dsl.LitString
+		return either(c.d.Order(col, op, operand, lit), c.d.Order(col, sqlOp(negated[x.Op]), operand, lit)), nil
+	}
 	return either(col+" "+op+" "+operand, col+" "+sqlOp(negated[x.Op])+" "+operand), nil
 }
 
@@ -676,7 +622,14 @@ func (c *compiler) window(at dsl.Node, col string, w dsl.Window, neg bool) (expr
 		return expr{}, errorAt(at, "Options.Now (the cycle's start) is needed for within")
 	}
 	now := c.opts.Now
-	from, to := c.d.Timestamp(now.Add(-w.Duration())), c.d.Timestamp(now)
+	// Rounded inward: for a column of microseconds, t <= now is
+	// t <= floor(now), and now-N <= t is ceil(now-N) <= t.
+	p := c.d.Precision()
+	lo, hi := now.Add(-w.Duration()), now.Truncate(p)
+	if t := lo.Truncate(p); !t.Equal(lo) {
+		lo = t.Add(p)
+	}
+	from, to := c.d.Timestamp(lo), c.d.Timestamp(hi)
 	if neg {
 		return expr{sql: "(" + col + " IS NULL OR " + col + " < " + from + " OR " + col + " > " + to + ")"}, nil
 	}

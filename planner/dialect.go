@@ -18,6 +18,14 @@ import (
 type Dialect interface {
 	// Name is the dialect's name as the CLI and the executor spell it.
 	Name() string
+	// Quote quotes a name the planner made up (its relations, their
+	// columns, the result columns): lower case ASCII letters, digits and
+	// underscores, to be used exactly as written.
+	Quote(name string) string
+	// NotDistinct is the equality of two values of the same type where
+	// NULL equals NULL (IS NOT DISTINCT FROM), for joining on values that
+	// may be NULL.
+	NotDistinct(a, b string) string
 	// Ident quotes one part of a table or column name, applying the
 	// warehouse's rule for unquoted identifiers (DuckDB: case-insensitive;
 	// Snowflake: stored upper case), so that SQL keywords and any
@@ -27,16 +35,29 @@ type Dialect interface {
 	// exactly s, on one line of SQL text: the planner re-indents statements.
 	// NUL bytes and invalid UTF-8 have already been rejected.
 	String(s string) string
+	// BackslashEscapes reports whether a backslash in String's literals
+	// escapes the next character (Snowflake) rather than standing for
+	// itself (DuckDB, standard SQL).
+	BackslashEscapes() bool
 	// Timestamp is a timestamp literal without a zone for the wall-clock
 	// time of t in UTC, exact to t's nanosecond where the warehouse can
 	// compare at that precision.
 	Timestamp(t time.Time) string
+	// Precision is the finest time the warehouse's timestamps hold: a
+	// window's bounds are rounded inward to it, which keeps the test exact
+	// for the values a column can hold.
+	Precision() time.Duration
 	// Text casts expr to the warehouse's text type.
 	Text(expr string) string
 	// TextMatch is the boolean test `x op s` for dsl.OpContains,
 	// dsl.OpStartsWith or dsl.OpEndsWith, with no wildcard characters: both
 	// operands are text expressions.
 	TextMatch(op dsl.Op, x, s string) string
+	// Order is the ordering comparison a op b (op one of < <= > >=) with
+	// text compared by its bytes (UTF-8 code point order), whatever a
+	// column's or the session's collation; literal says b is a string
+	// literal, so both operands are text.
+	Order(a, op, b string, literal bool) string
 	// SortKey wraps a text column for ORDER BY so that it sorts in byte
 	// order of its UTF-8 text whatever the session or column collation.
 	SortKey(col string) string
@@ -50,18 +71,68 @@ type Dialect interface {
 var (
 	DuckDB    Dialect = duckDB{}
 	Snowflake Dialect = snowflake{}
+	Postgres  Dialect = postgres{}
+	Redshift  Dialect = redshift{}
 )
 
-// DialectFor returns the dialect named name ("duckdb" or "snowflake").
-func DialectFor(name string) (Dialect, error) {
-	switch name {
-	case "duckdb", "":
-		return DuckDB, nil
-	case "snowflake":
-		return Snowflake, nil
+// Dialects lists every dialect, by name.
+var Dialects = []Dialect{DuckDB, Snowflake, Postgres, Redshift}
+
+// DialectNames is the list of dialect names, for messages.
+func DialectNames() string {
+	names := make([]string, len(Dialects))
+	for i, d := range Dialects {
+		names[i] = d.Name()
 	}
-	return nil, fmt.Errorf("planner: unknown dialect %q: duckdb or snowflake", name)
+	return strings.Join(names, ", ")
 }
+
+// DialectFor returns the dialect named name ("" is duckdb).
+func DialectFor(name string) (Dialect, error) {
+	if name == "" {
+		return DuckDB, nil
+	}
+	for _, d := range Dialects {
+		if d.Name() == name {
+			return d, nil
+		}
+	}
+	return nil, fmt.Errorf("planner: unknown dialect %q: one of %s", name, DialectNames())
+}
+
+// ForWarehouse returns the dialect of a workspace's warehouse block: its
+// type, with exact names when the block says exact_names true.
+func ForWarehouse(w *dsl.Warehouse) (Dialect, error) {
+	if w == nil {
+		return DuckDB, nil
+	}
+	d, err := DialectFor(w.Type)
+	if err != nil {
+		return nil, err
+	}
+	if w.Settings["exact_names"] == "true" {
+		d = ExactNames(d)
+	}
+	return d, nil
+}
+
+// ExactNames returns d with table and column names quoted exactly as
+// written, case included, instead of by the warehouse's rule for unquoted
+// names: for objects created with quoted mixed-case names
+// ("UserProfiles"). DuckDB matches names case-insensitively either way.
+func ExactNames(d Dialect) Dialect {
+	if e, ok := d.(exactNames); ok {
+		return e
+	}
+	return exactNames{d}
+}
+
+type exactNames struct{ Dialect }
+
+func (e exactNames) Ident(name string) string { return e.Dialect.Quote(name) }
+
+// Exact reports that names are used exactly as written.
+func (e exactNames) Exact() bool { return true }
 
 // quoteIdent double-quotes s, doubling embedded quotes: the SQL standard
 // form both dialects share.

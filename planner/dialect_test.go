@@ -37,6 +37,20 @@ func TestDialectQuoting(t *testing.T) {
 		{d: planner.Snowflake, name: `not an identifier`, ident: `"not an identifier"`,
 			match: dsl.OpEndsWith, matchSQL: `ENDSWITH(a, b)`},
 		{d: planner.Snowflake, name: `a"b`, ident: `"a""b"`, str: "a\nb\tc", strLit: `'a\x0ab\x09c'`},
+		{d: planner.Postgres, name: "ORDER", ident: `"order"`, str: `it's \ "x"`, strLit: `'it''s \ "x"'`,
+			ts: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), tsLit: `TIMESTAMP '2026-01-02 03:04:05'`,
+			match: dsl.OpContains, matchSQL: `(strpos(a, b) > 0)`, sortKey: `k COLLATE "C"`},
+		{d: planner.Postgres, name: "Mixed Case", ident: `"Mixed Case"`, str: "a\nb", strLit: `('a' || chr(10) || 'b')`,
+			ts: time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC), tsLit: `TIMESTAMP '2026-01-02 03:04:05.123456'`,
+			match: dsl.OpEndsWith, matchSQL: `(right(a, length(b)) = b)`},
+		{d: planner.Postgres, name: "Seg$1", ident: `"seg$1"`, match: dsl.OpStartsWith, matchSQL: `starts_with(a, b)`},
+		{d: planner.ExactNames(planner.Postgres), name: "UserProfiles", ident: `"UserProfiles"`},
+		{d: planner.Redshift, name: "ORDER", ident: `"order"`, str: `it's \ "x"`, strLit: `'it''s \\ "x"'`,
+			ts: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), tsLit: `CAST('2026-01-02 03:04:05' AS TIMESTAMP)`,
+			match: dsl.OpContains, matchSQL: `(a IS NOT NULL AND OCTET_LENGTH(b) = 0 OR STRPOS(a, b) > 0)`, sortKey: `COLLATE(k, 'case_sensitive')`},
+		{d: planner.Redshift, name: "x", ident: `"x"`, str: "\\\n", strLit: `('\\' || CHR(10))`,
+			match: dsl.OpEndsWith, matchSQL: `(a IS NOT NULL AND OCTET_LENGTH(b) = 0 OR STRPOS(REVERSE(a), REVERSE(b)) = 1)`},
+		{d: planner.ExactNames(planner.Snowflake), name: "UserProfiles", ident: `"UserProfiles"`},
 	}
 	for _, tc := range tests {
 		if got := tc.d.Ident(tc.name); got != tc.ident {
@@ -63,8 +77,8 @@ func TestDialectQuoting(t *testing.T) {
 			}
 		}
 	}
-	if _, err := planner.DialectFor("postgres"); err == nil {
-		t.Error("DialectFor(postgres) did not fail")
+	if _, err := planner.DialectFor("postgress"); err == nil {
+		t.Error("DialectFor(postgress) did not fail")
 	}
 }
 

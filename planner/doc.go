@@ -3,7 +3,7 @@
 //
 // Entry points: Compile(audience, graph, dialect, Options) returns a *Plan
 // (the SQL and the layout of its result columns); DialectFor names the
-// dialects, DuckDB and Snowflake. A Dialect is the few things that differ
+// dialects. A Dialect is the few things that differ
 // between warehouses (quoting, literals, text functions, byte-order
 // sorting), so a third one is one file.
 //
@@ -11,7 +11,7 @@
 //
 // The statement returns profile_key, key_0 … key_{n-1} for the n steps of
 // the audience's primary path, then enrich_0 … in Audience.Enrich order
-// (see /work/notes/contracts.md, "Result rows"). Rows are DISTINCT and
+//. Rows are DISTINCT and
 // ordered by profile_key, key_0, …, in byte order of their UTF-8 text,
 // NULLs first. Keys are cast to VARCHAR, so an integer key 10 sorts before
 // 9. Byte order is pinned per dialect:
@@ -23,21 +23,37 @@
 //     UTF-8 bytes) unless a collation applies; the ORDER BY says
 //     COLLATE(x, 'utf8'), so a column's collation cannot leak in.
 //
+// # Plan shape
+//
+// The statement is decorrelated by construction: a WITH list of named
+// relations and a final SELECT, where no SELECT is nested in an
+// expression or a FROM clause (checkUncorrelated verifies every plan
+// Compile returns). Warehouses restrict correlated subqueries (Redshift
+// refuses a subquery reading a block two levels up, Spark allows one level,
+// BigQuery and Snowflake refuse EXISTS forms), and where they accept them
+// they may run them once per outer row. Instead each path step is computed
+// once, bottom up (see paths.go): its matching rows keyed by the parent's
+// join value, and an aggregate of them per parent value (DISTINCT for
+// existence, COUNT(DISTINCT key), SUM/MIN/MAX/AVG), which the parent
+// step's rows join, and the profile row LEFT JOINs at the top.
+// Quantifiers that hold over no rows (exactly 0, at most N) are anti-joins
+// or COALESCE(count, 0); values a where reads from above (a trait,
+// account.max_limit) are carried down through demand relations and joined
+// on, never correlated. The member rows join the primary path's rows
+// relations, so no quantifier is evaluated twice.
+//
 // # Meaning
 //
 // The SQL implements DESIGN.md's "Exact meaning", which the reference
 // evaluator (internal/refeval) implements independently; the randomized
 // differential test and the hand-checked cases in testdata/semantics hold
-// both to it:
+// both to it, on DuckDB and on PostgreSQL:
 //
-//   - Conditions are correlated semi-joins: a path is EXISTS (at least 1),
-//     NOT EXISTS (exactly 0, at most 0) or a correlated COUNT(DISTINCT key)
-//     (other quantifiers, having count), nested one subquery per step, so
-//     that many matching rows never multiply a profile. The innermost
-//     conditions are the lowest steps: a row matches when it passes its
-//     where and the next step's quantifier holds over its own matching
-//     rows. sum/min/max/avg test the junction with EXISTS, so a junction
-//     row listed twice adds its entity once.
+//   - A step's matching rows are those whose key is not NULL, that pass the
+//     step's where, and whose next step's quantifier or having holds over
+//     their own matching rows. Quantifiers and having count count distinct
+//     keys, so many matching rows never multiply a profile; a junction is
+//     deduplicated on its join columns before sum/avg see its entities.
 //   - Rows whose key is NULL are no entities, and profiles whose key is NULL
 //     no members.
 //   - Logic is two-valued: a comparison with a NULL operand is false. Under
@@ -45,9 +61,9 @@
 //     pushed down to the comparisons (De Morgan) and a negated comparison
 //     spells out its NULL case: not a = 'x' is (a IS NULL OR a <> 'x'). No
 //     NOT or COALESCE is applied to anything that could be NULL.
-//   - having sum/min/max/avg is EXISTS (… HAVING AGG(x) OP v): over no rows
-//     the aggregate is NULL and the EXISTS false, and NOT EXISTS its exact
-//     negation.
+//   - having sum/min/max/avg compares the aggregate of the matching rows:
+//     over no rows (or only NULLs) it is NULL and the test false, and the
+//     negation (a IS NULL OR a <negated op> v) exact.
 //   - contains, starts with, ends with use the dialect's functions
 //     (contains/starts_with/ends_with, CONTAINS/STARTSWITH/ENDSWITH), never
 //     LIKE, so % and _ are ordinary characters.
@@ -60,15 +76,17 @@
 //     always agrees with A; a name that is no DSL audience is looked up in
 //     the graph's memberships table.
 //
-// The member rows come out of a chain of inner joins down the primary path,
-// one SELECT per step where a chain can end (UNION ALL): see
-// compiler.audience.
+// The member rows come out of a chain of joins down the primary path's
+// rows relations, one SELECT per step where a chain can end (UNION ALL):
+// see compiler.audience.
 //
 // # Safety
 //
 // Every identifier is quoted by the dialect and every DSL string is a
 // literal escaped by the dialect; numbers must match the language's number
 // token. No name or string of a workspace can change the statement's
-// structure. The statement's own names ("la-members", "la-rows",
-// "la-result") contain '-', which no table name of the language can.
+// structure. The statement's own relations are named with a prefix ("la_")
+// that no single-part table name of the graph starts with, and their
+// columns with short generated names (p0, x0, k, c0, …) that no workspace
+// name is turned into, so nothing of the workspace can be shadowed.
 package planner

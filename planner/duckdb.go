@@ -20,6 +20,12 @@ type duckDB struct{}
 
 func (duckDB) Name() string { return "duckdb" }
 
+func (duckDB) BackslashEscapes() bool { return false }
+
+func (duckDB) Quote(name string) string { return quoteIdent(name) }
+
+func (duckDB) NotDistinct(a, b string) string { return a + " IS NOT DISTINCT FROM " + b }
+
 func (duckDB) Ident(name string) string { return quoteIdent(name) }
 
 // String writes a standard literal; control characters (a newline above
@@ -60,6 +66,8 @@ func (duckDB) Timestamp(t time.Time) string {
 	return "TIMESTAMP '" + t.Format("2006-01-02 15:04:05") + "'"
 }
 
+func (duckDB) Precision() time.Duration { return time.Nanosecond }
+
 func (duckDB) Text(expr string) string { return "CAST(" + expr + " AS VARCHAR)" }
 
 func (duckDB) TextMatch(op dsl.Op, x, s string) string {
@@ -71,6 +79,9 @@ func (duckDB) TextMatch(op dsl.Op, x, s string) string {
 	}
 	return "contains(" + x + ", " + s + ")"
 }
+
+// Order: DuckDB compares text by its bytes unless a collation is set.
+func (duckDB) Order(a, op, b string, literal bool) string { return a + " " + op + " " + b }
 
 func (duckDB) SortKey(col string) string { return col + ` COLLATE "binary"` }
 

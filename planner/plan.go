@@ -111,10 +111,14 @@ func Compile(a *dsl.Audience, g *dsl.Graph, d Dialect, opts Options) (*Plan, err
 	if a.Match == nil {
 		return nil, errorAt(a, "audience %s has no match condition", a.Name)
 	}
-	c := &compiler{d: d, g: g, opts: opts}
+	c := &compiler{d: d, g: g, opts: opts, prefix: ctePrefix(g),
+		paths: map[*dsl.Path]*pathPlan{}, joined: map[joinKey]string{}, memberships: map[string]*cte{}}
 	sql, cols, err := c.audience(a)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkUncorrelated(sql, d.BackslashEscapes()); err != nil {
+		return nil, fmt.Errorf("planner: internal error: %w", err)
 	}
 	return &Plan{Audience: a, SQL: sql, Columns: cols, Dialect: d.Name()}, nil
 }

@@ -7,51 +7,25 @@ import (
 	"github.com/linkaud/linkaud/dsl"
 )
 
-// Names in the statement that no DSL table can take: table name parts are
-// identifiers, which cannot contain '-'. Generated aliases (p, e0, t1, …) are
-// never confused with tables because every table is aliased.
-const (
-	rankCol    = `"la-rank"`
-	membersCTE = `"la-members"`
-	rowsCTE    = `"la-rows"`
-	resultCTE  = `"la-result"`
-)
-
 // audience writes the whole statement:
 //
-//	WITH "la-members" AS (profile rows with a key that satisfy the match),
-//	     "la-rows"    AS (one SELECT per way a chain can end, UNION ALL),
-//	     "la-result"  AS (SELECT DISTINCT …)
-//	SELECT … FROM "la-result" ORDER BY profile_key, key_0, … NULLS FIRST
+//	WITH <the relations of each path, membership and event test>,
+//	     members AS (the profile rows with a key that satisfy the match),
+//	     rows    AS (one SELECT per way a chain can end, UNION ALL),
+//	     result  AS (SELECT DISTINCT …)
+//	SELECT … FROM result ORDER BY profile_key, key_0, … NULLS FIRST
 //
 // A chain of the primary path either reaches its last step, or stops at a
 // row whose next step holds over no matching rows, or (a member without
-// matching rows at step 0) has no entity at all. Each case is an inner
-// join down to where the chain ends plus, when it stops early, a NOT EXISTS
-// for the next step; a case that cannot produce rows (the next quantifier
-// needs at least one row) is left out. Conditions are correlated EXISTS or
-// counting subqueries throughout, so a profile with many matching rows is
-// still one member, and DISTINCT removes the duplicates a junction table
-// may list.
+// matching rows at step 0) has no entity at all. Each case joins the
+// members to the primary path's rows relations down to where the chain
+// ends: those hold only matching rows, so no quantifier is evaluated
+// twice. A case that cannot produce rows (the next quantifier needs at
+// least one row) is left out; DISTINCT removes the duplicates that several
+// parent rows with one join value may produce.
 func (c *compiler) audience(a *dsl.Audience) (string, []Column, error) {
 	g := c.g
-	const p = "p"
-	match, err := c.cond(a.Match, p, false)
-	if err != nil {
-		return "", nil, err
-	}
-	key := c.col(p, g.Profile.Key)
-	where := append([]string{key + " IS NOT NULL"}, conjuncts(match)...)
-	from := []string{c.table(g.Profile.Table) + " AS " + p}
-	var members string
-	if c.opts.Limit > 0 {
-		// The first Limit distinct keys: a key the profile table lists
-		// twice is still one member.
-		ranked := selectSQL(p+".*, DENSE_RANK() OVER (ORDER BY "+c.d.SortKey(c.d.Text(key))+") AS "+rankCol, from, where)
-		members = selectSQL(p+".*", []string{"(\n  " + indent(ranked) + "\n) AS " + p}, []string{rankCol + " <= " + strconv.Itoa(c.opts.Limit)})
-	} else {
-		members = selectSQL(p+".*", from, where)
-	}
+	c.primary, c.enrich = a.Primary, a.Enrich
 
 	cols := []Column{{Name: "profile_key", Role: RoleProfileKey, Step: -1}}
 	var steps []*dsl.Step
@@ -75,11 +49,67 @@ func (c *compiler) audience(a *dsl.Audience) (string, []Column, error) {
 		cols = append(cols, Column{Name: "enrich_" + strconv.Itoa(j), Role: RoleEnrich, Step: step, Ref: r})
 	}
 
+	var pp *pathPlan
+	if a.Primary != nil {
+		var err error
+		if pp, err = c.plan(a.Primary); err != nil {
+			return "", nil, err
+		}
+	}
+
+	// The members, with the profile columns the rows read.
+	var profileCols []string
+	profileCol := func(col string) string {
+		for i, p := range profileCols {
+			if p == col {
+				return ownName(i)
+			}
+		}
+		profileCols = append(profileCols, col)
+		return ownName(len(profileCols) - 1)
+	}
+	for _, r := range a.Enrich {
+		if r.Source == dsl.SourceTrait {
+			profileCol(r.Column)
+		}
+	}
+	if pp != nil {
+		for _, p := range pp.steps[0].st.Rel.On {
+			profileCol(p.Upper)
+		}
+		for _, x := range pp.steps[0].ctx {
+			profileCol(x.ref.Column)
+		}
+	}
+	q := &selectQuery{from: []string{c.table(g.Profile.Table) + " AS p"}}
+	match, err := c.cond(a.Match, q, false)
+	if err != nil {
+		return "", nil, err
+	}
+	key := c.col("p", g.Profile.Key)
+	q.where = append([]string{key + " IS NOT NULL"}, conjuncts(match)...)
+	q.cols = []string{c.as(key, keyName)}
+	for i, col := range profileCols {
+		q.cols = append(q.cols, c.as(c.col("p", col), ownName(i)))
+	}
+	if c.opts.Limit > 0 {
+		// The first Limit distinct keys: a key the profile table lists
+		// twice is still one member.
+		q.cols = append(q.cols, c.as("DENSE_RANK() OVER (ORDER BY "+c.d.SortKey(c.d.Text(key))+")", rankName))
+		ranked := c.newCTE("", "ranked", q.sql())
+		q = &selectQuery{from: []string{c.read(ranked, "p")}, where: []string{c.gen("p", rankName) + " <= " + strconv.Itoa(c.opts.Limit)}}
+		q.cols = []string{c.as(c.gen("p", keyName), keyName)}
+		for i := range profileCols {
+			q.cols = append(q.cols, c.as(c.gen("p", ownName(i)), ownName(i)))
+		}
+	}
+	members := c.newCTE("", "members", q.sql())
+	fromMembers := func(col string) string { return c.gen("p", profileCol(col)) }
+
 	var parts []string
-	if a.Primary == nil {
-		parts = append(parts, c.part(a, cols, -1, nil, nil))
+	if pp == nil {
+		parts = append(parts, c.part(a, cols, nil, -1, members, nil, nil, fromMembers))
 	} else {
-		path := a.Primary
 		n := len(steps)
 		for k := n - 1; k >= 0; k-- {
 			if k < n-1 && !holdsAtZero(steps[k+1]) {
@@ -88,32 +118,32 @@ func (c *compiler) audience(a *dsl.Audience) (string, []Column, error) {
 			if blocked(steps[1 : k+1]) {
 				continue // a chain never goes below a step that wants no rows
 			}
-			part, err := c.chain(a, cols, path, k)
-			if err != nil {
-				return "", nil, err
-			}
-			parts = append(parts, part)
+			parts = append(parts, c.chain(a, cols, pp, k, members, fromMembers))
 		}
-		if !required(a.Match, path) || holdsAtZero(steps[0]) {
+		if !required(a.Match, a.Primary) || holdsAtZero(steps[0]) {
 			// A member with no matching row at step 0.
-			_, from, where, err := c.children(path, 0, p, scope{profile: p}, joinChildren)
-			if err != nil {
-				return "", nil, err
+			first := pp.steps[0]
+			if first.agg == nil {
+				if err := c.makeAgg(first); err != nil {
+					return "", nil, err
+				}
 			}
-			none := exists(selectSQL("1", from, where), true)
-			parts = append(parts, c.part(a, cols, -1, nil, []string{none.sql}))
+			on := c.link(first, "m", fromMembers, func(x ctxItem) string { return fromMembers(x.ref.Column) })
+			from := []string{"LEFT JOIN " + c.read(first.agg, "m") + " ON " + on}
+			parts = append(parts, c.part(a, cols, nil, -1, members, from, []string{c.gen("m", pkName(0)) + " IS NULL"}, fromMembers))
 		}
 	}
-
 	if len(parts) == 0 {
 		// No chain can exist (e.g. having count < 0): no rows, but a
 		// statement with the right columns.
-		parts = append(parts, c.part(a, cols, -1, nil, []string{"FALSE"}))
+		parts = append(parts, c.part(a, cols, nil, -1, members, nil, []string{"FALSE"}, fromMembers))
 	}
+	rows := c.newCTE("", "rows", strings.Join(parts, "\nUNION ALL\n"))
+
 	names := make([]string, len(cols))
 	order := make([]string, 1+len(steps))
 	for i, col := range cols {
-		names[i] = quoteIdent(col.Name)
+		names[i] = c.d.Quote(col.Name)
 		switch col.Role {
 		case RoleProfileKey:
 			order[0] = c.d.SortKey(names[i])
@@ -122,112 +152,66 @@ func (c *compiler) audience(a *dsl.Audience) (string, []Column, error) {
 		}
 	}
 	list := strings.Join(names, ", ")
+	result := c.newCTE("", "result", "SELECT DISTINCT "+list+"\nFROM "+c.read(rows, "r"))
 	var b strings.Builder
-	b.WriteString("WITH " + membersCTE + " AS" + c.d.Materialized() + " (\n  " + indent(members) + "\n),\n")
-	b.WriteString(rowsCTE + " AS (\n  " + indent(strings.Join(parts, "\nUNION ALL\n")) + "\n),\n")
-	b.WriteString(resultCTE + " AS (\n  SELECT DISTINCT " + list + "\n  FROM " + rowsCTE + "\n)\n")
-	b.WriteString("SELECT " + list + "\nFROM " + resultCTE)
+	b.WriteString("SELECT " + list + "\nFROM " + c.read(result, "r"))
 	if !c.opts.Unordered {
 		b.WriteString("\nORDER BY " + strings.Join(order, ", "))
 	}
-	return b.String(), cols, nil
+	return c.withList() + b.String(), cols, nil
 }
 
-// chain is the part of the rows whose chains end at step k: rows of steps
-// 0..k joined from the member down, each matching; below the last step, the
-// row at k has no matching child.
-func (c *compiler) chain(a *dsl.Audience, cols []Column, path *dsl.Path, k int) (string, error) {
-	steps := path.Steps
-	sc := scope{profile: "p"}
-	from := []string{membersCTE + " AS p"}
-	var where []string
-	upper := "p"
+// chain is the part of the rows whose chains end at step k: the members
+// joined to the rows of steps 0..k; below the last step, the row at k has
+// no matching child.
+func (c *compiler) chain(a *dsl.Audience, cols []Column, pp *pathPlan, k int, members *cte, fromMembers func(string) string) string {
 	aliases := make([]string, k+1)
+	var from, where []string
+	upper, value := fromMembers, func(x ctxItem) string { return fromMembers(x.ref.Column) }
 	for i := 0; i <= k; i++ {
-		st := steps[i]
-		if st.Entity == nil || st.Rel == nil {
-			return "", errorAt(st, "step %d of the path is not resolved", i+1)
-		}
-		e := "e" + strconv.Itoa(i)
-		aliases[i] = e
-		table := c.table(st.Entity.Table) + " AS " + e
-		if rel := st.Rel; rel.Through == nil {
-			from = append(from, "JOIN "+table+" ON "+strings.Join(c.pairs(rel.On, upper, e), " AND "))
-		} else {
-			j := "j" + strconv.Itoa(i)
-			from = append(from,
-				"JOIN "+c.table(rel.Through.Table)+" AS "+j+" ON "+strings.Join(c.pairs(rel.On, upper, j), " AND "),
-				"JOIN "+table+" ON "+strings.Join(c.pairs(rel.ThroughOn, j, e), " AND "))
-		}
-		sc = sc.withStep(i, e)
-		where = append(where, c.col(e, st.Entity.Key)+" IS NOT NULL")
-		if st.Where != nil {
-			x, err := c.pred(st.Where, sc, false)
-			if err != nil {
-				return "", err
-			}
-			where = append(where, conjuncts(x)...)
-		}
-		if i+1 == len(steps) {
-			break
-		}
-		next := steps[i+1]
-		switch {
-		case i == k:
-			// The chain stops here: the next step holds over no rows
-			// (the caller checked), so this row matches exactly when
-			// it has no matching child.
-			_, f, w, err := c.children(path, i+1, e, sc, joinChildren)
-			if err != nil {
-				return "", err
-			}
-			where = append(where, exists(selectSQL("1", f, w), true).sql)
-		case next.Having == nil && next.Quant.Kind == dsl.AtLeast && next.Quant.N <= 1:
-			// The joined child at i+1 is matching, so at least one
-			// matching child exists: the quantifier holds.
-		default:
-			x, err := c.stepHolds(path, i+1, e, sc, false)
-			if err != nil {
-				return "", err
-			}
-			where = append(where, conjuncts(x)...)
-		}
-		upper = e
+		sp := pp.steps[i]
+		r := "r" + strconv.Itoa(i)
+		aliases[i] = r
+		from = append(from, "JOIN "+c.read(sp.rows, r)+" ON "+c.link(sp, r, upper, value))
+		ownCol := func(col string) string { return c.gen(r, ownName(sp.ownIndex(col))) }
+		upper = ownCol
+		value = func(x ctxItem) string { return c.carried(sp, x, r, r, ownCol) }
 	}
-	return c.part(a, cols, k, aliases, where, from...), nil
+	if k+1 < len(pp.steps) && pp.steps[k].more {
+		where = append(where, c.gen(aliases[k], moreName)+" = 0")
+	}
+	return c.part(a, cols, pp, k, members, from, where, fromMembers)
 }
 
-// part is one SELECT of the rows: the chain ends at step k (-1: no entity),
-// aliases names the step rows 0..k.
-func (c *compiler) part(a *dsl.Audience, cols []Column, k int, aliases []string, where []string, from ...string) string {
-	if len(from) == 0 {
-		from = []string{membersCTE + " AS p"}
-	}
-	sel := make([]string, len(cols))
-	for i, col := range cols {
+// part is one SELECT of the rows over the members (alias p) and joins:
+// the chain ends at step k (-1: no entity), the rows of steps 0..k joined
+// as r0, r1, ….
+func (c *compiler) part(a *dsl.Audience, cols []Column, pp *pathPlan, k int, members *cte, joins, where []string, fromMembers func(string) string) string {
+	q := &selectQuery{from: append([]string{c.read(members, "p")}, joins...), where: where}
+	for _, col := range cols {
 		var v string
 		switch col.Role {
 		case RoleProfileKey:
-			v = c.d.Text(c.col("p", c.g.Profile.Key))
+			v = c.d.Text(c.gen("p", keyName))
 		case RoleEntityKey:
 			if col.Step <= k {
-				v = c.d.Text(c.col(aliases[col.Step], a.Primary.Steps[col.Step].Entity.Key))
+				v = c.d.Text(c.gen("r"+strconv.Itoa(col.Step), keyName))
 			} else {
 				v = c.d.Text("NULL")
 			}
 		case RoleEnrich:
 			switch {
 			case col.Ref.Source == dsl.SourceTrait:
-				v = c.col("p", col.Ref.Column)
+				v = fromMembers(col.Ref.Column)
 			case col.Step <= k:
-				v = c.col(aliases[col.Step], col.Ref.Column)
+				v = c.gen("r"+strconv.Itoa(col.Step), ownName(pp.steps[col.Step].ownIndex(col.Ref.Column)))
 			default:
 				v = "NULL"
 			}
 		}
-		sel[i] = v + " AS " + quoteIdent(col.Name)
+		q.cols = append(q.cols, c.as(v, col.Name))
 	}
-	return selectSQL(strings.Join(sel, ",\n  "), from, where)
+	return q.sql()
 }
 
 // blocked reports whether one of steps holds only over no rows (exactly 0,

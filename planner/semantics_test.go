@@ -128,6 +128,9 @@ func bothSides(db *sql.DB, ws *dsl.Workspace, a *dsl.Audience, now time.Time, li
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := noSubquery(db, plan.SQL); err != nil {
+		return nil, nil, err
+	}
 	got, err = query(db, plan.SQL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("duckdb: %v\n%s", err, plan.SQL)

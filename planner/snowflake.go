@@ -22,6 +22,12 @@ type snowflake struct{}
 
 func (snowflake) Name() string { return "snowflake" }
 
+func (snowflake) BackslashEscapes() bool { return true }
+
+func (snowflake) Quote(name string) string { return quoteIdent(name) }
+
+func (snowflake) NotDistinct(a, b string) string { return a + " IS NOT DISTINCT FROM " + b }
+
 func (snowflake) Ident(name string) string {
 	if isUnquotedIdent(name) {
 		name = strings.ToUpper(name)
@@ -56,6 +62,8 @@ func (snowflake) Timestamp(t time.Time) string {
 	return "TO_TIMESTAMP_NTZ('" + t.UTC().Format("2006-01-02 15:04:05.000000000") + "', 'YYYY-MM-DD HH24:MI:SS.FF9')"
 }
 
+func (snowflake) Precision() time.Duration { return time.Nanosecond }
+
 func (snowflake) Text(expr string) string { return "CAST(" + expr + " AS VARCHAR)" }
 
 func (snowflake) TextMatch(op dsl.Op, x, s string) string {
@@ -66,6 +74,15 @@ func (snowflake) TextMatch(op dsl.Op, x, s string) string {
 		return "ENDSWITH(" + x + ", " + s + ")"
 	}
 	return "CONTAINS(" + x + ", " + s + ")"
+}
+
+// Order pins a literal's collation to utf8 (code point order); an
+// explicit COLLATE outranks a column's collation.
+func (snowflake) Order(a, op, b string, literal bool) string {
+	if literal {
+		b = "COLLATE(" + b + ", 'utf8')"
+	}
+	return a + " " + op + " " + b
 }
 
 func (snowflake) SortKey(col string) string { return "COLLATE(" + col + ", 'utf8')" }

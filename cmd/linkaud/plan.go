@@ -17,7 +17,7 @@ func init() {
 type planCmd struct {
 	Dir      string `arg:"" help:"Workspace directory (its .la files)."`
 	Audience string `help:"The audience to plan." required:"" short:"a"`
-	Dialect  string `help:"SQL dialect: duckdb or snowflake (default: the workspace's warehouse type)."`
+	Dialect  string `help:"SQL dialect: duckdb, snowflake, postgres or redshift (default: the workspace's warehouse type; its exact_names setting applies)."`
 	Now      string `help:"Cycle start for within windows, RFC 3339 (default: now)."`
 	Limit    int    `help:"Keep only the first N members in key order, as preview does (0: all)." default:"0"`
 }
@@ -31,13 +31,17 @@ func (c *planCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	name := c.Dialect
-	if name == "" {
-		name = ws.Warehouse.Type
-	}
-	d, err := planner.DialectFor(name)
+	d, err := planner.ForWarehouse(ws.Warehouse)
 	if err != nil {
 		return userError(err)
+	}
+	if c.Dialect != "" && c.Dialect != d.Name() {
+		if d, err = planner.DialectFor(c.Dialect); err != nil {
+			return userError(err)
+		}
+		if ws.Warehouse.Settings["exact_names"] == "true" {
+			d = planner.ExactNames(d)
+		}
 	}
 	now, err := cycleStart(c.Now)
 	if err != nil {

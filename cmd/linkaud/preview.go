@@ -47,7 +47,7 @@ func (c *previewCmd) Run(g *Globals) error {
 		return infraError(err)
 	}
 	defer wh.Close()
-	d, err := planner.DialectFor(wh.Dialect())
+	d, err := planner.ForWarehouse(ws.Warehouse)
 	if err != nil {
 		return infraError(err)
 	}
