@@ -12,14 +12,14 @@ import (
 
 // compiler writes the SQL of one audience. It is used once.
 type compiler struct {
-	d      Dialect
-	g      *dsl.Graph
-	opts   Options
-	prefix string // of the statement's relation names
-	n       int // relations made
-	aliases int // aliases made
-	ctes   []*cte
-	paths  map[*dsl.Path]*pathPlan
+	d       Dialect
+	g       *dsl.Graph
+	opts    Options
+	prefix  string // of the statement's relation names
+	n       int    // relations made
+	aliases int    // aliases made
+	ctes    []*cte
+	paths   map[*dsl.Path]*pathPlan
 	// primary and enrich are the compiled audience's: the primary path's
 	// rows expose the enrichment columns.
 	primary *dsl.Path

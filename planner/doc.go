@@ -11,7 +11,7 @@
 //
 // The statement returns profile_key, key_0 … key_{n-1} for the n steps of
 // the audience's primary path, then enrich_0 … in Audience.Enrich order
-//. Rows are DISTINCT and
+// . Rows are DISTINCT and
 // ordered by profile_key, key_0, …, in byte order of their UTF-8 text,
 // NULLs first. Keys are cast to VARCHAR, so an integer key 10 sorts before
 // 9. Byte order is pinned per dialect:
