@@ -609,8 +609,7 @@ func (c *compiler) compare(x *dsl.Compare, sc resolver, neg bool) (expr, error) 
 	switch x.Op {
 	case dsl.OpLt, dsl.OpLe, dsl.OpGt, dsl.OpGe:
 		// Text is ordered by its bytes, whatever the column's collation.
-		lit := x.Ref == nil && x.Value.Kind == dsl.LitString
-		return either(c.d.Order(col, op, operand, lit), c.d.Order(col, sqlOp(negated[x.Op]), operand, lit)), nil
+		return either(c.d.Order(col, op, operand), c.d.Order(col, sqlOp(negated[x.Op]), operand)), nil
 	}
 	return either(col+" "+op+" "+operand, col+" "+sqlOp(negated[x.Op])+" "+operand), nil
 }

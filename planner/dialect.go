@@ -53,11 +53,10 @@ type Dialect interface {
 	// dsl.OpStartsWith or dsl.OpEndsWith, with no wildcard characters: both
 	// operands are text expressions.
 	TextMatch(op dsl.Op, x, s string) string
-	// Order is the ordering comparison a op b (op one of < <= > >=) with
-	// text compared by its bytes (UTF-8 code point order), whatever a
-	// column's or the session's collation; literal says b is a string
-	// literal, so both operands are text.
-	Order(a, op, b string, literal bool) string
+	// Order is the ordering comparison a op b (op one of < <= > >=), with
+	// text compared by its bytes (UTF-8 code point order) where the
+	// warehouse would otherwise follow a locale.
+	Order(a, op, b string) string
 	// SortKey wraps a text column for ORDER BY so that it sorts in byte
 	// order of its UTF-8 text whatever the session or column collation.
 	SortKey(col string) string

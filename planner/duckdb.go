@@ -81,7 +81,7 @@ func (duckDB) TextMatch(op dsl.Op, x, s string) string {
 }
 
 // Order: DuckDB compares text by its bytes unless a collation is set.
-func (duckDB) Order(a, op, b string, literal bool) string { return a + " " + op + " " + b }
+func (duckDB) Order(a, op, b string) string { return a + " " + op + " " + b }
 
 func (duckDB) SortKey(col string) string { return col + ` COLLATE "binary"` }
 

@@ -69,14 +69,13 @@ func (postgres) TextMatch(op dsl.Op, x, s string) string {
 	return "(strpos(" + x + ", " + s + ") > 0)"
 }
 
-// Order compares text in the "C" collation (bytes): a literal is given it
-// explicitly, which outranks the column's; between two columns of types
-// the planner does not know, the comparison is made on text only for text
-// types (pg_typeof), since COLLATE is an error on other types.
-func (postgres) Order(a, op, b string, literal bool) string {
-	if literal {
-		return a + " " + op + " " + b + ` COLLATE "C"`
-	}
+// Order compares text in the "C" collation (by bytes), which a column's
+// collation (often a locale's) would otherwise decide. The planner does not
+// know the columns' types, and COLLATE is an error on other types, so text
+// is recognised at run time (pg_typeof, constant per column) and compared
+// as text; other types compare as they are, a string literal read as their
+// type (opened < "2026-01-01" on a date).
+func (postgres) Order(a, op, b string) string {
 	return "CASE WHEN pg_typeof(" + a + ")::text IN ('text', 'character varying', 'character', 'name') THEN CAST(" + a + ` AS TEXT) COLLATE "C" ` + op + " CAST(" + b + " AS TEXT) ELSE " + a + " " + op + " " + b + " END"
 }
 

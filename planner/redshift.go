@@ -74,15 +74,9 @@ func (redshift) TextMatch(op dsl.Op, x, s string) string {
 	return "(" + empty + " OR STRPOS(" + x + ", " + s + ") > 0)"
 }
 
-// Order pins a literal to the case_sensitive collation, which compares
-// bytes; between two columns Redshift's own rule applies (bytes, unless a
-// column is case_insensitive).
-func (redshift) Order(a, op, b string, literal bool) string {
-	if literal {
-		b = "COLLATE(" + b + ", 'case_sensitive')"
-	}
-	return a + " " + op + " " + b
-}
+// Order: Redshift compares strings by their bytes unless a column or the
+// database is case_insensitive, which then applies.
+func (redshift) Order(a, op, b string) string { return a + " " + op + " " + b }
 
 func (redshift) SortKey(col string) string { return "COLLATE(" + col + ", 'case_sensitive')" }
 

@@ -104,6 +104,10 @@ func (c *compiler) audience(a *dsl.Audience) (string, []Column, error) {
 		}
 	}
 	members := c.newCTE("", "members", q.sql())
+	// Computed once, before the rows join it: under a tight memory_limit
+	// DuckDB spills a materialized relation and the sort after it, where
+	// the pipeline through DISTINCT and ORDER BY runs out of memory.
+	members.materialize = true
 	fromMembers := func(col string) string { return c.gen("p", profileCol(col)) }
 
 	var parts []string

@@ -76,14 +76,10 @@ func (snowflake) TextMatch(op dsl.Op, x, s string) string {
 	return "CONTAINS(" + x + ", " + s + ")"
 }
 
-// Order pins a literal's collation to utf8 (code point order); an
-// explicit COLLATE outranks a column's collation.
-func (snowflake) Order(a, op, b string, literal bool) string {
-	if literal {
-		b = "COLLATE(" + b + ", 'utf8')"
-	}
-	return a + " " + op + " " + b
-}
+// Order: Snowflake compares strings by code point unless a column
+// declares a collation, which then applies (COLLATE on a literal would
+// break a comparison with a date column).
+func (snowflake) Order(a, op, b string) string { return a + " " + op + " " + b }
 
 func (snowflake) SortKey(col string) string { return "COLLATE(" + col + ", 'utf8')" }
 

@@ -19,8 +19,10 @@ type cte struct {
 	name string
 	body string
 	// refs counts the FROM and JOIN clauses that read it: a relation read
-	// more than once is materialized where the dialect can be told to.
-	refs int
+	// more than once is materialized where the dialect can be told to, and
+	// one with materialize set in any case.
+	refs        int
+	materialize bool
 }
 
 // selectQuery is one SELECT. Its expressions are SQL text over the aliases
@@ -106,7 +108,7 @@ func (c *compiler) withList() string {
 			b.WriteString(",\n")
 		}
 		mat := ""
-		if t.refs > 1 {
+		if t.refs > 1 || t.materialize {
 			mat = c.d.Materialized()
 		}
 		b.WriteString(c.d.Quote(t.name) + " AS" + mat + " (\n  " + indent(t.body) + "\n)")
