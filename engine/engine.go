@@ -182,9 +182,9 @@ func (e *Engine) Compute(ctx context.Context, a *dsl.Audience) (*diff.CycleResul
 	in.QueryTime = time.Since(began)
 	if err != nil {
 		// The differ records the failure through its one failure path.
-		rows = failedRows(in.Layout, err)
+		rows = failedRows(in.Layout, explain(ctx, wh, ws, a, err))
 	} else {
-		rows = crashpoint.Rows(rows)
+		rows = &explainingReader{RecordReader: crashpoint.Rows(rows), explain: func(err error) error { return explain(ctx, wh, ws, a, err) }}
 	}
 	rows = e.watchRows(a.Name, rows)
 	in.Rows = rows

@@ -246,8 +246,19 @@ func checkSQL(sql string) error {
 }
 
 func duckError(msg string) error {
-	return errors.New("duckdb: " + msg)
+	err := errors.New("duckdb: " + msg)
+	if strings.HasPrefix(msg, "Binder Error") || strings.HasPrefix(msg, "Catalog Error") {
+		// A name the statement uses: the column checks can place it.
+		return &undefinedError{err}
+	}
+	return err
 }
+
+// undefinedError is a warehouse error that wraps ErrUndefined.
+type undefinedError struct{ err error }
+
+func (e *undefinedError) Error() string   { return e.err.Error() }
+func (e *undefinedError) Unwrap() []error { return []error{e.err, ErrUndefined} }
 
 // Refresh implements Refresher: every load becomes
 //
