@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -226,6 +227,9 @@ func (pg *Postgres) statement(ctx context.Context) (context.Context, func()) {
 // ErrUndefined.
 func (pg *Postgres) error(ctx context.Context, err error) error {
 	msg := pgMessage(err)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		msg = "the connection to the server was lost (" + msg + ")"
+	}
 	if ctx.Err() != nil {
 		cause := context.Cause(ctx)
 		if errors.Is(cause, context.DeadlineExceeded) && pg.timeout > 0 {

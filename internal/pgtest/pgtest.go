@@ -11,8 +11,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"net"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -125,4 +129,102 @@ BEGIN
   CREATE SCHEMA public;
 END $$`)
 	return err
+}
+
+// Server is a PostgreSQL server of a test's own, for tests that stop and
+// start it (a server gone mid-stream): initdb into a temporary directory,
+// listening on 127.0.0.1 on a free port, run as the postgres user when the
+// test runs as root, as .ci/with-postgres.sh does.
+type Server struct {
+	// DSN connects to its postgres database as the superuser linkaud.
+	DSN   string
+	bin   string
+	dir   string
+	port  int
+	runAs []string
+}
+
+// StartServer initialises and starts a server, stopped when the test
+// ends; without PostgreSQL's programs the test skips (fails under
+// LINKAUD_REQUIRE_PG=1).
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	bin := findBin()
+	if bin == "" {
+		if os.Getenv("LINKAUD_REQUIRE_PG") == "1" {
+			t.Fatal("PostgreSQL's programs (initdb, pg_ctl) are not installed and LINKAUD_REQUIRE_PG=1")
+		}
+		t.Skip("PostgreSQL's programs (initdb, pg_ctl) are not installed")
+	}
+	// Not t.TempDir: its parent is private to root, and the server runs
+	// as postgres.
+	dir, err := os.MkdirTemp("", "linkaud-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s := &Server{bin: bin, dir: dir}
+	if os.Geteuid() == 0 {
+		s.runAs = []string{"runuser", "-u", "postgres", "--"}
+		if err := exec.Command("chown", "postgres", s.dir).Run(); err != nil {
+			t.Skipf("cannot hand %s to the postgres user: %v", s.dir, err)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	if out, err := s.run("initdb", "-D", s.data(), "-U", "linkaud", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	s.DSN = fmt.Sprintf("postgres://linkaud@127.0.0.1:%d/postgres?sslmode=disable", s.port)
+	s.Start(t)
+	t.Cleanup(func() { s.run("pg_ctl", "-D", s.data(), "-m", "immediate", "stop") })
+	return s
+}
+
+func (s *Server) data() string { return filepath.Join(s.dir, "data") }
+
+func (s *Server) run(prog string, args ...string) ([]byte, error) {
+	cmd := append(append([]string{}, s.runAs...), filepath.Join(s.bin, prog))
+	c := exec.Command(cmd[0], append(cmd[1:], args...)...)
+	return c.CombinedOutput()
+}
+
+// Start starts the server (again), waiting until it accepts connections.
+func (s *Server) Start(t testing.TB) {
+	t.Helper()
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off", s.port, s.dir)
+	if out, err := s.run("pg_ctl", "-D", s.data(), "-l", filepath.Join(s.dir, "server.log"), "-w", "-t", "60", "-o", opts, "start"); err != nil {
+		log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
+		t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, log)
+	}
+}
+
+// Stop stops the server at once, as a crash would: sessions are cut off
+// without a goodbye.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	if out, err := s.run("pg_ctl", "-D", s.data(), "-m", "immediate", "stop"); err != nil {
+		t.Fatalf("pg_ctl stop: %v\n%s", err, out)
+	}
+}
+
+func findBin() string {
+	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			if _, err := os.Stat(filepath.Join(filepath.Dir(r), "initdb")); err == nil {
+				return filepath.Dir(r)
+			}
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if _, err := os.Stat(filepath.Join(dirs[i], "pg_ctl")); err == nil {
+			return dirs[i]
+		}
+	}
+	return ""
 }
