@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,26 @@ type genCmd struct {
 	Anchor   string  `help:"Date the data's times lead up to, YYYY-MM-DD (default: today, UTC)."`
 	Force    bool    `help:"Replace an existing workspace.la in --out."`
 	Mutate   float64 `help:"Rewrite this percentage (0-100) of each table's rows in place as the next hour's data would: changed, removed or added. On a directory without a workspace, generate first." placeholder:"PCT"`
+
+	Warehouse string `help:"Where the workspace reads the data: duckdb (the Parquet files, the default) or postgres (the files loaded into a PostgreSQL database, replacing tables of the same names; --mutate loads what it rewrote again)." enum:"duckdb,postgres" default:"duckdb"`
+	DSN       string `help:"With --warehouse postgres: the database to load, a libpq URL or key=value string. Prefer --dsn-env: a command line is visible to other users of the machine."`
+	DSNEnv    string `help:"With --warehouse postgres: the environment variable holding the DSN; the workspace reads it from there (dsn env(NAME))." default:"PG_DSN" placeholder:"NAME"`
+	NoIndexes bool   `help:"With --warehouse postgres: do not index the key and join columns."`
+}
+
+// postgresDSN is the DSN gen loads into, or "" for a DuckDB workspace.
+func (c *genCmd) postgresDSN(existing []byte) (string, error) {
+	if c.Warehouse != "postgres" && !bytes.Contains(existing, []byte("\n  type postgres\n")) {
+		return "", nil
+	}
+	dsn := c.DSN
+	if dsn == "" {
+		dsn = os.Getenv(c.DSNEnv)
+	}
+	if dsn == "" {
+		return "", userError(fmt.Errorf("gen: a PostgreSQL workspace needs the DSN: set %s (or pass --dsn)", c.DSNEnv))
+	}
+	return dsn, nil
 }
 
 // generatedProfiles reads the --profiles a workspace.la was generated
@@ -67,6 +88,14 @@ func (c *genCmd) Run(g *Globals) error {
 	if generate && c.Profiles <= 0 {
 		return userError(fmt.Errorf("gen: --profiles must be positive"))
 	}
+	var existing []byte
+	if exists && !generate {
+		existing = text
+	}
+	dsn, err := c.postgresDSN(existing)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	log := g.Logger()
@@ -82,6 +111,13 @@ func (c *genCmd) Run(g *Globals) error {
 			rows += t.Rows
 		}
 		fmt.Printf("%d rows in %s; workspace %s (anchor %s)\n", rows, time.Since(start).Round(time.Millisecond), res.Workspace, res.Anchor.Format(time.DateOnly))
+		if dsn != "" {
+			start := time.Now()
+			if _, err := gen.LoadPostgres(ctx, gen.PostgresOptions{Dir: c.Out, DSN: dsn, DSNEnv: c.DSNEnv, NoIndexes: c.NoIndexes, Logger: log}); err != nil {
+				return infraError(err)
+			}
+			fmt.Printf("loaded into PostgreSQL in %s; the workspace reads it with dsn env(%q)\n", time.Since(start).Round(time.Millisecond), c.DSNEnv)
+		}
 	}
 	if !mutate {
 		return nil
@@ -98,5 +134,18 @@ func (c *genCmd) Run(g *Globals) error {
 		changed, added, removed = changed+t.Changed, added+t.Added, removed+t.Removed
 	}
 	fmt.Printf("%d changed, %d added, %d removed in %s\n", changed, added, removed, time.Since(start).Round(time.Millisecond))
+	if dsn != "" {
+		var names []string
+		for _, t := range res.Tables {
+			if t.Changed+t.Added+t.Removed > 0 {
+				names = append(names, t.Name)
+			}
+		}
+		start := time.Now()
+		if _, err := gen.LoadPostgres(ctx, gen.PostgresOptions{Dir: c.Out, DSN: dsn, DSNEnv: c.DSNEnv, Tables: names, NoIndexes: c.NoIndexes, Logger: log}); err != nil {
+			return infraError(err)
+		}
+		fmt.Printf("%d tables loaded into PostgreSQL again in %s\n", len(names), time.Since(start).Round(time.Millisecond))
+	}
 	return nil
 }
