@@ -27,6 +27,10 @@ type benchCmd struct {
 	DuckDB   map[string]string `help:"DuckDB setting for every embedded instance, e.g. --duckdb memory_limit=1GB." name:"duckdb"`
 	JSON     bool              `help:"Print one JSON object instead of the table."`
 	Profile  string            `help:"Write a CPU profile of the measured phases (after generation) to this file, for go tool pprof." type:"path"`
+
+	Warehouse string `help:"Where the audiences run: duckdb (embedded, over the generated files) or postgres (the data set loaded into the database of --dsn-env, its tables analytics.*, bank.*, home.* replaced; the EXCEPT baseline is DuckDB's only)." enum:"duckdb,postgres" default:"duckdb"`
+	DSNEnv    string `help:"With --warehouse postgres: the environment variable holding the DSN of the database to load and query." default:"PG_DSN" placeholder:"NAME"`
+	NoIndexes bool   `help:"With --warehouse postgres: no indexes on the key and join columns."`
 }
 
 func (c *benchCmd) Run(g *Globals) error {
@@ -40,19 +44,28 @@ func (c *benchCmd) Run(g *Globals) error {
 		}
 		c.Dir = filepath.Join(cache, "linkaud", "bench")
 	}
+	var dsn string
+	if c.Warehouse == "postgres" {
+		if dsn = os.Getenv(c.DSNEnv); dsn == "" {
+			return userError(fmt.Errorf("bench: --warehouse postgres reads the DSN from %s, which is not set", c.DSNEnv))
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, err := bench.Run(ctx, bench.Options{
-		Profiles:  c.Profiles,
-		Dir:       c.Dir,
-		Seed:      c.Seed,
-		Repeat:    c.Repeat,
-		Mutate:    c.Mutate,
-		Audiences: c.Audience,
-		DuckDB:    c.DuckDB,
-		Skip:      c.Skip,
-		Logger:    g.Logger(),
-		Profile:   c.Profile,
+		Warehouse:   c.Warehouse,
+		PostgresDSN: dsn,
+		NoIndexes:   c.NoIndexes,
+		Profiles:    c.Profiles,
+		Dir:         c.Dir,
+		Seed:        c.Seed,
+		Repeat:      c.Repeat,
+		Mutate:      c.Mutate,
+		Audiences:   c.Audience,
+		DuckDB:      c.DuckDB,
+		Skip:        c.Skip,
+		Logger:      g.Logger(),
+		Profile:     c.Profile,
 	})
 	if err != nil {
 		if strings.Contains(err.Error(), "no audience") {

@@ -87,7 +87,20 @@ type Options struct {
 	// Profile, if set, is a file to write a CPU profile of the phases to
 	// (data generation left out).
 	Profile string
+	// Warehouse is where the audiences run: "duckdb" (the default, over
+	// the generated Parquet files) or "postgres", the data set loaded into
+	// the database PostgresDSN names (tables bank.*, home.*, analytics.*
+	// replaced), and loaded again after each mutation (not timed). The
+	// EXCEPT baseline runs on DuckDB only.
+	Warehouse   string
+	PostgresDSN string
+	// NoIndexes leaves PostgreSQL's tables without indexes on their keys
+	// and join columns.
+	NoIndexes bool
 }
+
+// benchDSNEnv is the variable the PostgreSQL workspace reads its DSN from.
+const benchDSNEnv = "LINKAUD_BENCH_PG_DSN"
 
 // DefaultAudiences are the seed's three use cases.
 var DefaultAudiences = []string{"outstanding_balance", "platinum_cat_owners", "premium_heavy_users"}
@@ -102,11 +115,13 @@ type Result struct {
 	Profiles  int      `json:"profiles"`
 	Audiences []string `json:"audiences"`
 	Machine   Machine  `json:"machine"`
-	GenS      float64  `json:"gen_s"`    // 0 when the data was reused
-	Rows      int64    `json:"rows"`     // result rows of the first cycle
-	Members   int64    `json:"members"`  // members after the first cycle
-	Events    int64    `json:"events"`   // events the first cycle wrote
-	StateMB   float64  `json:"state_mb"` // state size once its events are delivered
+	Warehouse string   `json:"warehouse"` // duckdb or postgres
+	GenS      float64  `json:"gen_s"`     // 0 when the data was reused
+	LoadS     float64  `json:"load_s"`    // loading into PostgreSQL, untimed otherwise
+	Rows      int64    `json:"rows"`      // result rows of the first cycle
+	Members   int64    `json:"members"`   // members after the first cycle
+	Events    int64    `json:"events"`    // events the first cycle wrote
+	StateMB   float64  `json:"state_mb"`  // state size once its events are delivered
 
 	QueryS         float64 `json:"query_s"`
 	CycleS         float64 `json:"cycle_s"`
@@ -188,6 +203,17 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	switch opts.Warehouse {
+	case "", "duckdb":
+		opts.Warehouse = "duckdb"
+	case "postgres":
+		if opts.PostgresDSN == "" {
+			return nil, errors.New("bench: a PostgreSQL run needs Options.PostgresDSN")
+		}
+		opts.Skip = append(opts.Skip, "except")
+	default:
+		return nil, fmt.Errorf("bench: unknown warehouse %q: duckdb or postgres", opts.Warehouse)
 	}
 	b := &run{opts: opts, log: opts.Logger, res: &Result{Profiles: opts.Profiles, Audiences: opts.Audiences, Machine: thisMachine()}}
 	defer b.close()
@@ -303,6 +329,11 @@ func (b *run) prepare(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(b.runDir, "bench.la"), []byte(benchLA(b.broker.Addr(), b.opts.Audiences)), 0o644); err != nil {
 		return err
 	}
+	if b.opts.Warehouse == "postgres" {
+		if err := b.loadPostgres(ctx, nil); err != nil {
+			return err
+		}
+	}
 	ws, diags := dsl.Load(b.runDir, dsl.Options{})
 	if diags.HasErrors() {
 		return fmt.Errorf("the generated workspace does not check:\n%s", diags.Error())
@@ -342,7 +373,12 @@ func (b *run) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.res.Machine.DuckDB = b.duckdbVersion(ctx)
+	if b.opts.Warehouse == "postgres" {
+		b.res.Machine.Postgres = b.duckdbVersion(ctx) // version(): "PostgreSQL 15.…"
+	} else {
+		b.res.Machine.DuckDB = b.duckdbVersion(ctx)
+	}
+	b.res.Warehouse = b.opts.Warehouse
 	if d, ok := b.wh.(*executor.DuckDB); ok {
 		// The baseline's snapshot lives in a database file, as a warehouse
 		// table would: its writes are on disk like Pebble's.
@@ -353,6 +389,7 @@ func (b *run) prepare(ctx context.Context) error {
 	return nil
 }
 
+// duckdbVersion is the warehouse's version(), DuckDB's or PostgreSQL's.
 func (b *run) duckdbVersion(ctx context.Context) string {
 	r, err := b.wh.Query(ctx, "SELECT version()", executor.QueryOptions{})
 	if err != nil {
@@ -434,8 +471,38 @@ func benchLA(broker string, audiences []string) string {
 	return s.String()
 }
 
+// loadPostgres loads the run's data into PostgreSQL (the tables named, or
+// all), its workspace reading it there.
+func (b *run) loadPostgres(ctx context.Context, tables []string) error {
+	ws := filepath.Join(b.runDir, gen.WorkspaceFile)
+	if tables == nil {
+		// The workspace file is a hard link to the generated one, which
+		// must stay as it is: replace the link by a copy first.
+		text, err := os.ReadFile(ws)
+		if err != nil {
+			return err
+		}
+		if err := os.Remove(ws); err != nil {
+			return err
+		}
+		if err := os.WriteFile(ws, text, 0o644); err != nil {
+			return err
+		}
+	}
+	began := time.Now()
+	if _, err := gen.LoadPostgres(ctx, gen.PostgresOptions{Dir: b.runDir, DSN: b.opts.PostgresDSN, DSNEnv: benchDSNEnv, Tables: tables, NoIndexes: b.opts.NoIndexes, Logger: b.log}); err != nil {
+		return err
+	}
+	b.res.LoadS += time.Since(began).Seconds()
+	return os.Setenv(benchDSNEnv, b.opts.PostgresDSN)
+}
+
 func (b *run) plan(a *dsl.Audience, unordered bool) (string, error) {
-	p, err := planner.Compile(a, b.ws.Graph, planner.DuckDB, planner.Options{Now: b.now, Unordered: unordered})
+	d, err := planner.ForWarehouse(b.ws.Warehouse)
+	if err != nil {
+		return "", err
+	}
+	p, err := planner.Compile(a, b.ws.Graph, d, planner.Options{Now: b.now, Unordered: unordered})
 	if err != nil {
 		return "", err
 	}
@@ -642,8 +709,20 @@ func (b *run) mutationCycles(ctx context.Context) error {
 	var cycles, excepts, ratios []float64
 	perCycle, perExcept := map[string][]float64{}, map[string][]float64{}
 	for hour := 1; hour <= b.opts.Repeat; hour++ {
-		if _, err := gen.Mutate(ctx, gen.MutateOptions{Dir: b.runDir, Percent: b.opts.Mutate, Seed: b.opts.Seed*1000 + int64(hour), Logger: b.log}); err != nil {
+		mres, err := gen.Mutate(ctx, gen.MutateOptions{Dir: b.runDir, Percent: b.opts.Mutate, Seed: b.opts.Seed*1000 + int64(hour), Logger: b.log})
+		if err != nil {
 			return err
+		}
+		if b.opts.Warehouse == "postgres" {
+			var names []string
+			for _, t := range mres.Tables {
+				if t.Changed+t.Added+t.Removed > 0 {
+					names = append(names, t.Name)
+				}
+			}
+			if err := b.loadPostgres(ctx, names); err != nil {
+				return err
+			}
 		}
 		b.now = b.now.Add(time.Hour)
 		var exceptRows int64

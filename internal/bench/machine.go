@@ -19,11 +19,16 @@ type Machine struct {
 	MemoryGB int    `json:"memory_gb"`
 	OS       string `json:"os"`
 	Go       string `json:"go"`
-	DuckDB   string `json:"duckdb"`
+	DuckDB   string `json:"duckdb,omitempty"`
+	Postgres string `json:"postgres,omitempty"`
 }
 
 func (m Machine) String() string {
-	return fmt.Sprintf("%s, %d CPUs, %d GB RAM, %s, %s, DuckDB %s", m.CPU, m.CPUs, m.MemoryGB, m.OS, m.Go, m.DuckDB)
+	wh := "DuckDB " + m.DuckDB
+	if m.Postgres != "" {
+		wh = m.Postgres
+	}
+	return fmt.Sprintf("%s, %d CPUs, %d GB RAM, %s, %s, %s", m.CPU, m.CPUs, m.MemoryGB, m.OS, m.Go, wh)
 }
 
 func thisMachine() Machine {
