@@ -105,7 +105,7 @@ func (e *pgEngine) runCase(ctx context.Context, c *randgen.Case) *result {
 		return r
 	}
 	r.sql = plan.SQL
-	if e.dialect.Name() == "postgres" {
+	if e.dialect.Name() == "postgres" && e.conn != nil {
 		if err := e.noSubPlan(ctx, plan.SQL); err != nil {
 			r.queryErr = err
 			return r

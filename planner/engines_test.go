@@ -35,8 +35,10 @@ import (
 // PostgreSQL equal. Everything else of the statement runs as written.
 type pgEngine struct {
 	dialect planner.Dialect
-	conn    *pgx.Conn
+	conn    *pgx.Conn // nil on a live warehouse
 	wh      executor.Warehouse
+	// emulated says a redshift dialect runs on PostgreSQL.
+	emulated bool
 }
 
 // newPGEngine makes an engine on a new database. Random graphs may name
@@ -51,7 +53,7 @@ func newPGEngine(t *testing.T, d planner.Dialect) *pgEngine {
 		dsn = pgtest.NewByteOrderDatabase(t)
 		dsn += "&options=" + strings.NewReplacer(" ", "%20", "=", "%3D").Replace("-c standard_conforming_strings=off -c escape_string_warning=off")
 	}
-	e := &pgEngine{dialect: d, conn: pgtest.Connect(t, dsn)}
+	e := &pgEngine{dialect: d, conn: pgtest.Connect(t, dsn), emulated: d.Name() == "redshift"}
 	w := &dsl.Warehouse{Type: d.Name(), DSN: dsl.Secret{Env: "TEST_DSN"}, Settings: map[string]string{}}
 	if _, exact := d.(interface{ Exact() bool }); exact && d.Name() == "postgres" {
 		// (Redshift's executor would turn enable_case_sensitive_identifier
@@ -86,7 +88,7 @@ func (e *pgEngine) load(ctx context.Context, duck *sql.DB, names []dsl.TableName
 // rows runs plan and renders its rows canonically (canonicalRow).
 func (e *pgEngine) rows(ctx context.Context, plan *planner.Plan) ([]string, error) {
 	q := plan.SQL
-	if e.dialect.Name() == "redshift" {
+	if e.emulated {
 		q = redshiftOnPostgres(q)
 	}
 	rd, err := e.wh.Query(ctx, q, executor.QueryOptions{Tag: "test"})
