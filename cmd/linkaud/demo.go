@@ -15,7 +15,9 @@ func init() {
 }
 
 type demoCmd struct {
-	Dir string `help:"Directory of the demo workspace (replaced if an earlier demo made it)." default:"linkaud-demo"`
+	Dir       string `help:"Directory of the demo workspace (replaced if an earlier demo made it)." default:"linkaud-demo"`
+	Warehouse string `help:"Where the data set goes: duckdb (bank.duckdb in the directory, the default) or postgres (schemas analytics, bank and home of the database in --dsn-env)." enum:"duckdb,postgres" default:"duckdb"`
+	DSNEnv    string `help:"With --warehouse postgres: the environment variable holding the DSN." default:"PG_DSN" placeholder:"NAME"`
 }
 
 func (c *demoCmd) Run(g *Globals) error {
@@ -27,7 +29,13 @@ func (c *demoCmd) Run(g *Globals) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	err := demo.Run(ctx, demo.Options{Dir: c.Dir, Logger: log})
+	opts := demo.Options{Dir: c.Dir, Logger: log, DSNEnv: c.DSNEnv}
+	if c.Warehouse == "postgres" {
+		if opts.PostgresDSN = os.Getenv(c.DSNEnv); opts.PostgresDSN == "" {
+			return userError(errors.New("demo: --warehouse postgres reads the DSN from " + c.DSNEnv + ", which is not set"))
+		}
+	}
+	err := demo.Run(ctx, opts)
 	switch {
 	case errors.Is(err, demo.ErrDirInUse):
 		return userError(err)

@@ -65,6 +65,13 @@ type Options struct {
 	// Logger receives the engine's logs; default one that discards
 	// everything below Error.
 	Logger *slog.Logger
+	// PostgresDSN, when set, puts the data set in that PostgreSQL database
+	// (schemas analytics, bank and home, which it refuses to replace
+	// unless an earlier demo made them) instead of bank.duckdb; the
+	// workspace reads the DSN from the variable DSNEnv (default PG_DSN),
+	// which must hold it.
+	PostgresDSN string
+	DSNEnv      string
 }
 
 // Start is the first cycle's start; the second is an hour later.
@@ -133,8 +140,24 @@ func (d *demo) run(ctx context.Context) error {
 	if err := writeWorkspace(d.dir); err != nil {
 		return err
 	}
+	if d.opts.PostgresDSN != "" {
+		wh := fmt.Sprintf("# The demo's warehouse: the PostgreSQL database in %[1]s, which `linkaud demo\n# --warehouse postgres` filled with a small bank + household data set.\nwarehouse {\n  type postgres\n  dsn env(%[1]q)\n}\nstate \".linkaud\"\n", d.dsnEnv())
+		if err := os.WriteFile(filepath.Join(d.dir, "warehouse.la"), []byte(wh), 0o644); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+	if d.opts.PostgresDSN != "" {
+		if err := d.preparePostgres(ctx); err != nil {
+			return err
+		}
+	}
 	if err := d.exec(ctx, splitSQL(dataSQL)); err != nil {
-		return fmt.Errorf("demo: building bank.duckdb: %w", err)
+		return fmt.Errorf("demo: building the data set: %w", err)
+	}
+	if d.opts.PostgresDSN != "" {
+		if err := d.markPostgres(ctx); err != nil {
+			return err
+		}
 	}
 	b, err := devbroker.Start(devbroker.Options{Addr: "127.0.0.1:0", Partitions: 3, Topics: []string{kafkaTopic},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -156,10 +179,17 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	d.ws = ws
 
-	d.printf("linkaud demo: the seed's three use cases on an embedded DuckDB bank + household data set.\n\n")
-	d.printf("Workspace %s:\n", d.dir)
-	d.printf("  *.la          the warehouse, the data graph, three audiences, their destinations and activations\n")
-	d.printf("  bank.duckdb   the warehouse: profiles, accounts, cards, subscriptions, transactions, households, pets\n")
+	if d.opts.PostgresDSN != "" {
+		d.printf("linkaud demo: the seed's three use cases on a bank + household data set in PostgreSQL.\n\n")
+		d.printf("Workspace %s:\n", d.dir)
+		d.printf("  *.la          the warehouse, the data graph, three audiences, their destinations and activations\n")
+		d.printf("  (PostgreSQL)  the warehouse: schemas analytics, bank and home of the database in %s\n", d.dsnEnv())
+	} else {
+		d.printf("linkaud demo: the seed's three use cases on an embedded DuckDB bank + household data set.\n\n")
+		d.printf("Workspace %s:\n", d.dir)
+		d.printf("  *.la          the warehouse, the data graph, three audiences, their destinations and activations\n")
+		d.printf("  bank.duckdb   the warehouse: profiles, accounts, cards, subscriptions, transactions, households, pets\n")
+	}
 	d.printf("  .linkaud/     linkaud's state: memberships, the event outbox, the run history (Pebble)\n")
 	d.printf("  events.jsonl  the file destination \"audit\"\n")
 	d.printf("Kafka destination \"events\": topic %s on an in-process development broker\n(%s).\n\n", kafkaTopic, devbroker.Banner)
@@ -255,11 +285,15 @@ func splitSQL(script string) []string {
 	return out
 }
 
-// exec runs statements on bank.duckdb. The engine is closed meanwhile: a
-// DuckDB file has one writer.
+// exec runs statements on the warehouse: bank.duckdb (the engine is closed
+// meanwhile: a DuckDB file has one writer), or the PostgreSQL database.
 func (d *demo) exec(ctx context.Context, stmts []string) error {
-	wh, err := executor.Open(ctx, &dsl.Warehouse{Type: "duckdb", Path: filepath.Join(d.dir, "bank.duckdb")},
-		executor.Options{MaxConns: 1, Logger: d.opts.Logger})
+	w := &dsl.Warehouse{Type: "duckdb", Path: filepath.Join(d.dir, "bank.duckdb")}
+	if d.opts.PostgresDSN != "" {
+		w = &dsl.Warehouse{Type: "postgres", DSN: dsl.Secret{Env: d.dsnEnv()}, Settings: map[string]string{}}
+	}
+	wh, err := executor.Open(ctx, w, executor.Options{MaxConns: 1, Logger: d.opts.Logger,
+		LookupEnv: func(n string) (string, bool) { return d.opts.PostgresDSN, n == d.dsnEnv() }})
 	if err != nil {
 		return err
 	}

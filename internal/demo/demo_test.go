@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/linkaud/linkaud/internal/pgtest"
 )
 
 // The demo's story, checked on what was delivered rather than on how it is
@@ -82,3 +84,45 @@ func TestDemo(t *testing.T) {
 		t.Errorf("a foreign directory: %v", err)
 	}
 }
+
+// TestDemoPostgres runs the demo with its data set in PostgreSQL: the
+// story (members, events, Kafka records) is the DuckDB demo's, line for
+// line, but for the lines naming the warehouse; a second run replaces the
+// demo's own schemas, and a database with a schema of that name the demo
+// did not make is refused.
+func TestDemoPostgres(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	t.Setenv("LINKAUD_DEMO_TEST_DSN", dsn)
+	var duck, pg bytes.Buffer
+	if err := Run(context.Background(), Options{Dir: filepath.Join(t.TempDir(), "demo"), Out: &duck}); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Dir: filepath.Join(t.TempDir(), "demo"), Out: &pg, PostgresDSN: dsn, DSNEnv: "LINKAUD_DEMO_TEST_DSN"}
+	for run := 1; run <= 2; run++ {
+		pg.Reset()
+		if err := Run(context.Background(), opts); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+	}
+	// The lines naming the warehouse or the directory differ.
+	strip := func(s string) string {
+		var keep []string
+		for _, l := range strings.Split(s, "\n") {
+			if !strings.Contains(l, "DuckDB") && !strings.Contains(l, "PostgreSQL") && !strings.Contains(l, "bank.duckdb") && !strings.Contains(l, "/demo") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	if got, want := strip(pg.String()), strip(duck.String()); got != want || !strings.Contains(got, "Entity Removed") {
+		t.Errorf("the demo on PostgreSQL tells another story:\n%s\n---- DuckDB:\n%s", got, want)
+	}
+	c := pgtest.Connect(t, dsn)
+	if _, err := c.Exec(context.Background(), "COMMENT ON SCHEMA bank IS 'our bank'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(context.Background(), opts); !errors.Is(err, ErrDirInUse) || !strings.Contains(err.Error(), "bank") {
+		t.Errorf("a schema the demo did not make: %v", err)
+	}
+}
+
