@@ -125,4 +125,3 @@ func TestDemoPostgres(t *testing.T) {
 		t.Errorf("a schema the demo did not make: %v", err)
 	}
 }
-
