@@ -9,6 +9,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -58,7 +59,10 @@ const (
 	pgEpochDays   = 10957
 )
 
-// pgReader streams one statement's rows as Arrow batches.
+// pgReader streams one statement's rows as Arrow batches. A goroutine of
+// its own reads the rows off the connection and builds the batches, up to
+// pgAhead ahead of the consumer, so that decoding overlaps the consumer's
+// work (the differ's merge) and the network's.
 type pgReader struct {
 	pg   *Postgres
 	ctx  context.Context
@@ -66,10 +70,22 @@ type pgReader struct {
 	conn *pgxpool.Conn
 	rr   *pgconn.ResultReader
 	cols []pgColumn
-	bld  *array.RecordBuilder
+
+	batches chan pgBatch  // from produce; closed when it returns
+	stop    chan struct{} // closed by finish: produce gives up
+	clean   bool          // produce read the result to its end without error
+	once    sync.Once
 
 	schema *arrow.Schema
 	readerState
+}
+
+// pgAhead is the batches the producer may build ahead of the consumer.
+const pgAhead = 2
+
+type pgBatch struct {
+	rec arrow.RecordBatch
+	err error
 }
 
 var _ array.RecordReader = (*pgReader)(nil)
@@ -86,6 +102,9 @@ func (r *pgReader) start(query string) error {
 	pc := r.conn.Conn().PgConn()
 	sd, err := pc.Prepare(r.ctx, "", query, nil)
 	if err != nil {
+		// The server refused the statement: the connection is fine.
+		var pe *pgconn.PgError
+		r.clean = errors.As(err, &pe) && r.ctx.Err() == nil
 		return err
 	}
 	binaryOK := r.pg.dialect != "redshift"
@@ -99,9 +118,67 @@ func (r *pgReader) start(query string) error {
 		fields[i] = arrow.Field{Name: f.Name, Type: c.typ, Nullable: true}
 	}
 	r.schema = arrow.NewSchema(fields, nil)
-	r.bld = array.NewRecordBuilder(memory.DefaultAllocator, r.schema)
 	r.rr = pc.ExecPrepared(r.ctx, "", nil, nil, formats)
+	r.batches = make(chan pgBatch, pgAhead)
+	r.stop = make(chan struct{})
+	go r.produce()
 	return nil
+}
+
+// produce reads the result into batches until it ends, fails, or finish
+// stops it; it owns the result reader.
+func (r *pgReader) produce() {
+	defer close(r.batches)
+	bld := array.NewRecordBuilder(memory.DefaultAllocator, r.schema)
+	defer bld.Release()
+	send := func(b pgBatch) bool {
+		select {
+		case r.batches <- b:
+			return true
+		case <-r.stop:
+			if b.rec != nil {
+				b.rec.Release()
+			}
+			return false
+		}
+	}
+	for {
+		n := 0
+		for n < pgBatchRows && r.rr.NextRow() {
+			for i, v := range r.rr.Values() {
+				b := bld.Field(i)
+				if v == nil {
+					b.AppendNull()
+					continue
+				}
+				if err := r.cols[i].decode(b, v); err != nil {
+					r.rr.Close()
+					send(pgBatch{err: r.pg.error(r.ctx, fmt.Errorf("column %s: %w", r.cols[i].name, err))})
+					return
+				}
+			}
+			n++
+		}
+		if n == pgBatchRows {
+			if !send(pgBatch{rec: bld.NewRecordBatch()}) {
+				r.rr.Close()
+				return
+			}
+			continue
+		}
+		// The result ended, or failed: Close reports which.
+		_, err := r.rr.Close()
+		if err != nil {
+			bld.NewRecordBatch().Release()
+			send(pgBatch{err: r.pg.error(r.ctx, err)})
+			return
+		}
+		if n > 0 && !send(pgBatch{rec: bld.NewRecordBatch()}) {
+			return
+		}
+		r.clean = true
+		return
+	}
 }
 
 func (r *pgReader) Schema() *arrow.Schema { return r.schema }
@@ -114,47 +191,19 @@ func (r *pgReader) Next() bool {
 	if r.done {
 		return false
 	}
-	n := 0
-	for n < pgBatchRows && r.rr.NextRow() {
-		vals := r.rr.Values()
-		for i, v := range vals {
-			b := r.bld.Field(i)
-			if v == nil {
-				b.AppendNull()
-				continue
-			}
-			if err := r.cols[i].decode(b, v); err != nil {
-				return r.fail(r.pg.error(r.ctx, fmt.Errorf("column %s: %w", r.cols[i].name, err)))
-			}
-		}
-		n++
-	}
-	if n < pgBatchRows {
-		// The result ended, or failed: Close reports which.
-		if _, err := r.rr.Close(); err != nil {
-			r.rr = nil
-			return r.fail(r.pg.error(r.ctx, err))
-		}
-		r.rr = nil
-		if n == 0 {
-			r.done = true
-			r.finish()
-			return false
-		}
+	b, ok := <-r.batches
+	switch {
+	case !ok:
 		r.done = true
-	}
-	r.current = r.bld.NewRecordBatch()
-	if r.done {
 		r.finish()
+		return false
+	case b.err != nil:
+		r.readerState.fail(b.err)
+		r.finish()
+		return false
 	}
+	r.current = b.rec
 	return true
-}
-
-// fail ends the stream with err and gives the connection back.
-func (r *pgReader) fail(err error) bool {
-	r.readerState.fail(err)
-	r.finish()
-	return false
 }
 
 func (r *pgReader) Release() {
@@ -168,33 +217,31 @@ func (r *pgReader) Release() {
 	r.finish()
 }
 
-// finish closes the statement, cancelling it if it still streams, and
-// gives the connection back; it runs once.
+// finish stops the producer, cancelling the statement if it still streams
+// (the context watcher sends the server a cancel request), waits for it,
+// and gives the connection back, or closes it when the protocol may be
+// mid-message; it runs once.
 func (r *pgReader) finish() {
-	if r.conn == nil {
-		return
-	}
-	reuse := r.rr == nil && r.ctx.Err() == nil
-	if r.rr != nil {
-		// Reading the rest of a large result would take as long as the
-		// statement: cancel it (the context watcher sends the server a
-		// cancel request), then drain what is in flight.
+	r.once.Do(func() {
+		if r.batches != nil {
+			close(r.stop)
+			// Whatever it blocks in — a send, or a read the
+			// cancellation ends — the producer returns.
+			r.end()
+			for b := range r.batches {
+				if b.rec != nil {
+					b.rec.Release()
+				}
+			}
+		}
 		r.end()
-		r.rr.Close()
-		r.rr = nil
-	}
-	r.end()
-	if r.bld != nil {
-		r.bld.Release()
-		r.bld = nil
-	}
-	if reuse {
-		r.conn.Release()
-	} else {
-		// A cancelled connection may be mid-protocol: do not reuse it.
-		r.conn.Hijack().Close(context.Background())
-	}
-	r.conn = nil
+		if r.clean {
+			r.conn.Release()
+		} else {
+			r.conn.Hijack().Close(context.Background())
+		}
+		r.conn = nil
+	})
 }
 
 // pgColumnFor chooses the Arrow type and decoder of a result column; with
