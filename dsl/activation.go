@@ -39,6 +39,9 @@ var destinationSpecs = map[string]struct {
 		"tls_server_name":  {kind: "string"},
 		"transactional_id": {kind: "string"},
 		"compression":      {kind: "any"},
+		"create_topic":       {kind: "bool"},
+		"partitions":         {kind: "int"},
+		"replication_factor": {kind: "int"},
 	}, []string{"brokers", "topic"}},
 	"webhook": {map[string]settingSpec{
 		"timeout": {kind: "duration"},
@@ -50,6 +53,9 @@ var destinationSpecs = map[string]struct {
 		"endpoint":     {kind: "any"},
 		"api_key":      {secret: true},
 		"request_rate": {kind: "any"},
+		"identifier":           {kind: "ident", fromTrait: true},
+		"alias_label":          {kind: "string"},
+		"update_existing_only": {kind: "bool"},
 	}, []string{"endpoint", "api_key"}},
 	"iterable": {map[string]settingSpec{
 		"timeout":  {kind: "duration"},
@@ -57,6 +63,7 @@ var destinationSpecs = map[string]struct {
 		"region":   {kind: "string"},
 		"api_key":  {secret: true},
 		"bulk":     {kind: "bool"},
+		"identifier": {kind: "ident", fromTrait: true},
 	}, []string{"api_key"}},
 	"customerio": {map[string]settingSpec{
 		"timeout":      {kind: "duration"},
@@ -66,6 +73,8 @@ var destinationSpecs = map[string]struct {
 		"api_key":      {secret: true},
 		"concurrency":  {kind: "int"},
 		"request_rate": {kind: "any"},
+		"identifier":   {kind: "ident", fromTrait: true},
+		"api":          {kind: "ident"},
 	}, []string{"site_id", "api_key"}},
 	"file": {map[string]settingSpec{
 		"path": {kind: "string"},
@@ -228,10 +237,63 @@ func (c *checker) activation(a *grammar.Activation) *Activation {
 			ir.Properties = append(ir.Properties, ref)
 		}
 	}
+	c.identifierTrait(ir, a.Name)
 	if len(c.diags) > n {
 		return nil
 	}
 	return ir
+}
+
+// IdentifierTrait is the profile trait a destination block identifies
+// profiles by: the `from trait.COLUMN` of its identifier setting, "email"
+// for `identifier email` without one, "" when it identifies them by the
+// profile key.
+func IdentifierTrait(d *Destination) string {
+	s, ok := d.Settings["identifier"]
+	switch {
+	case !ok:
+		return ""
+	case s.FromTrait != "":
+		return s.FromTrait
+	case s.Text == "email":
+		return "email"
+	}
+	return ""
+}
+
+// identifierTrait checks that an activation sends the trait its
+// destination identifies profiles by: the audience must enrich it and the
+// activation's properties, if listed, must include it — else every event
+// would be a dead letter at delivery.
+func (c *checker) identifierTrait(ir *Activation, at grammar.Node) {
+	if ir.Destination == nil || ir.Audience == nil || ir.Audience.Match == nil {
+		return
+	}
+	trait := IdentifierTrait(ir.Destination)
+	if trait == "" {
+		return
+	}
+	enriched := false
+	for _, e := range ir.Audience.Enrich {
+		if e.Source == SourceTrait && e.Column == trait {
+			enriched = true
+		}
+	}
+	if !enriched {
+		c.errorf(at, "activation %s: destination %s identifies profiles by trait.%s, which audience %s does not enrich: add trait.%s to its enrich list",
+			ir.Name, ir.Destination.Name, trait, ir.Audience.Name, trait)
+		return
+	}
+	if ir.Properties == nil {
+		return
+	}
+	for _, p := range ir.Properties {
+		if p.Source == SourceTrait && p.Column == trait {
+			return
+		}
+	}
+	c.errorf(at, "activation %s: destination %s identifies profiles by trait.%s: add trait.%s to the activation's properties",
+		ir.Name, ir.Destination.Name, trait, trait)
 }
 
 func (c *checker) destDeclared(name string) bool {

@@ -348,6 +348,9 @@ type settingSpec struct {
 	secret bool   // must be env("…")
 	multi  bool   // may repeat
 	from   bool   // takes `from VALUE`
+	// fromTrait: may take `from trait.COLUMN` (a destination's
+	// identifier read from a profile trait).
+	fromTrait bool
 }
 
 // settings validates a block's settings against spec and returns them by
@@ -381,15 +384,20 @@ func (c *checker) settings(block string, ss []*grammar.Setting, spec map[string]
 			c.errorf(s.Key, "%s set twice in %s", s.Key.Text, block)
 			continue
 		}
-		if s.From != nil && !sp.from {
+		if s.From != nil && !sp.from && !sp.fromTrait {
 			c.errorf(s.From, "%s does not take `from`", s.Key.Text)
+			continue
+		}
+		if s.From != nil && sp.fromTrait && (s.From.Ref == nil || len(s.From.Ref.Parts) != 2 || s.From.Ref.Parts[0].Text != "trait") {
+			c.errorf(s.From, "%s takes `from trait.COLUMN`, the profile trait holding the identifier", s.Key.Text)
+			out[s.Key.Text] = append(out[s.Key.Text], nil)
 			continue
 		}
 		if sp.from && s.From == nil {
 			c.errorf(s, "%s needs `from \"FILE\"`", s.Key.Text)
 			continue
 		}
-		if !c.settingValue(s.Key.Text, s.Value, sp) || (s.From != nil && !c.settingValue(s.Key.Text, s.From, settingSpec{kind: "string"})) {
+		if !c.settingValue(s.Key.Text, s.Value, sp) || (s.From != nil && !sp.fromTrait && !c.settingValue(s.Key.Text, s.From, settingSpec{kind: "string"})) {
 			out[s.Key.Text] = append(out[s.Key.Text], nil)
 			continue
 		}
@@ -489,6 +497,10 @@ func toSetting(s *grammar.Setting) Setting {
 		out.Secret = Secret{Env: s.Value.Env.Value()}
 	} else {
 		out.Text = settingText(s.Value)
+	}
+	if s.From != nil && s.From.Ref != nil && len(s.From.Ref.Parts) == 2 {
+		out.FromTrait = s.From.Ref.Parts[1].Text
+		out.FromRange = rng(s.From)
 	}
 	return out
 }

@@ -526,6 +526,11 @@ type Setting struct {
 	Range
 	Text   string // the literal's text (strings decoded); empty for a secret
 	Secret Secret // set when given as env("…")
+	// FromTrait is the profile trait of `KEY VALUE from trait.COLUMN`
+	// (a destination's identifier), "" without one; FromRange is where
+	// it is written.
+	FromTrait string
+	FromRange Range
 }
 
 // Activation sends one kind of event of an audience to a destination.

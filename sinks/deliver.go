@@ -166,7 +166,11 @@ var (
 //   - a destination that asks to slow down (HTTP 429, Retry-After) is waited
 //     for without spending the retry budget, up to MaxThrottle per call;
 //   - when the budget runs out Deliver returns ErrRetriesExhausted (or
-//     ErrThrottled) and the messages stay in the outbox for the next cycle.
+//     ErrThrottled) and the messages stay in the outbox for the next cycle;
+//   - a destination that halts (a refused credential, an unknown account,
+//     a missing topic: HaltedError) stops the call at once with a
+//     *DestinationHaltedError (matching ErrHalted); nothing is
+//     dead-lettered and everything stays in the outbox.
 //
 // A Pipeliner destination gets the next batches while earlier ones await
 // their acknowledgement, and the outbox is written in a goroutine of its
@@ -348,6 +352,19 @@ func (l *loop) deliverBatch(ctx context.Context, batch []diff.Message, failed []
 		if err := ctx.Err(); err != nil {
 			l.st.Left = len(pending)
 			return err
+		}
+		if h := haltedIn(errs); h != nil {
+			// A refused credential or an unknown account: no retry in
+			// this pass can help and no event is to blame. Everything
+			// stays in the outbox, in order, for a later pass.
+			l.st.Left = len(pending)
+			l.log.Error("destination halted; its events stay in the outbox", "reason", h.Reason, "fix", h.Fix, "messages", len(pending))
+			for _, hk := range l.o.Hooks {
+				if hk, ok := hk.(HookHalted); ok {
+					hk.OnHalted(l.dest, h)
+				}
+			}
+			return &DestinationHaltedError{Dest: l.dest, Waiting: len(pending), Halt: h}
 		}
 		// Throttled when every failure is a request to slow down.
 		var wait time.Duration
@@ -644,6 +661,11 @@ type HookRetried interface {
 // slow down.
 type HookThrottled interface {
 	OnThrottled(dest string, msgs []diff.Message, wait time.Duration)
+}
+
+// HookHalted is called when a destination halts (see HaltedError).
+type HookHalted interface {
+	OnHalted(dest string, h *HaltedError)
 }
 
 // HookDeadLettered is called with messages moved to the dead-letter store.

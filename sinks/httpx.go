@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -21,14 +22,29 @@ const UserAgent = "linkaud/1 (+https://github.com/linkaud/linkaud)"
 // into the failure kinds Deliver understands:
 //
 //	2xx                 delivered
+//	3xx                 retryable: redirects are never followed (a 301/302/303
+//	                    would turn the POST into a body-less GET, a 307/308
+//	                    would send the payload and credentials to another
+//	                    host); the Location is logged without secrets
+//	401, 403            Halted: the credential is refused
+//	404                 Halted: no such account, region or API path
 //	429                 Throttled, honouring Retry-After (seconds or a date)
 //	408, 5xx, transport retryable (timeouts, refused connections, resets)
 //	other 4xx           Permanent
+//
+// A vendor refines this with classifyBody (Iterable's and Braze's error
+// bodies name key errors under other statuses).
 type httpSender struct {
 	vendor  string
 	client  *http.Client
 	timeout time.Duration
 	redact  *Redactor
+	// fix says which settings to check when the destination halts on a
+	// refused credential.
+	fix string
+	// classifyBody, when set, may classify a non-2xx answer from its body
+	// before the status rules; nil leaves it to them.
+	classifyBody func(code int, body []byte, err error) error
 	// limits holds a request limiter per endpoint path, for the vendor's
 	// documented request rate limits (they count requests, while
 	// DeliverOptions.RateLimit counts events).
@@ -37,11 +53,15 @@ type httpSender struct {
 }
 
 func newHTTPSender(c *Config, vendor string, timeout time.Duration) *httpSender {
-	cl := c.HTTP
-	if cl == nil {
-		cl = &http.Client{}
+	var cl http.Client
+	if c.HTTP != nil {
+		cl = *c.HTTP
 	}
-	return &httpSender{vendor: vendor, client: cl, timeout: timeout, redact: c.Redactor, limits: map[string]*rate.Limiter{}, now: time.Now}
+	// Never follow a redirect: the answer to the request we sent is the
+	// 3xx itself, a failure to retry (see classify).
+	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &httpSender{vendor: vendor, client: &cl, timeout: timeout, redact: c.Redactor,
+		fix: "check the credentials", limits: map[string]*rate.Limiter{}, now: time.Now}
 }
 
 // limit sets a request rate limit for requests whose URL path ends in path.
@@ -105,7 +125,20 @@ func (h *httpSender) classify(resp *http.Response, body []byte) error {
 	// Redact the whole body before cutting it short: a secret the server
 	// echoes across the cut would otherwise show its first part.
 	err := h.redact.Error(fmt.Errorf("%s: HTTP %d %s%s", h.vendor, code, http.StatusText(code), snippet([]byte(h.redact.String(string(body))))))
+	if h.classifyBody != nil {
+		if c := h.classifyBody(code, body, err); c != nil {
+			return c
+		}
+	}
 	switch {
+	case code/100 == 3:
+		return h.redact.Error(fmt.Errorf("%s: HTTP %d %s: redirects are not followed (Location %s); set the endpoint to the final URL",
+			h.vendor, code, http.StatusText(code), safeLocation(resp.Header.Get("Location"))))
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return Halted(fmt.Sprintf("%s refused the credential (HTTP %d %s)", h.vendor, code, http.StatusText(code)), h.fix, err)
+	case code == http.StatusNotFound:
+		return Halted(fmt.Sprintf("%s answered HTTP 404 Not Found: no such account, region or API path", h.vendor),
+			"check the endpoint or region", err)
 	case code == http.StatusTooManyRequests:
 		return Throttled(retryAfterHeader(resp.Header, h.now()), err)
 	case code == http.StatusRequestTimeout || code/100 == 5:
@@ -114,6 +147,25 @@ func (h *httpSender) classify(resp *http.Response, body []byte) error {
 		return Permanent(err)
 	}
 	return err
+}
+
+// safeLocation is a redirect target fit for a log line: scheme, host and
+// path, without the user information or the query, which may carry a
+// token; the Redactor then hides any registered secret left in it.
+func safeLocation(loc string) string {
+	if loc == "" {
+		return "none"
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return "unparseable"
+	}
+	u.User = nil
+	if u.RawQuery != "" {
+		u.RawQuery = "…"
+	}
+	u.Fragment = ""
+	return u.String()
 }
 
 // retryAfterHeader reads Retry-After (delay-seconds or an HTTP date), or
