@@ -264,6 +264,9 @@ func (c *Config) String(key, def string) string {
 	return v
 }
 
+// FromTrait returns the trait of `KEY VALUE from trait.COLUMN`, or "".
+func (c *Config) FromTrait(key string) string { return c.settings[key].FromTrait }
+
 // Bool parses key as true/false.
 func (c *Config) Bool(key string, def bool) bool {
 	if !c.Has(key) {

@@ -53,6 +53,9 @@ func init() {
 			{Name: "progress_topic", Kind: Text, Doc: `compacted topic of progress records (default "linkaud-progress")`},
 			{Name: "timeout", Kind: Text, Doc: "how long a record may wait for the broker's ack (default 30s)"},
 			{Name: "compression", Kind: Text, Doc: "none, gzip, snappy, lz4 or zstd (default snappy)"},
+			{Name: "create_topic", Kind: Text, Doc: "true: create the topic when it does not exist (default false: a missing topic halts the destination, so a typo creates nothing)"},
+			{Name: "partitions", Kind: Text, Doc: "partitions of a topic create_topic makes (default the broker's num.partitions)"},
+			{Name: "replication_factor", Kind: Text, Doc: "replication factor of a topic create_topic makes (default the broker's default.replication.factor)"},
 		},
 		Open: openKafka,
 	})
@@ -71,6 +74,15 @@ type kafka struct {
 	timeout  time.Duration
 	redact   *Redactor
 	log      *slog.Logger
+
+	// The topic is looked up before the first delivery (and again after
+	// the broker said it is gone): missing, it is created only with
+	// create_topic, else the destination halts. Producing never creates
+	// it (no AllowAutoTopicCreation), so a misspelt topic creates nothing.
+	createTopic       bool
+	partitions        int32
+	replicationFactor int16
+	topicReady        atomic.Bool
 
 	mu sync.Mutex // guards cl
 	cl *kgo.Client
@@ -147,6 +159,13 @@ func openKafka(c *Config) (Destination, error) {
 		timeout: c.Duration("timeout", 30*time.Second),
 		redact:  c.Redactor,
 		log:     c.Logger,
+
+		createTopic:       c.Bool("create_topic", false),
+		partitions:        int32(c.Int("partitions", -1, 1, 100000)),
+		replicationFactor: int16(c.Int("replication_factor", -1, 1, 32767)),
+	}
+	if !k.createTopic && (c.Has("partitions") || c.Has("replication_factor")) {
+		c.Errorf("create_topic", "partitions and replication_factor apply to a topic create_topic true makes")
 	}
 	if k.timeout < time.Second {
 		c.Errorf("timeout", "must be at least 1s")
@@ -163,7 +182,6 @@ func openKafka(c *Config) (Destination, error) {
 		// Send waits for the acks anyway: lingering would only delay them.
 		kgo.ProducerLinger(0),
 		kgo.MaxBufferedRecords(kafkaMaxBuffered),
-		kgo.AllowAutoTopicCreation(),
 		kgo.WithLogger(kgoLogger{c.Logger}),
 	}
 	switch comp := c.OneOf("compression", "snappy", "none", "gzip", "snappy", "lz4", "zstd"); comp {
@@ -537,6 +555,9 @@ func (k *kafka) Send(ctx context.Context, batch []diff.Message) error {
 // start produces batch and returns a function that waits for the acks and
 // returns Send's result.
 func (k *kafka) start(ctx context.Context, batch []diff.Message) func() error {
+	if err := k.ensureTopic(ctx); err != nil {
+		return func() error { return err }
+	}
 	wait := k.produce(ctx, k.records(batch, 0))
 	return func() error {
 		errs := wait()
@@ -565,6 +586,12 @@ func (k kafkaPipelined) InFlight() int { return kafkaInFlight }
 // itself is permanent; everything else (brokers down, leadership moves,
 // timeouts, authorization being fixed) is worth retrying.
 func (k *kafka) recordError(err error) error {
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		// Deleted since it was looked up: look again before the next
+		// delivery (and halt there if it is still missing).
+		k.topicReady.Store(false)
+		return k.missingTopic()
+	}
 	err = k.redact.Error(fmt.Errorf("kafka: %w", err))
 	for _, p := range []error{kerr.MessageTooLarge, kerr.InvalidRecord, kerr.CorruptMessage, kerr.RecordListTooLarge, kerr.InvalidTimestamp} {
 		if errors.Is(err, p) {
@@ -572,6 +599,50 @@ func (k *kafka) recordError(err error) error {
 		}
 	}
 	return err
+}
+
+// ensureTopic looks the topic up once: present, delivery goes ahead;
+// missing, it is created with create_topic true, else the destination halts
+// with a message naming the topic. A failed lookup (brokers down) is
+// retryable.
+func (k *kafka) ensureTopic(ctx context.Context) error {
+	if k.topicReady.Load() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, k.timeout)
+	defer cancel()
+	adm := kadm.NewClient(k.client())
+	topics, err := adm.ListTopics(ctx, k.topic)
+	if err != nil {
+		return k.redact.Error(fmt.Errorf("kafka: looking up topic %s: %w", k.topic, err))
+	}
+	if t, ok := topics[k.topic]; ok && t.Err == nil {
+		k.topicReady.Store(true)
+		return nil
+	} else if ok && !errors.Is(t.Err, kerr.UnknownTopicOrPartition) {
+		return k.redact.Error(fmt.Errorf("kafka: looking up topic %s: %w", k.topic, t.Err))
+	}
+	if !k.createTopic {
+		return k.missingTopic()
+	}
+	resp, err := adm.CreateTopic(ctx, k.partitions, k.replicationFactor, nil, k.topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		if errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed) || errors.Is(err, kerr.InvalidReplicationFactor) || errors.Is(err, kerr.InvalidPartitions) {
+			return Halted(fmt.Sprintf("kafka: creating topic %s: %v", k.topic, err), "create the topic yourself, or fix partitions and replication_factor", err)
+		}
+		return k.redact.Error(fmt.Errorf("kafka: creating topic %s: %w", k.topic, err))
+	}
+	k.log.Info("created the Kafka topic", "topic", k.topic, "partitions", k.partitions, "replication_factor", k.replicationFactor)
+	k.topicReady.Store(true)
+	return nil
+}
+
+func (k *kafka) missingTopic() error {
+	return Halted(fmt.Sprintf("kafka: topic %q does not exist", k.topic),
+		"create it, correct the topic setting, or set create_topic true", kerr.UnknownTopicOrPartition)
 }
 
 func (k *kafka) Close() error {
@@ -582,6 +653,9 @@ func (k *kafka) Close() error {
 // Send produces the batch and its progress record in one transaction.
 func (k *kafkaTxn) Send(ctx context.Context, batch []diff.Message) error {
 	if err := k.prepare(ctx); err != nil {
+		return err
+	}
+	if err := k.ensureTopic(ctx); err != nil {
 		return err
 	}
 	cl := k.client()

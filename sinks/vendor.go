@@ -22,8 +22,90 @@ type segmentEvent struct {
 	Timestamp  string          `json:"timestamp"`
 	Properties json.RawMessage `json:"properties"`
 	Traits     json.RawMessage `json:"traits"`
+	Context    struct {
+		// Traits are the profile's traits the event carries (the
+		// enriched trait.* columns), as Segment puts them.
+		Traits map[string]json.RawMessage `json:"traits"`
+	} `json:"context"`
 
 	time time.Time
+}
+
+// trait returns the profile trait name of e: from context.traits, else
+// from the properties (a track event's enriched traits) or the traits (an
+// identify's). ok is false when e has none, or it is null.
+func (e *segmentEvent) trait(name string) (string, bool) {
+	raw, ok := e.Context.Traits[name]
+	if !ok {
+		var fields map[string]json.RawMessage
+		src := e.Properties
+		if e.Type == "identify" {
+			src = e.Traits
+		}
+		if json.Unmarshal(src, &fields) == nil {
+			raw, ok = fields[name]
+		}
+	}
+	if !ok || len(raw) == 0 || string(raw) == "null" {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, true
+	}
+	// A number or boolean trait identifies by its JSON text.
+	if raw[0] != '{' && raw[0] != '[' {
+		return string(raw), true
+	}
+	return "", false
+}
+
+// identity is how a destination identifies a profile: the kind of
+// identifier its API takes, and where the value comes from — the profile
+// key (the event's userId) or a trait (`identifier email from trait.email`).
+type identity struct {
+	kind  string // user_id, email, user_alias
+	trait string // "": the profile key
+	// maxBytes is the vendor's documented length limit of the value (0:
+	// none documented); doc names the page.
+	maxBytes int
+	doc      string
+}
+
+// readIdentity reads the identifier setting: one of kinds (the first is
+// the default); `email` reads trait.email unless `from` names another
+// trait.
+func readIdentity(c *Config, kinds ...string) identity {
+	id := identity{kind: c.OneOf("identifier", kinds[0], kinds...), trait: c.FromTrait("identifier")}
+	if id.kind == "email" && id.trait == "" {
+		id.trait = "email"
+	}
+	return id
+}
+
+// value returns the identifier of event e (message m), or a permanent
+// failure naming why the event cannot be sent: no such trait, an empty
+// value, one over the vendor's limit, an email without @.
+func (id identity) value(vendor string, m diff.Message, e *segmentEvent) (string, error) {
+	v := e.UserID
+	source := "the profile key"
+	if id.trait != "" {
+		source = "trait." + id.trait
+		var ok bool
+		if v, ok = e.trait(id.trait); !ok {
+			return "", Permanent(fmt.Errorf("%s: message %s carries no %s to identify the profile by (%s)", vendor, m.ID, source, id.kind))
+		}
+	}
+	switch {
+	case v == "":
+		return "", Permanent(fmt.Errorf("%s: message %s: %s is empty", vendor, m.ID, source))
+	case id.maxBytes > 0 && len(v) > id.maxBytes:
+		return "", Permanent(fmt.Errorf("%s: message %s: %s is %d bytes, over the %s limit of %d for %s (%s)",
+			vendor, m.ID, source, len(v), vendor, id.maxBytes, id.kind, id.doc))
+	case id.kind == "email" && !strings.Contains(v, "@"):
+		return "", Permanent(fmt.Errorf("%s: message %s: %s is not an email address", vendor, m.ID, source))
+	}
+	return v, nil
 }
 
 // parseEvent decodes a payload; a payload that cannot be mapped is a
