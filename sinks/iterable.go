@@ -19,6 +19,7 @@ func init() {
 			{Name: "endpoint", Kind: TextOrSecret, Doc: "base URL instead of the region's"},
 			{Name: "bulk", Kind: Text, Doc: "true (default): /api/events/trackBulk and /api/users/bulkUpdate; false: one request per event"},
 			{Name: "timeout", Kind: Text, Doc: "per-request timeout (default 10s)"},
+			{Name: "identifier", Kind: Text, Doc: "user_id (default: userId = the profile key, preferUserId) or email (email-based projects); `from trait.COLUMN` reads the value from a trait"},
 		},
 		Open: openIterable,
 	})
@@ -40,15 +41,35 @@ var iterableRegions = map[string]string{
 	"eu": "https://api.eu.iterable.com",
 }
 
-// iterable maps Segment's presets onto Iterable: Entered / Exited / Added /
-// Removed are custom events (userId, eventName, id = messageId so a
-// redelivery updates rather than duplicates, createdAt, dataFields = the
-// properties); Audience Membership Changed is a user update setting the
-// audience field in dataFields. Authenticated with the "Api-Key" header.
+// iterableMaxUserID is Iterable's documented limit on a userId
+// (https://api.iterable.com/api/docs, users: "userId … 52 characters").
+const iterableMaxUserID = 52
+
+// iterable maps Segment's presets onto Iterable
+// (https://api.iterable.com/api/docs): Entered / Exited / Added / Removed
+// are custom events (userId or email, eventName, id = messageId — Iterable's
+// deduplication key: an event with an id it has updates rather than
+// duplicates —, createdAt, dataFields = the properties); Audience
+// Membership Changed is a user update setting the audience field in
+// dataFields. Authenticated with the "Api-Key" header.
+//
+// Identification: `identifier user_id` sends userId with preferUserId
+// (userID-based and hybrid projects); `identifier email` sends email and no
+// preferUserId, which in an email-based project would create placeholder
+// users.
+//
+// Failures follow Iterable's response codes
+// (https://support.iterable.com/hc/en-us/articles/39629320560148-API-Response-Codes):
+// BadApiKey, BadAuthorizationHeader, Unauthorized (401), Forbidden and
+// ForbiddenParamsError (403) halt the destination whatever the status; a
+// bulk answer names its failures per identifier (invalidEmails,
+// invalidUserIds, failedUpdates.*, disallowedEventNames), matched to each
+// event by the identifier it was sent with.
 type iterable struct {
 	base string
 	key  string
 	bulk bool
+	id   identity
 	http *httpSender
 }
 
@@ -57,8 +78,14 @@ func openIterable(c *Config) (Destination, error) {
 		base: baseURL(c, iterableRegions, "us"),
 		key:  c.String("api_key", ""),
 		bulk: c.Bool("bulk", true),
+		id:   readIdentity(c, "user_id", "email"),
 		http: newHTTPSender(c, "iterable", c.Duration("timeout", 10*time.Second)),
 	}
+	if it.id.kind == "user_id" {
+		it.id.maxBytes, it.id.doc = iterableMaxUserID, "https://api.iterable.com/api/docs"
+	}
+	it.http.fix = "check api_key: a server-side key of this project, and region"
+	it.http.classifyBody = iterableClassify
 	it.http.limit(iterableTrack, 2000, 100)
 	it.http.limit(iterableTrackBulk, 10, 1)
 	it.http.limit(iterableUpdate, 500, 50)
@@ -66,11 +93,28 @@ func openIterable(c *Config) (Destination, error) {
 	return it, nil
 }
 
+// iterableKeyCodes are the response codes that mean the key, not the
+// request, is at fault.
+var iterableKeyCodes = map[string]bool{
+	"BadApiKey": true, "BadAuthorizationHeader": true, "Unauthorized": true,
+	"Forbidden": true, "ForbiddenParamsError": true,
+}
+
+func iterableClassify(code int, body []byte, err error) error {
+	var r iterableResponse
+	if json.Unmarshal(body, &r) == nil && iterableKeyCodes[r.Code] {
+		return Halted(fmt.Sprintf("iterable refused the API key (HTTP %d, %s)", code, r.Code),
+			"check api_key: a server-side key of this project, and region", err)
+	}
+	return nil
+}
+
 // MaxBatch is the most events or users in one bulk request.
 func (it *iterable) MaxBatch() int { return iterableMaxBulk }
 
 type iterableEvent struct {
-	UserID     string          `json:"userId"`
+	UserID     string          `json:"userId,omitempty"`
+	Email      string          `json:"email,omitempty"`
 	EventName  string          `json:"eventName"`
 	ID         string          `json:"id"`
 	CreatedAt  int64           `json:"createdAt"`
@@ -78,23 +122,30 @@ type iterableEvent struct {
 }
 
 type iterableUser struct {
-	UserID             string          `json:"userId"`
+	UserID             string          `json:"userId,omitempty"`
+	Email              string          `json:"email,omitempty"`
 	DataFields         json.RawMessage `json:"dataFields"`
-	PreferUserID       bool            `json:"preferUserId"`
+	PreferUserID       bool            `json:"preferUserId,omitempty"`
 	MergeNestedObjects bool            `json:"mergeNestedObjects"`
 }
 
 type iterableFailed struct {
+	InvalidEmails      []string `json:"invalidEmails"`
 	InvalidUserIDs     []string `json:"invalidUserIds"`
+	NotFoundEmails     []string `json:"notFoundEmails"`
 	NotFoundUserIDs    []string `json:"notFoundUserIds"`
+	ForgottenEmails    []string `json:"forgottenEmails"`
 	ForgottenUserIDs   []string `json:"forgottenUserIds"`
+	ConflictEmails     []string `json:"conflictEmails"`
 	ConflictUserIDs    []string `json:"conflictUserIds"`
+	InvalidDataEmails  []string `json:"invalidDataEmails"`
 	InvalidDataUserIDs []string `json:"invalidDataUserIds"`
 }
 
 type iterableBulkResponse struct {
 	SuccessCount         int            `json:"successCount"`
 	FailCount            int            `json:"failCount"`
+	InvalidEmails        []string       `json:"invalidEmails"`
 	InvalidUserIDs       []string       `json:"invalidUserIds"`
 	DisallowedEventNames []string       `json:"disallowedEventNames"`
 	FailedUpdates        iterableFailed `json:"failedUpdates"`
@@ -107,8 +158,9 @@ type iterableResponse struct {
 
 // item is one message as Iterable wants it.
 type iterableItem struct {
-	at    int // index in the batch
-	user  string
+	at    int    // index in the batch
+	user  string // the profile key (ordering)
+	ident string // the identifier sent (matching bulk failures)
 	event *iterableEvent
 	upd   *iterableUser
 }
@@ -122,13 +174,28 @@ func (it *iterable) Send(ctx context.Context, batch []diff.Message) error {
 			be.Fail(i, err)
 			continue
 		}
-		item := iterableItem{at: i, user: e.UserID}
+		v, err := it.id.value("iterable", m, &e)
+		if err != nil {
+			be.Fail(i, err)
+			continue
+		}
+		item := iterableItem{at: i, user: e.UserID, ident: v}
 		if e.Type == "identify" {
-			item.upd = &iterableUser{UserID: e.UserID, DataFields: e.Traits, PreferUserID: true, MergeNestedObjects: true}
+			item.upd = &iterableUser{DataFields: e.Traits, MergeNestedObjects: true}
+			if it.id.kind == "email" {
+				item.upd.Email = v
+			} else {
+				item.upd.UserID, item.upd.PreferUserID = v, true
+			}
 		} else {
-			item.event = &iterableEvent{UserID: e.UserID, EventName: e.Event, ID: e.MessageID, CreatedAt: e.time.Unix(), DataFields: e.Properties}
+			item.event = &iterableEvent{EventName: e.Event, ID: e.MessageID, CreatedAt: e.time.Unix(), DataFields: e.Properties}
 			if item.event.ID == "" {
 				item.event.ID = m.ID
+			}
+			if it.id.kind == "email" {
+				item.event.Email = v
+			} else {
+				item.event.UserID = v
 			}
 		}
 		items = append(items, item)
@@ -145,22 +212,24 @@ func (it *iterable) Send(ctx context.Context, batch []diff.Message) error {
 // failure worth retrying: the rest of the batch waits with it.
 func (it *iterable) sendEach(ctx context.Context, items []iterableItem, be *BatchError) {
 	for n, item := range items {
-		path, body := iterableTrack, any(item.event)
-		if item.upd != nil {
-			path, body = iterableUpdate, item.upd
-		}
-		err := it.post(ctx, path, body, nil)
-		if err == nil {
-			continue
-		}
-		be.Fail(item.at, err)
-		if Classify(err) == Retry {
-			for _, rest := range items[n+1:] {
-				be.Fail(rest.at, err)
+		if err := it.sendOne(ctx, item); err != nil {
+			be.Fail(item.at, err)
+			if Classify(err) == Retry {
+				failAll(be, err, items[n+1:])
+				return
 			}
-			return
 		}
 	}
+}
+
+// sendOne sends one event or user update through the single endpoints,
+// whose answer is about that item alone.
+func (it *iterable) sendOne(ctx context.Context, item iterableItem) error {
+	path, body := iterableTrack, any(item.event)
+	if item.upd != nil {
+		path, body = iterableUpdate, item.upd
+	}
+	return it.post(ctx, path, body, nil)
 }
 
 // sendBulk sends rounds of one trackBulk and one bulkUpdate request. A
@@ -188,12 +257,12 @@ func (it *iterable) sendBulk(ctx context.Context, items []iterableItem, be *Batc
 			}
 		}
 		rest := items[n:]
-		if err := it.sendBulkPart(ctx, events, be); err != nil && Classify(err) == Retry {
-			failAll(be, err, events, users, rest)
+		if err := it.sendBulkPart(ctx, events, be); err != nil {
+			failAll(be, err, users, rest)
 			return
 		}
-		if err := it.sendBulkPart(ctx, users, be); err != nil && Classify(err) == Retry {
-			failAll(be, err, users, rest)
+		if err := it.sendBulkPart(ctx, users, be); err != nil {
+			failAll(be, err, rest)
 			return
 		}
 		items = rest
@@ -208,8 +277,9 @@ func failAll(be *BatchError, err error, parts ...[]iterableItem) {
 	}
 }
 
-// sendBulkPart sends one bulk request of events or users and records
-// per-user rejections. It returns the request's failure, if any.
+// sendBulkPart sends one bulk request of events or users and records the
+// outcome of each of its items. It returns a failure worth retrying (after
+// recording it for the items it leaves undelivered), which stops the batch.
 func (it *iterable) sendBulkPart(ctx context.Context, part []iterableItem, be *BatchError) error {
 	if len(part) == 0 {
 		return nil
@@ -232,35 +302,75 @@ func (it *iterable) sendBulkPart(ctx context.Context, part []iterableItem, be *B
 	var resp iterableBulkResponse
 	if err := it.post(ctx, path, body, &resp); err != nil {
 		if Classify(err) == Reject {
-			failAll(be, err, part)
+			// The request as a whole was refused (BadParams, a bad
+			// body): send each item alone, so only the bad ones are
+			// dead letters.
+			return it.isolate(ctx, part, be)
 		}
+		failAll(be, err, part)
 		return err
 	}
-	rejected := map[string]string{}
+	byIdent := map[string]string{}
 	for _, l := range []struct {
 		why string
 		ids []string
 	}{
+		{"invalid email", resp.InvalidEmails},
 		{"invalid userId", resp.InvalidUserIDs},
+		{"invalid email", resp.FailedUpdates.InvalidEmails},
 		{"invalid userId", resp.FailedUpdates.InvalidUserIDs},
+		{"email not found", resp.FailedUpdates.NotFoundEmails},
 		{"userId not found", resp.FailedUpdates.NotFoundUserIDs},
+		{"email forgotten (GDPR)", resp.FailedUpdates.ForgottenEmails},
 		{"userId forgotten (GDPR)", resp.FailedUpdates.ForgottenUserIDs},
+		{"email conflict", resp.FailedUpdates.ConflictEmails},
 		{"userId conflict", resp.FailedUpdates.ConflictUserIDs},
+		{"invalid data", resp.FailedUpdates.InvalidDataEmails},
 		{"invalid data", resp.FailedUpdates.InvalidDataUserIDs},
 	} {
 		for _, id := range l.ids {
-			rejected[id] = l.why
+			byIdent[id] = l.why
 		}
 	}
 	disallowed := map[string]bool{}
 	for _, name := range resp.DisallowedEventNames {
 		disallowed[name] = true
 	}
+	failed := 0
+	var unnamed []iterableItem
 	for _, item := range part {
-		if why, ok := rejected[item.user]; ok {
-			be.Fail(item.at, Permanent(fmt.Errorf("iterable: %s rejected: %s", path, why)))
-		} else if item.event != nil && disallowed[item.event.EventName] {
+		switch why, ok := byIdent[item.ident]; {
+		case ok:
+			be.Fail(item.at, Permanent(fmt.Errorf("iterable: %s rejected the %s: %s", path, it.id.kind, why)))
+			failed++
+		case item.event != nil && disallowed[item.event.EventName]:
 			be.Fail(item.at, Permanent(fmt.Errorf("iterable: event name %q is disallowed in the project", item.event.EventName)))
+			failed++
+		default:
+			unnamed = append(unnamed, item)
+		}
+	}
+	if resp.FailCount > failed {
+		// Iterable counted failures it did not name: which of the rest
+		// went through is unknown, so none is acknowledged on this
+		// answer. Each is sent again alone (events carry their id, and
+		// a user update sets the same fields, so those that did go
+		// through are not duplicated) and judged on its own answer.
+		return it.isolate(ctx, unnamed, be)
+	}
+	return nil
+}
+
+// isolate sends items one at a time, in order, recording each outcome; a
+// failure worth retrying stops there and fails the rest with it.
+func (it *iterable) isolate(ctx context.Context, items []iterableItem, be *BatchError) error {
+	for n, item := range items {
+		if err := it.sendOne(ctx, item); err != nil {
+			be.Fail(item.at, err)
+			if Classify(err) == Retry {
+				failAll(be, err, items[n+1:])
+				return err
+			}
 		}
 	}
 	return nil

@@ -148,7 +148,10 @@ func (f *fakeVendor) target(d sinks.Destination) *sinktest.Target {
 		Throttle: func(n int) {
 			f.then(repeat(n, response{status: 429, header: map[string]string{"Retry-After": "0"}})...)
 		},
-		Reject: func() { f.then(response{status: 400}) },
+		// A request refused as a whole is split (Braze) or resent item
+		// by item (Iterable, Customer.io) to find the events to blame:
+		// refuse every request of the isolation too.
+		Reject: func() { f.then(repeat(64, response{status: 400})...) },
 		Outage: func(testing.TB) func() {
 			addr := f.addr
 			f.server().Close()
