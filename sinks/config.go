@@ -232,6 +232,14 @@ func (c *Config) validate() {
 	}
 }
 
+// at is "file:line:col: " for a setting's position, "" when unknown.
+func at(r dsl.Range) string {
+	if r.Start.Line == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d:%d: ", r.Start.Filename, r.Start.Line, r.Start.Column)
+}
+
 func (c *Config) errorf(key, format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf("destination %s: %s: %s", c.Name, key, fmt.Sprintf(format, args...)))
 }
@@ -261,6 +269,9 @@ func (c *Config) String(key, def string) string {
 		return ""
 	}
 	c.Redactor.Add(v)
+	if why := ShortSecret(v); why != "" && c.keys[key].Kind == Secret {
+		c.errorf(key, "%sthe value of %s %s", at(s.Range), s.Secret.Env, why)
+	}
 	return v
 }
 
