@@ -55,6 +55,7 @@ type Engine struct {
 	wh      executor.Warehouse
 	dests   map[string]*openDest
 	limiter map[string]*sinks.RateLimiter
+	health  map[string]DestinationHealth
 }
 
 type openDest struct {
@@ -98,6 +99,7 @@ func Open(ctx context.Context, ws *dsl.Workspace, opts Options) (*Engine, error)
 		wh:      wh,
 		dests:   map[string]*openDest{},
 		limiter: map[string]*sinks.RateLimiter{},
+		health:  map[string]DestinationHealth{},
 	}, nil
 }
 
@@ -283,7 +285,9 @@ func (e *Engine) deliver(ctx context.Context, name string, hooks []sinks.Hook) (
 	}
 	opts.Limiter = e.limiter[name]
 	e.mu.Unlock()
-	return sinks.Deliver(ctx, crashpoint.Outbox(e.store), name, crashpoint.Destination(od.dest), opts)
+	st, err := sinks.Deliver(ctx, crashpoint.Outbox(e.store), name, crashpoint.Destination(od.dest), opts)
+	e.recordHealth(name, err)
+	return st, err
 }
 
 // DeliverAll delivers every destination of the workspace, one goroutine

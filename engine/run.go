@@ -319,7 +319,9 @@ func (r *RunReport) WriteSummary(w io.Writer, o SummaryOptions) error {
 			fmt.Fprintf(&b, " in %s", FormatDuration(d.Took))
 		}
 		b.WriteString("\n")
-		if d.Err != nil {
+		if d.Err != nil && errors.Is(d.Err, sinks.ErrHalted) {
+			fmt.Fprintf(&b, "  HALTED; nothing dead-lettered, %s wait in the outbox and go out once the destination accepts them\n%s\n", plural(d.Backlog, "event"), Indent(d.Err.Error(), "    "))
+		} else if d.Err != nil {
 			fmt.Fprintf(&b, "  FAILED; %s left in the outbox for the next run\n%s\n", plural(d.Backlog, "event"), Indent(d.Err.Error(), "    "))
 		} else if d.Backlog > 0 {
 			fmt.Fprintf(&b, "  %s left in the outbox\n", plural(d.Backlog, "event"))

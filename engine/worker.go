@@ -663,6 +663,13 @@ func (w *Worker) Load() (running, queued, peak int) {
 	return w.running, len(w.queue), w.peak
 }
 
+// Health returns what the last delivery of each destination found (see
+// DestinationHealth).
+func (w *Worker) Health() []DestinationHealth { return w.e.Health() }
+
+// Backlog is how many events wait in dest's outbox.
+func (w *Worker) Backlog(dest string) (int64, error) { return w.e.Store().Backlog(dest) }
+
 // Destinations returns the names of the workspace's destinations.
 func (w *Worker) Destinations() []string {
 	w.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/linkaud/linkaud/dsl"
+	"github.com/linkaud/linkaud/sinks"
 )
 
 func init() {
@@ -21,6 +22,11 @@ func (c *checkCmd) Run(g *Globals) error {
 	ws, err := loadWorkspace(c.Dir, dsl.Options{MaxDepth: c.MaxDepth})
 	if err != nil {
 		return err
+	}
+	// Secrets set in this environment but too short to redact safely.
+	if diags := sinks.CheckSecrets(ws, os.LookupEnv); len(diags) > 0 {
+		dsl.Render(os.Stderr, diags, diagSources(ws, diags))
+		return silentExit(exitUser)
 	}
 	if c.Warehouse {
 		if err := checkWarehouse(ws); err != nil {

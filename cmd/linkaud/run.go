@@ -94,8 +94,13 @@ func failures(rep *engine.RunReport) string {
 		}
 	}
 	var left int64
+	var halted []string
 	for _, d := range rep.Destinations {
-		if d.Err != nil {
+		var h *sinks.HaltedError
+		switch {
+		case errors.As(d.Err, &h):
+			halted = append(halted, fmt.Sprintf("destination %s is halted: %v; nothing was dead-lettered, %d events wait in the outbox", d.Name, h, d.Backlog))
+		case d.Err != nil:
 			dests = append(dests, d.Name)
 			left += d.Backlog
 		}
@@ -107,6 +112,7 @@ func failures(rep *engine.RunReport) string {
 	if len(dests) > 0 {
 		parts = append(parts, fmt.Sprintf("delivery to %s failed (%d events left in the outbox for the next run)", strings.Join(dests, ", "), left))
 	}
+	parts = append(parts, halted...)
 	return strings.Join(parts, "; ")
 }
 

@@ -56,6 +56,7 @@ func New(w *engine.Worker, opts Options) http.Handler {
 	if opts.Metrics != nil {
 		mux.Handle("GET /metrics", opts.Metrics)
 	}
+	mux.HandleFunc("GET /destinations", s.destinations)
 	mux.HandleFunc("GET /audiences", s.list)
 	mux.HandleFunc("GET /audiences/{name}", s.get)
 	mux.HandleFunc("POST /audiences/{name}/run", s.mutate(s.run))
@@ -103,12 +104,47 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
 	running, queued, _ := s.w.Load()
 	body := map[string]any{"status": "ok", "running": running, "queued": queued}
+	var halted []string
+	for _, h := range s.w.Health() {
+		if h.Halted {
+			halted = append(halted, h.Name)
+		}
+	}
+	if len(halted) > 0 {
+		// The worker itself is fine (200: no reason to restart it);
+		// these destinations need someone to fix their credential.
+		body["status"] = "degraded"
+		body["halted_destinations"] = halted
+	}
 	if s.w.Stopping() {
 		body["status"] = "stopping"
 		writeJSON(w, http.StatusServiceUnavailable, body)
 		return
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// Destination is the JSON form of a destination's health.
+type Destination struct {
+	Name    string     `json:"name"`
+	Healthy bool       `json:"healthy"`
+	Reason  string     `json:"reason,omitempty"`
+	Fix     string     `json:"fix,omitempty"`
+	Since   *time.Time `json:"halted_since,omitempty"`
+	Checked *time.Time `json:"last_delivery,omitempty"`
+	Backlog int64      `json:"backlog"`
+}
+
+// destinations answers GET /destinations: each destination's health (a
+// halted one with why and since when) and outbox backlog.
+func (s *server) destinations(w http.ResponseWriter, _ *http.Request) {
+	var out []Destination
+	for _, h := range s.w.Health() {
+		n, _ := s.w.Backlog(h.Name)
+		out = append(out, Destination{Name: h.Name, Healthy: !h.Halted, Reason: h.Reason, Fix: h.Fix,
+			Since: timePtr(h.Since), Checked: timePtr(h.Checked), Backlog: n})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // Audience is the JSON form of an audience's status.

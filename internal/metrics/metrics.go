@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -40,6 +41,7 @@ type Metrics struct {
 	deliveryErrs *prometheus.CounterVec
 	deliveryTime *prometheus.HistogramVec
 	reloads      *prometheus.CounterVec
+	halted       *prometheus.GaugeVec
 
 	mu   sync.Mutex
 	peak int
@@ -69,11 +71,14 @@ func New() *Metrics {
 	m.dropped = f.counterVec("events_dropped_total", "Events dropped at delivery for their size.", "destination")
 	m.deadLettered = f.counterVec("events_dead_lettered_total", "Events a destination rejected permanently, moved to the dead-letter store.", "destination")
 	m.deliveryErrs = f.counterVec("delivery_errors_total",
-		"Delivery errors by destination and kind: retried (a failed send retried), throttled (the destination asked to slow down), failed (a pass that stopped with messages left).",
+		"Delivery errors by destination and kind: retried (a failed send retried), throttled (the destination asked to slow down), failed (a pass that stopped with messages left), halted (a pass stopped by a halted destination).",
 		"destination", "kind")
 	m.deliveryTime = f.histogramVec("delivery_duration_seconds", "Duration of a delivery pass of a destination's outbox.",
 		prometheus.ExponentialBuckets(0.001, 4, 10), "destination")
 	m.reloads = f.counterVec("reloads_total", "Workspace reloads, by result (ok, rejected).", "result")
+	m.halted = f.gaugeVec("destination_halted",
+		"1 while the destination is halted (it refused the credential, does not know the account or region, or its topic is missing): nothing is dead-lettered and its events wait in the outbox; 0 once a delivery pass went through.",
+		"destination")
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -188,8 +193,14 @@ func (m *Metrics) OnCycleDone(r engine.CycleReport) {
 // OnDeliverPass implements engine.HookDeliverPass.
 func (m *Metrics) OnDeliverPass(dest string, _ sinks.Stats, err error, took time.Duration) {
 	m.deliveryTime.WithLabelValues(dest).Observe(took.Seconds())
-	if err != nil {
+	switch {
+	case errors.Is(err, sinks.ErrHalted):
+		m.halted.WithLabelValues(dest).Set(1)
+		m.deliveryErrs.WithLabelValues(dest, "halted").Inc()
+	case err != nil:
 		m.deliveryErrs.WithLabelValues(dest, "failed").Inc()
+	default:
+		m.halted.WithLabelValues(dest).Set(0)
 	}
 }
 
