@@ -514,9 +514,20 @@ func (c *cycle) profile(key []byte, inOld bool, oldVal []byte, inNew bool, newVa
 		case dsl.AudienceMembershipChanged:
 			if (a.first && a.sendCurrent && inNew) || (!a.first && inNew != inOld) {
 				in := inNew
+				l, traits := c.newL, p.newTraits
+				if !in {
+					l, traits = c.oldL, p.oldTraits
+				}
 				err = c.em.emit(a, EventMembershipChanged, TypeIdentify, p.key, func(dst []byte, id string) ([]byte, error) {
 					prof, _, _, err := decodeElem(p.key)
-					return c.pl.identify(dst, id, prof, in), err
+					if err != nil {
+						return nil, err
+					}
+					tf, err := splitFragments(traits, len(l.traitCols()), c.frags[0])
+					if err != nil {
+						return nil, err
+					}
+					return c.pl.identify(dst, a, id, prof, in, l, tf), nil
 				})
 			}
 		}

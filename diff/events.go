@@ -261,21 +261,63 @@ func (p *payload) head(dst []byte, typ, event, id string, userID []byte) []byte 
 	return dst
 }
 
-func (p *payload) tail(dst []byte) []byte {
+// tail closes an event with Segment's context and integrations, as
+// Segment's Linked Audiences events carry them: context.personas
+// (computation_key, computation_id, computation_class), context.traits (the
+// enriched trait.* columns the activation sends — where the marketing
+// destinations read an identifier such as email from) and integrations
+// (All false, the activation's destination true).
+func (p *payload) tail(dst []byte, a *actSpec, l Layout, traits [][]byte) []byte {
 	dst = append(dst, `,"context":{"personas":{"computation_key":`...)
 	dst = appendJSONString(dst, p.aud)
-	return append(dst, `,"computation_class":"audience"}}}`...)
+	dst = append(dst, `,"computation_id":`...)
+	dst = appendJSONString(dst, ComputationID(p.aud))
+	dst = append(dst, `,"computation_class":"audience"},"traits":{`...)
+	dst = p.traits(dst, a, l, traits, false)
+	dst = append(dst, `}},"integrations":{"All":false,`...)
+	dst = appendJSONString(dst, a.dest)
+	return append(dst, `:true}}`...)
+}
+
+// ComputationID is context.personas.computation_id of an audience's
+// events: "aud_" and 12 bytes, hex, of the SHA-256 of its key — stable
+// across runs and versions, as Segment's audience id is.
+func ComputationID(audience string) string {
+	sum := sha256.Sum256([]byte(audience))
+	return "aud_" + hex.EncodeToString(sum[:12])
+}
+
+// traits writes the enriched traits the activation includes as JSON
+// members (each preceded by a comma when comma is set, else separated).
+func (p *payload) traits(dst []byte, a *actSpec, l Layout, traits [][]byte, comma bool) []byte {
+	t := 0
+	for _, e := range l.Enrich {
+		if e.Step != Trait {
+			continue
+		}
+		if a.includes(l, e) {
+			if comma {
+				dst = append(dst, ',')
+			}
+			comma = true
+			dst = appendJSONString(dst, e.Name)
+			dst = append(dst, ':')
+			dst = append(dst, traits[t]...)
+		}
+		t++
+	}
+	return dst
 }
 
 // identify is an Audience Membership Changed event.
-func (p *payload) identify(dst []byte, id string, userID []byte, in bool) []byte {
+func (p *payload) identify(dst []byte, a *actSpec, id string, userID []byte, in bool, l Layout, traits [][]byte) []byte {
 	dst = p.head(dst, TypeIdentify, EventMembershipChanged, id, userID)
 	dst = append(dst, `,"traits":{`...)
 	dst = appendJSONString(dst, p.aud)
 	dst = append(dst, ':')
 	dst = strconv.AppendBool(dst, in)
 	dst = append(dst, '}')
-	return p.tail(dst)
+	return p.tail(dst, a, l, traits)
 }
 
 // properties opens the properties of a track event: audience_key, the
@@ -287,20 +329,7 @@ func (p *payload) properties(dst []byte, a *actSpec, l Layout, in bool, traits [
 	dst = appendJSONString(dst, p.aud)
 	dst = append(dst, ':')
 	dst = strconv.AppendBool(dst, in)
-	t := 0
-	for _, e := range l.Enrich {
-		if e.Step != Trait {
-			continue
-		}
-		if a.includes(l, e) {
-			dst = append(dst, ',')
-			dst = appendJSONString(dst, e.Name)
-			dst = append(dst, ':')
-			dst = append(dst, traits[t]...)
-		}
-		t++
-	}
-	return dst
+	return p.traits(dst, a, l, traits, true)
 }
 
 // audience is an Audience Entered or Exited event.
@@ -308,7 +337,7 @@ func (p *payload) audience(dst []byte, a *actSpec, event, id string, userID []by
 	dst = p.head(dst, TypeTrack, event, id, userID)
 	dst = p.properties(dst, a, l, in, traits)
 	dst = append(dst, '}')
-	return p.tail(dst)
+	return p.tail(dst, a, l, traits)
 }
 
 // entity is an Entity Added or Removed event: keys[0] is the profile,
@@ -347,7 +376,7 @@ func (p *payload) entity(dst []byte, a *actSpec, event, id string, keys [][]byte
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `}}`...)
-	return p.tail(dst)
+	return p.tail(dst, a, l, traits)
 }
 
 // Message encoding in the outbox and dead-letter store: a version byte,

@@ -174,7 +174,7 @@ func TestWebhookShared(t *testing.T) {
 }
 
 func TestWebhookBodyAndSignature(t *testing.T) {
-	h := newHookServer(t, "k")
+	h := newHookServer(t, "hook-signing-key")
 	d := openWebhook(t, h, nil)
 	defer d.Close()
 	msgs := sinktest.Messages(sinktest.GenOptions{Profiles: 2, PerProfile: 2})
@@ -205,7 +205,7 @@ func TestWebhookBodyAndSignature(t *testing.T) {
 }
 
 func TestWebhookThrottleBudget(t *testing.T) {
-	h := newHookServer(t, "k")
+	h := newHookServer(t, "hook-signing-key")
 	d := openWebhook(t, h, nil)
 	defer d.Close()
 	ob := sinktest.NewOutbox()

@@ -87,8 +87,10 @@ func Message(p, j int, o GenOptions) diff.Message {
 		"messageId": id,
 		"timestamp": o.Time.UTC().Format(time.RFC3339),
 		"context": map[string]any{
-			"personas": map[string]any{"computation_key": aud, "computation_class": "audience"},
+			"personas": map[string]any{"computation_key": aud, "computation_id": diff.ComputationID(aud), "computation_class": "audience"},
+			"traits":   map[string]any{"email": user + "@example.com"},
 		},
+		"integrations": map[string]any{"All": false, "dest": true},
 	}
 	if ev.typ == "identify" {
 		payload["traits"] = map[string]any{aud: in, "test_tag": id}

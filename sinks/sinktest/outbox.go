@@ -179,3 +179,24 @@ func (o *Outbox) DeadLetters(dest string) []DeadLetter {
 	defer o.mu.Unlock()
 	return slices.Clone(o.dead[dest])
 }
+
+// Retry moves dead letters of dest back to the outbox, after everything
+// pending, with their messageIds, as diff.Store.RetryDeadLetters does for
+// `linkaud deadletters retry`; ids nil retries them all. It returns how
+// many it moved.
+func (o *Outbox) Retry(dest string, ids []string) (int, error) {
+	o.mu.Lock()
+	var keep []DeadLetter
+	var back []diff.Message
+	for _, d := range o.dead[dest] {
+		if ids == nil || slices.Contains(ids, d.Msg.ID) {
+			back = append(back, d.Msg)
+		} else {
+			keep = append(keep, d)
+		}
+	}
+	o.dead[dest] = keep
+	o.mu.Unlock()
+	o.Append(dest, back...)
+	return len(back), nil
+}
