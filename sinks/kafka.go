@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
@@ -611,23 +612,38 @@ func (k *kafka) ensureTopic(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()
-	adm := kadm.NewClient(k.client())
-	topics, err := adm.ListTopics(ctx, k.topic)
+	// A metadata request of its own, not kadm.ListTopics: that may answer
+	// from the client's metadata cache, which would keep a topic created
+	// since looking missing.
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(k.topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, k.client())
 	if err != nil {
 		return k.redact.Error(fmt.Errorf("kafka: looking up topic %s: %w", k.topic, err))
 	}
-	if t, ok := topics[k.topic]; ok && t.Err == nil {
-		k.topicReady.Store(true)
-		return nil
-	} else if ok && !errors.Is(t.Err, kerr.UnknownTopicOrPartition) {
-		return k.redact.Error(fmt.Errorf("kafka: looking up topic %s: %w", k.topic, t.Err))
+	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != k.topic {
+			continue
+		}
+		switch terr := kerr.ErrorForCode(t.ErrorCode); {
+		case terr == nil:
+			k.topicReady.Store(true)
+			return nil
+		case errors.Is(terr, kerr.TopicAuthorizationFailed):
+			return Halted(fmt.Sprintf("kafka: not authorized to describe topic %s", k.topic), "grant the principal access to the topic", terr)
+		case !errors.Is(terr, kerr.UnknownTopicOrPartition):
+			return k.redact.Error(fmt.Errorf("kafka: looking up topic %s: %w", k.topic, terr))
+		}
 	}
+	adm := kadm.NewClient(k.client())
 	if !k.createTopic {
 		return k.missingTopic()
 	}
-	resp, err := adm.CreateTopic(ctx, k.partitions, k.replicationFactor, nil, k.topic)
+	created, err := adm.CreateTopic(ctx, k.partitions, k.replicationFactor, nil, k.topic)
 	if err == nil {
-		err = resp.Err
+		err = created.Err
 	}
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		if errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed) || errors.Is(err, kerr.InvalidReplicationFactor) || errors.Is(err, kerr.InvalidPartitions) {

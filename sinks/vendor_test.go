@@ -35,6 +35,7 @@ type fakeVendor struct {
 	srv       *httptest.Server
 	addr      string
 	script    []response
+	refusing  *response // answers every request while set
 	storm     *rand.Rand
 	stormRate float64
 	received  []string
@@ -85,7 +86,9 @@ func (f *fakeVendor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests = append(f.requests, recorded{r.Method, r.URL.EscapedPath(), r.Header.Clone(), body})
 	var scripted *response
-	if len(f.script) > 0 {
+	if f.refusing != nil {
+		scripted = f.refusing
+	} else if len(f.script) > 0 {
 		scripted = &f.script[0]
 		f.script = f.script[1:]
 	} else if f.storm != nil && f.storm.Float64() < f.stormRate {
@@ -101,7 +104,11 @@ func (f *fakeVendor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set(k, v)
 		}
 		w.WriteHeader(scripted.status)
-		_, _ = io.WriteString(w, `{"message":"scripted failure"}`)
+		body := scripted.body
+		if body == "" {
+			body = `{"message":"scripted failure"}`
+		}
+		_, _ = io.WriteString(w, body)
 		return
 	}
 	status, resp, tags := f.handle(f.t, r, body)
@@ -119,6 +126,13 @@ func (f *fakeVendor) then(rs ...response) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.script = append(f.script, rs...)
+}
+
+// refuse answers every request with r until refuse(nil).
+func (f *fakeVendor) refuse(r *response) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refusing = r
 }
 
 func (f *fakeVendor) stormy(seed uint64, rate float64) {
@@ -209,20 +223,7 @@ func TestHTTPStorms(t *testing.T) {
 		open func(t *testing.T) (*fakeVendor, sinks.Destination)
 	}{
 		{"webhook", func(t *testing.T) (*fakeVendor, sinks.Destination) {
-			f := newFakeVendor(t, func(t testing.TB, r *http.Request, body []byte) (int, string, []string) {
-				var b struct {
-					Batch []struct{ MessageID string } `json:"batch"`
-				}
-				if err := json.Unmarshal(body, &b); err != nil {
-					t.Errorf("webhook body: %v", err)
-					return 400, "", nil
-				}
-				var ids []string
-				for _, e := range b.Batch {
-					ids = append(ids, e.MessageID)
-				}
-				return 200, "", ids
-			})
+			f := newFakeVendor(t, webhookHandler)
 			d, err := sinks.Open(&dsl.Destination{Name: "hook", Type: "webhook", Settings: map[string]dsl.Setting{
 				"url": {Text: f.url() + "/hook"}, "batch_size": {Text: "20"}}}, sinks.OpenOptions{})
 			if err != nil {
@@ -290,6 +291,22 @@ func TestHTTPStorms(t *testing.T) {
 				len(msgs), len(f.recorded()), st.Retries, st.Throttled, calls, dups)
 		})
 	}
+}
+
+// batchIDs returns the messageIds of a webhook body {"batch": [events]}.
+func batchIDs(t testing.TB, body []byte) []string {
+	var b struct {
+		Batch []struct{ MessageID string } `json:"batch"`
+	}
+	if err := json.Unmarshal(body, &b); err != nil {
+		t.Errorf("webhook body: %v", err)
+		return nil
+	}
+	var ids []string
+	for _, e := range b.Batch {
+		ids = append(ids, e.MessageID)
+	}
+	return ids
 }
 
 func paths(reqs []recorded) []string {

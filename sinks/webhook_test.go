@@ -37,6 +37,7 @@ type hookServer struct {
 type response struct {
 	status int
 	header map[string]string
+	body   string // default {"message":"scripted failure"}
 }
 
 func newHookServer(t testing.TB, secret string) *hookServer {
