@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,7 +109,13 @@ func urlForms(s string) []string {
 		return nil
 	}
 	out := []string{u.String(), u.Redacted()}
-	for _, v := range []string{u.String(), u.Redacted()} {
+	if _, ok := u.User.Password(); ok {
+		// net/http's errors print the password as "***".
+		stripped := *u
+		stripped.User = url.UserPassword(u.User.Username(), "***")
+		out = append(out, stripped.String())
+	}
+	for _, v := range out {
 		if _, rest, ok := strings.Cut(v, "://"); ok {
 			out = append(out, rest)
 		}
@@ -137,6 +144,9 @@ func urlCredentials(s string) []string {
 		}
 		if p, ok := u.User.Password(); ok && p != "" {
 			parts = append(parts, p)
+			// net/http sends the user information as a Basic
+			// Authorization header, which a server may echo.
+			parts = append(parts, base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+p)))
 		}
 	}
 	for _, vs := range u.Query() {
