@@ -221,6 +221,7 @@ type hookServer struct {
 	mu       sync.Mutex
 	requests int
 	fail     map[int]int // request number (1-based) → status
+	refuse   int         // when set, the status of every request
 	arrived  []string
 }
 
@@ -267,6 +268,11 @@ func (h *hookServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.requests++
+	if h.refuse != 0 {
+		w.WriteHeader(h.refuse)
+		fmt.Fprintf(w, `{"error": "credential refused (%d)"}`, h.refuse)
+		return
+	}
 	if code, ok := h.fail[h.requests]; ok {
 		w.WriteHeader(code)
 		fmt.Fprintf(w, `{"error": "injected %d"}`, code)
