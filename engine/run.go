@@ -320,7 +320,7 @@ func (r *RunReport) WriteSummary(w io.Writer, o SummaryOptions) error {
 		}
 		b.WriteString("\n")
 		if d.Err != nil && errors.Is(d.Err, sinks.ErrHalted) {
-			fmt.Fprintf(&b, "  HALTED; nothing dead-lettered, %s wait in the outbox and go out once the destination accepts them\n%s\n", plural(d.Backlog, "event"), Indent(d.Err.Error(), "    "))
+			fmt.Fprintf(&b, "  HALTED; nothing dead-lettered, %s kept in the outbox until the destination accepts them\n%s\n", plural(d.Backlog, "event"), Indent(d.Err.Error(), "    "))
 		} else if d.Err != nil {
 			fmt.Fprintf(&b, "  FAILED; %s left in the outbox for the next run\n%s\n", plural(d.Backlog, "event"), Indent(d.Err.Error(), "    "))
 		} else if d.Backlog > 0 {

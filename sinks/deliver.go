@@ -358,7 +358,7 @@ func (l *loop) deliverBatch(ctx context.Context, batch []diff.Message, failed []
 			// this pass can help and no event is to blame. Everything
 			// stays in the outbox, in order, for a later pass.
 			l.st.Left = len(pending)
-			l.log.Error("destination halted; its events stay in the outbox", "reason", h.Reason, "fix", h.Fix, "messages", len(pending))
+			l.log.Warn("destination halted; its events stay in the outbox", "reason", h.Reason, "fix", h.Fix, "messages", len(pending))
 			for _, hk := range l.o.Hooks {
 				if hk, ok := hk.(HookHalted); ok {
 					hk.OnHalted(l.dest, h)

@@ -64,8 +64,11 @@ type DestinationHaltedError struct {
 }
 
 func (e *DestinationHaltedError) Error() string {
-	return fmt.Sprintf("destination %s %v: nothing was dead-lettered; its events wait in the outbox and delivery resumes by itself once it accepts them again",
-		e.Dest, e.Halt)
+	msg := fmt.Sprintf("destination %s halted: %s", e.Dest, e.Halt.Reason)
+	if e.Halt.Fix != "" {
+		msg += "; " + e.Halt.Fix
+	}
+	return msg + "; nothing was dead-lettered, its events wait in the outbox and delivery resumes once it accepts them"
 }
 
 func (e *DestinationHaltedError) Unwrap() error { return e.Halt }

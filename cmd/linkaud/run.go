@@ -99,7 +99,11 @@ func failures(rep *engine.RunReport) string {
 		var h *sinks.HaltedError
 		switch {
 		case errors.As(d.Err, &h):
-			halted = append(halted, fmt.Sprintf("destination %s is halted: %v; nothing was dead-lettered, %d events wait in the outbox", d.Name, h, d.Backlog))
+			msg := fmt.Sprintf("destination %s is halted: %s", d.Name, h.Reason)
+			if h.Fix != "" {
+				msg += "; " + h.Fix
+			}
+			halted = append(halted, fmt.Sprintf("%s; nothing was dead-lettered, %d event(s) wait in the outbox for `--deliver-only` or the worker", msg, d.Backlog))
 		case d.Err != nil:
 			dests = append(dests, d.Name)
 			left += d.Backlog
