@@ -76,7 +76,7 @@ linkaud_events_emitted_total{destination="hook",event="Entity Added"} 7
 # TYPE linkaud_events_delivered_total counter
 linkaud_events_delivered_total{destination="hook",event="Audience Entered"} 1
 linkaud_events_delivered_total{destination="hook",event="Entity Added"} 2
-# HELP linkaud_delivery_errors_total Delivery errors by destination and kind: retried (a failed send retried), throttled (the destination asked to slow down), failed (a pass that stopped with messages left).
+# HELP linkaud_delivery_errors_total Delivery errors by destination and kind: retried (a failed send retried), throttled (the destination asked to slow down), failed (a pass that stopped with messages left), halted (a pass stopped by a halted destination).
 # TYPE linkaud_delivery_errors_total counter
 linkaud_delivery_errors_total{destination="hook",kind="failed"} 1
 linkaud_delivery_errors_total{destination="hook",kind="retried"} 1
