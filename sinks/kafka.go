@@ -593,6 +593,9 @@ func (k *kafka) recordError(err error) error {
 		k.topicReady.Store(false)
 		return k.missingTopic()
 	}
+	if h := kafkaAuthHalt(err); h != nil {
+		return h
+	}
 	err = k.redact.Error(fmt.Errorf("kafka: %w", err))
 	for _, p := range []error{kerr.MessageTooLarge, kerr.InvalidRecord, kerr.CorruptMessage, kerr.RecordListTooLarge, kerr.InvalidTimestamp} {
 		if errors.Is(err, p) {
@@ -621,6 +624,9 @@ func (k *kafka) ensureTopic(ctx context.Context) error {
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, k.client())
 	if err != nil {
+		if h := kafkaAuthHalt(err); h != nil {
+			return k.redact.Error(h)
+		}
 		return k.redact.Error(fmt.Errorf("kafka: looking up topic %s: %w", k.topic, err))
 	}
 	for _, t := range resp.Topics {
@@ -653,6 +659,19 @@ func (k *kafka) ensureTopic(ctx context.Context) error {
 	}
 	k.log.Info("created the Kafka topic", "topic", k.topic, "partitions", k.partitions, "replication_factor", k.replicationFactor)
 	k.topicReady.Store(true)
+	return nil
+}
+
+// kafkaAuthHalt is a Halted error for the broker refusing the credential
+// or the principal's rights (SASL authentication, topic, cluster or
+// transactional id authorization), nil for any other error.
+func kafkaAuthHalt(err error) error {
+	for _, ae := range []error{kerr.SaslAuthenticationFailed, kerr.TopicAuthorizationFailed, kerr.ClusterAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed} {
+		if errors.Is(err, ae) {
+			return Halted("kafka: the broker refused the credential or the principal's rights: "+ae.Error(),
+				"check sasl_user, sasl_password and the principal's ACLs", err)
+		}
+	}
 	return nil
 }
 

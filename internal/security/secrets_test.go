@@ -305,11 +305,20 @@ func TestPlantedSecrets(t *testing.T) {
 		if !strings.Contains(r.stdout, "HTTP 500") {
 			t.Errorf("run 2 should report the vendors' 500s:\n%s", r)
 		}
+		// Run 3: they answer 401 (a revoked key): the vendors halt,
+		// nothing is dead-lettered. Run 4: 400 echoing the credential:
+		// the backlog is dead-lettered with the answer as reason.
 		vend.status.Store(401)
 		r = run(t, dir, env, debug("json", "run", "ws", "--deliver-only", "--retries", "0")...)
 		scan.result(t, r)
+		if !strings.Contains(r.stdout, "HALTED") || regexp.MustCompile(`\d+ dead-lettered`).MatchString(r.stdout) {
+			t.Errorf("run 3 should halt the vendors on the 401s, dead-lettering nothing:\n%s", r)
+		}
+		vend.status.Store(400)
+		r = run(t, dir, env, debug("json", "run", "ws", "--deliver-only", "--retries", "0")...)
+		scan.result(t, r)
 		if !strings.Contains(r.stdout, "dead-lettered") {
-			t.Errorf("run 3 should dead-letter the 401s:\n%s", r)
+			t.Errorf("run 4 should dead-letter the 400s:\n%s", r)
 		}
 	})
 
@@ -328,8 +337,8 @@ func TestPlantedSecrets(t *testing.T) {
 			}
 			scan.result(t, r)
 		}
-		if r := run(t, dir, env, "deadletters", "ws", "list"); !strings.Contains(r.stdout, "HTTP 401") {
-			t.Errorf("the dead letters should give the 401 as reason:\n%s", r)
+		if r := run(t, dir, env, "deadletters", "ws", "list"); !strings.Contains(r.stdout, "HTTP 400") {
+			t.Errorf("the dead letters should give the 400 as reason:\n%s", r)
 		}
 	})
 
