@@ -18,7 +18,15 @@
 //     settings of a destination block.
 //   - A Destination's Send returns once delivered or failed; per-message
 //     outcomes travel in a *BatchError, failures are retryable unless
-//     Permanent, and Throttled asks to wait. Optional interfaces: Batcher
+//     Permanent, Throttled asks to wait, and Halted (a refused credential,
+//     an unknown account or region, a missing Kafka topic) stops the
+//     delivery at once with nothing dead-lettered (ErrHalted).
+//   - The HTTP destinations (httpx.go) never follow a redirect, class
+//     answers per vendor from its error documentation, split or resend a
+//     request the vendor refuses whole so that only the event to blame is
+//     a dead letter, identify profiles as the destination's identifier
+//     setting says (vendor.go: identity), and sign webhooks as Standard
+//     Webhooks specifies. docs/destinations.md is the user's reference. Optional interfaces: Batcher
 //     (a batch limit), Resumer (the transactional Kafka sink's
 //     committed-progress record, which makes a crash between commit and
 //     acknowledgement produce no duplicate) and Pipeliner (the Kafka sink
