@@ -16,7 +16,8 @@ import (
 // TestKcatProduce is the producing half of sinks/testdata/kcat-e2e.sh: with
 // LINKAUD_KCAT_BROKERS set (a running `linkaud devbroker`), it delivers
 // generated events through linkaud's Kafka sink, plainly to topic
-// linkaud-e2e and transactionally to linkaud-e2e-txn, and writes what a
+// linkaud-e2e and transactionally to linkaud-e2e-txn (created by the sink,
+// create_topic true), and writes what a
 // consumer must see, one "key TAB headers TAB value" line per record in
 // delivery order, to LINKAUD_KCAT_EXPECT/{plain,txn}. The script then reads
 // the topics with kcat (librdkafka) and compares.
@@ -34,6 +35,8 @@ func TestKcatProduce(t *testing.T) {
 			"brokers":       {Secret: dsl.Secret{Env: "LINKAUD_KCAT_BROKERS"}},
 			"topic":         {Text: mode.topic},
 			"transactional": {Text: mode.txn},
+			// linkaud creates the topics: devbroker starts with none.
+			"create_topic": {Text: "true"},
 		}}, sinks.OpenOptions{})
 		if err != nil {
 			t.Fatal(err)
