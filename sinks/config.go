@@ -268,8 +268,16 @@ func (c *Config) String(key, def string) string {
 		c.errorf(key, "environment variable %s is not set", s.Secret.Env)
 		return ""
 	}
-	c.Redactor.Add(v)
-	if why := ShortSecret(v); why != "" && c.keys[key].Kind == Secret {
+	secret := c.keys[key].Kind == Secret
+	if secret || len(v) >= MinSecretBytes {
+		c.Redactor.Add(v)
+	} else {
+		// A short text-or-secret value (a site id, a host) is hidden
+		// only in the credential parts a URL may carry: hiding the
+		// whole would garble every message it occurs in.
+		c.Redactor.Add(urlCredentials(v)...)
+	}
+	if why := ShortSecret(v, secret); why != "" {
 		c.errorf(key, "%sthe value of %s %s", at(s.Range), s.Secret.Env, why)
 	}
 	return v

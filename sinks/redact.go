@@ -62,8 +62,9 @@ func (r *Redactor) Add(secrets ...string) {
 		if s == "" {
 			continue
 		}
-		// The value itself is hidden whatever its length (a short one
-		// was refused at Open); its forms only from MinSecretBytes on.
+		// The value itself is hidden whatever its length (a short secret
+		// was refused at Open; AddText skips short text); its forms only
+		// from MinSecretBytes on.
 		if !seen[s] {
 			seen[s] = true
 			r.secrets = append(r.secrets, s)
@@ -165,9 +166,11 @@ func urlCredentials(s string) []string {
 }
 
 // ShortSecret says why secret value v is too short to use, or "": shorter
-// than MinSecretBytes, or a URL whose password is.
-func ShortSecret(v string) string {
-	if len(v) < MinSecretBytes {
+// than MinSecretBytes, or a URL whose password is. For a setting that may be
+// text or a secret (a URL, a broker list: whole is false) only the URL's
+// password counts.
+func ShortSecret(v string, whole bool) string {
+	if whole && len(v) < MinSecretBytes {
 		return fmt.Sprintf("is %d bytes: too short to redact safely (at least %d)", len(v), MinSecretBytes)
 	}
 	if u, err := url.Parse(strings.TrimSpace(v)); err == nil && u.User != nil {
@@ -185,6 +188,13 @@ func ShortSecret(v string) string {
 func CheckSecrets(ws *dsl.Workspace, lookupEnv func(string) (string, bool)) dsl.Diagnostics {
 	var out dsl.Diagnostics
 	for _, d := range ws.Destinations {
+		t, known := lookupType(d.Type)
+		kinds := map[string]KeyKind{}
+		if known {
+			for _, k := range t.Keys {
+				kinds[k.Name] = k.Kind
+			}
+		}
 		for key, s := range d.Settings {
 			if !s.Secret.IsSet() {
 				continue
@@ -193,7 +203,7 @@ func CheckSecrets(ws *dsl.Workspace, lookupEnv func(string) (string, bool)) dsl.
 			if !ok || v == "" {
 				continue
 			}
-			if why := ShortSecret(v); why != "" {
+			if why := ShortSecret(v, kinds[key] == Secret); why != "" {
 				out = append(out, &dsl.Diagnostic{Severity: dsl.Error, Subject: s.Range,
 					Summary: fmt.Sprintf("destination %s: %s: the value of %s %s", d.Name, key, s.Secret.Env, why)})
 			}
