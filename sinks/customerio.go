@@ -126,6 +126,17 @@ func EventULID(messageID string, at time.Time) string {
 	return id.String()
 }
 
+// event decodes m and returns it with the identifier it is sent under, or
+// the permanent failure that makes it a dead letter.
+func (cio *customerIO) event(m diff.Message) (segmentEvent, string, error) {
+	e, err := parseEvent("customerio", m)
+	if err != nil {
+		return e, "", err
+	}
+	v, err := cio.id.value("customerio", m, &e)
+	return e, v, err
+}
+
 // cioEntry is one v2 batch entry with its batch index and profile.
 type cioEntry struct {
 	at   int
@@ -140,12 +151,7 @@ func (cio *customerIO) Send(ctx context.Context, batch []diff.Message) error {
 	be := NewBatchError(len(batch))
 	var entries []cioEntry
 	for i, m := range batch {
-		e, err := parseEvent("customerio", m)
-		if err != nil {
-			be.Fail(i, err)
-			continue
-		}
-		v, err := cio.id.value("customerio", m, &e)
+		e, v, err := cio.event(m)
 		if err != nil {
 			be.Fail(i, err)
 			continue
@@ -278,12 +284,7 @@ func (cio *customerIO) sendV1(ctx context.Context, batch []diff.Message) error {
 	var order []string
 	byUser := map[string][]call{}
 	for i, m := range batch {
-		e, err := parseEvent("customerio", m)
-		if err != nil {
-			be.Fail(i, err)
-			continue
-		}
-		v, err := cio.id.value("customerio", m, &e)
+		e, v, err := cio.event(m)
 		if err != nil {
 			be.Fail(i, err)
 			continue

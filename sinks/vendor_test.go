@@ -218,40 +218,7 @@ func isRFC3339(s string) bool {
 // so each run is the same storm): after the storm every event has arrived,
 // in per-profile order, and nothing was acknowledged without arriving.
 func TestHTTPStorms(t *testing.T) {
-	vendors := []struct {
-		name string
-		open func(t *testing.T) (*fakeVendor, sinks.Destination)
-	}{
-		{"webhook", func(t *testing.T) (*fakeVendor, sinks.Destination) {
-			f := newFakeVendor(t, webhookHandler)
-			d, err := sinks.Open(&dsl.Destination{Name: "hook", Type: "webhook", Settings: map[string]dsl.Setting{
-				"url": {Text: f.url() + "/hook"}, "batch_size": {Text: "20"}}}, sinks.OpenOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f, d
-		}},
-		{"braze", func(t *testing.T) (*fakeVendor, sinks.Destination) {
-			f := newFakeVendor(t, brazeHandler(nil))
-			return f, openBraze(t, f)
-		}},
-		{"iterable", func(t *testing.T) (*fakeVendor, sinks.Destination) {
-			f := newFakeVendor(t, iterableHandler(nil))
-			return f, openIterable(t, f, false)
-		}},
-		{"customerio v1", func(t *testing.T) (*fakeVendor, sinks.Destination) {
-			f := newFakeVendor(t, customerIOHandler())
-			return f, openCustomerIO(t, f, map[string]dsl.Setting{"api": {Text: "v1"}, "concurrency": {Text: "4"}, "request_rate": {Text: "5000"}})
-		}},
-		{"customerio v2", func(t *testing.T) (*fakeVendor, sinks.Destination) {
-			f := newFakeVendor(t, customerIOHandler())
-			return f, openCustomerIO(t, f, map[string]dsl.Setting{"request_rate": {Text: "5000"}})
-		}},
-		{"iterable bulk", func(t *testing.T) (*fakeVendor, sinks.Destination) {
-			f := newFakeVendor(t, iterableHandler(nil))
-			return f, openIterable(t, f, true)
-		}},
-	}
+	vendors := httpVendors()
 	for _, v := range vendors {
 		t.Run(v.name, func(t *testing.T) {
 			f, d := v.open(t)
