@@ -90,9 +90,10 @@ func kafkaTarget(t *testing.T, transactional bool) *sinktest.Target {
 	return &sinktest.Target{
 		Dest:     d,
 		Received: func(t testing.TB) []string { return messageIDs(sinktest.ReadTopic(t, b.Addr(), topic, transactional)) },
-		// TOPIC_AUTHORIZATION_FAILED is not retried by the client: the
-		// delivery loop sees it and retries, as when an ACL is fixed.
-		Fail:   func(n int) { fail(b, n, kerr.TopicAuthorizationFailed) },
+		// UNKNOWN_SERVER_ERROR is not retried by the client: the
+		// delivery loop sees it and retries. (An authorization failure
+		// halts the destination instead: TestKafkaAuthorizationHalts.)
+		Fail:   func(n int) { fail(b, n, kerr.UnknownServerError) },
 		Reject: func() { fail(b, 1, kerr.MessageTooLarge) },
 		Outage: func(t testing.TB) func() {
 			b.Stop()
@@ -219,7 +220,7 @@ func TestKafkaPipelinedPartitionFaults(t *testing.T) {
 	o.InFlight = 200
 	o.MaxRetries = 50
 	h := &faultHook{every: 5, fault: func() {
-		b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{1}, Err: kerr.TopicAuthorizationFailed})
+		b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{1}, Err: kerr.UnknownServerError})
 	}}
 	o.Hooks = []sinks.Hook{h}
 	var st sinks.Stats
@@ -416,7 +417,7 @@ func TestKafkaTransactionalAbortInvisible(t *testing.T) {
 	msgs := ob.Append("events", sinktest.Messages(sinktest.GenOptions{Profiles: 6, PerProfile: 3})...)
 	// The progress record's produce fails: its batch's records, already
 	// written, belong to an aborted transaction.
-	b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: sinks.DefaultProgressTopic, Err: kerr.TopicAuthorizationFailed, Count: 1})
+	b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: sinks.DefaultProgressTopic, Err: kerr.UnknownServerError, Count: 1})
 	st, err := sinks.Deliver(context.Background(), ob, "events", d, sinktest.FastOptions())
 	if err != nil || st.Retries == 0 || st.Delivered != len(msgs) {
 		t.Fatalf("Deliver = %+v, %v", st, err)
@@ -517,4 +518,25 @@ func only(ids []string, msgs []diff.Message) []string {
 		}
 	}
 	return out
+}
+
+// TestKafkaAuthorizationHalts: the broker refusing the principal's rights
+// on the topic halts the destination — nothing dead-lettered, everything
+// left — and delivery resumes once the ACL is fixed.
+func TestKafkaAuthorizationHalts(t *testing.T) {
+	b := startBroker(t)
+	d := openKafka(t, b.Addr(), map[string]dsl.Setting{"timeout": {Text: "1s"}}, nil)
+	defer d.Close()
+	ob := sinktest.NewOutbox()
+	msgs := ob.Append("events", sinktest.Messages(sinktest.GenOptions{Profiles: 10, PerProfile: 3})...)
+	fail(b, 1, kerr.TopicAuthorizationFailed)
+	st, err := sinks.Deliver(context.Background(), ob, "events", d, sinktest.FastOptions())
+	if !errors.Is(err, sinks.ErrHalted) || st.DeadLettered != 0 || !strings.Contains(err.Error(), "ACLs") {
+		t.Fatalf("Deliver with the topic refused: %+v, %v", st, err)
+	}
+	st, err = sinks.Deliver(context.Background(), ob, "events", d, sinktest.FastOptions())
+	if err != nil || ob.Len("events") != 0 || len(ob.DeadLetters("events")) != 0 {
+		t.Fatalf("after the ACL is fixed: %+v, %v", st, err)
+	}
+	sinktest.CheckReceived(t, msgs, messageIDs(sinktest.ReadTopic(t, b.Addr(), topic, false)), msgs)
 }
