@@ -11,6 +11,7 @@ import (
 
 	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/engine"
+	"github.com/linkaud/linkaud/internal/buildinfo"
 	"github.com/linkaud/linkaud/sinks"
 )
 
@@ -74,6 +75,10 @@ func New() *Metrics {
 	m.deliveryTime = f.histogramVec("delivery_duration_seconds", "Duration of a delivery pass of a destination's outbox.",
 		prometheus.ExponentialBuckets(0.001, 4, 10), "destination")
 	m.reloads = f.counterVec("reloads_total", "Workspace reloads, by result (ok, rejected).", "result")
+	bi := buildinfo.Get()
+	f.gaugeVec("build_info", "Always 1; the labels say which linkaud runs: version, revision (commit), build time, Go and DuckDB versions.",
+		"version", "revision", "build_time", "goversion", "duckdb_version").
+		WithLabelValues(bi.Version, bi.Commit, bi.BuildTime, bi.Go, bi.DuckDB).Set(1)
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
