@@ -2,13 +2,13 @@ package doccheck
 
 import (
 	"bytes"
+	"flag"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -20,6 +20,9 @@ import (
 // fail to where marked `errors`), runs every console block and compares
 // its output, and compares json blocks with the files they quote. See the
 // package documentation for the conventions.
+//
+// With -update, console blocks are rewritten with what linkaud prints:
+// read the diff as you would a golden file's.
 func TestExamples(t *testing.T) {
 	var total counts
 	for _, p := range pages(t) {
@@ -29,6 +32,9 @@ func TestExamples(t *testing.T) {
 				r.block(b)
 			}
 			total.add(r.n)
+			if *update && len(r.rewrites) > 0 {
+				r.rewrite()
+			}
 		})
 	}
 	t.Logf("%d .la examples checked (%d expected to fail), %d console commands run and their output compared, %d JSON payloads compared",
@@ -54,6 +60,35 @@ type runner struct {
 	pageWS  string // the page's accumulating workspace, once made
 	current string // where console blocks run
 	n       counts
+	// rewrites are the console blocks' new text under -update, by block.
+	rewrites map[*Block]string
+}
+
+var update = flag.Bool("update", false, "rewrite the docs' console blocks with linkaud's output")
+
+// rewrite replaces the console blocks of the page with their new text.
+func (r *runner) rewrite() {
+	path := filepath.Join(root, filepath.FromSlash(r.page.Path))
+	src, err := os.ReadFile(path)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	lines := strings.Split(string(src), "\n")
+	var out []string
+	next := 1
+	for _, b := range r.page.Blocks {
+		text, ok := r.rewrites[b]
+		if !ok {
+			continue
+		}
+		out = append(out, lines[next-1:b.Line]...)
+		out = append(out, strings.Split(strings.TrimRight(text, "\n"), "\n")...)
+		next = b.EndLine
+	}
+	out = append(out, lines[next-1:]...)
+	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 func (r *runner) where(b *Block) string { return fmt.Sprintf("%s:%d", r.page.Path, b.Line) }
@@ -165,6 +200,7 @@ func (r *runner) console(b *Block) {
 		}
 		steps[len(steps)-1].want = append(steps[len(steps)-1].want, l)
 	}
+	var rewritten strings.Builder
 	for _, s := range steps {
 		r.n.commands++
 		got, err := r.run(s.cmd)
@@ -173,10 +209,32 @@ func (r *runner) console(b *Block) {
 			continue
 		}
 		want := strings.Join(s.want, "\n")
+		if *update {
+			fmt.Fprintf(&rewritten, "$ %s\n%s\n", s.cmd, normalizeLogs(got))
+			continue
+		}
 		if normalize(got) != normalize(want) {
 			r.t.Errorf("%s:%d: $ %s\n--- the page shows:\n%s\n--- linkaud prints:\n%s", r.page.Path, s.line, s.cmd, want, strings.TrimRight(got, "\n"))
 		}
 	}
+	if *update {
+		if r.rewrites == nil {
+			r.rewrites = map[*Block]string{}
+		}
+		r.rewrites[b] = rewritten.String()
+	}
+}
+
+// normalizeLogs drops log records and trailing blank lines, keeping the
+// rest as printed, for -update.
+func normalizeLogs(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if !isLogRecord(l) {
+			out = append(out, strings.TrimRight(l, " \t"))
+		}
+	}
+	return strings.TrimRight(strings.Join(out, "\n"), "\n")
 }
 
 // run runs one console command in the current workspace.
@@ -219,13 +277,31 @@ func (r *runner) run(line string) (string, error) {
 // durationRE matches the durations linkaud prints (12.3ms, 1.94s, 850µs).
 var durationRE = regexp.MustCompile(`\b\d+(\.\d+)?(ns|µs|us|ms|s|m)\b`)
 
+// normalize makes output comparable: durations become <dur>, trailing
+// blanks go, and so do log records (JSON lines with a time and a level:
+// linkaud logs to stderr, as text on a terminal, and a page leaves them
+// out).
 func normalize(s string) string {
 	s = durationRE.ReplaceAllString(s, "<dur>")
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = strings.TrimRight(l, " \t")
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if isLogRecord(l) {
+			continue
+		}
+		out = append(out, strings.TrimRight(l, " \t"))
 	}
-	return strings.TrimRight(strings.Join(lines, "\n"), "\n")
+	return strings.TrimRight(strings.Join(out, "\n"), "\n")
+}
+
+func isLogRecord(l string) bool {
+	if !strings.HasPrefix(l, `{"time":`) {
+		return false
+	}
+	var rec struct {
+		Time  string `json:"time"`
+		Level string `json:"level"`
+	}
+	return json.Unmarshal([]byte(l), &rec) == nil && rec.Time != "" && rec.Level != ""
 }
 
 // splitWords splits a command line as a POSIX shell would, for the quoting
@@ -309,8 +385,45 @@ func (r *runner) json(b *Block) {
 		r.t.Errorf("%s: the block is not JSON: %v", r.where(b), err)
 		return
 	}
-	if !reflect.DeepEqual(got, want) {
+	if !jsonMatch(want, got) {
 		pretty, _ := json.MarshalIndent(got, "", "  ")
 		r.t.Errorf("%s: line %d of %s differs from the page; it is:\n%s", r.where(b), n, b.Attrs["from"], pretty)
 	}
+}
+
+// jsonMatch compares JSON values; a string of the page ending in "…"
+// matches any string it begins, so a page may shorten a messageId.
+func jsonMatch(want, got any) bool {
+	switch w := want.(type) {
+	case string:
+		g, ok := got.(string)
+		if prefix, cut := strings.CutSuffix(w, "…"); cut && ok {
+			return strings.HasPrefix(g, prefix)
+		}
+		return ok && g == w
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok || len(g) != len(w) {
+			return false
+		}
+		for k, v := range w {
+			gv, ok := g[k]
+			if !ok || !jsonMatch(v, gv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return false
+		}
+		for i := range w {
+			if !jsonMatch(w[i], g[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return want == got
 }

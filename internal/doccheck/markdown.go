@@ -24,8 +24,9 @@ type Page struct {
 
 // Block is a fenced code block.
 type Block struct {
-	Line  int // of the opening fence
-	Lang  string
+	Line    int // of the opening fence
+	EndLine int // of the closing fence
+	Lang    string
 	Attrs map[string]string // key=value words of the info string; flags map to ""
 	Text  string
 }
@@ -87,6 +88,7 @@ func ParsePage(root, rel string) (*Page, error) {
 		line := sc.Text()
 		if block != nil {
 			if m := fenceRE.FindStringSubmatch(line); m != nil && strings.HasPrefix(m[2], fence) && m[3] == "" {
+				block.EndLine = n
 				p.Blocks = append(p.Blocks, block)
 				block = nil
 				continue
