@@ -46,7 +46,8 @@ type Marker struct {
 	Kind string // "settings" or "metrics"
 	Arg  string
 	// Names are the backticked names of the first cell of each row of the
-	// table that follows (before the next heading); nil when no table does.
+	// table that follows (before the next heading; the first word of each:
+	// `entity_added ENTITY` names entity_added); nil when no table does.
 	Names []Name
 }
 
@@ -154,7 +155,10 @@ func ParsePage(root, rel string) (*Page, error) {
 					continue // the delimiter row
 				}
 				for _, c := range cellNameRE.FindAllStringSubmatch(first, -1) {
-					marker.Names = append(marker.Names, Name{Line: n, Text: c[1]})
+					// `entity_added ENTITY` names entity_added.
+					if f := strings.Fields(c[1]); len(f) > 0 {
+						marker.Names = append(marker.Names, Name{Line: n, Text: f[0]})
+					}
 				}
 			case inTab:
 				marker, inTab = nil, false // the table ended
