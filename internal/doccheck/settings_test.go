@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/internal/metrics"
 )
@@ -86,14 +87,20 @@ func TestSettingsDocumented(t *testing.T) {
 
 // Every metric the worker registers is documented, and the reverse.
 func TestMetricsDocumented(t *testing.T) {
-	mfs, err := metrics.New().Registry().Gather()
+	m := metrics.New()
+	m.Observe(fakeState{}, func() []string { return []string{"hook"} })
+	registered := map[string]bool{}
+	for _, n := range m.Names() {
+		registered[strings.TrimPrefix(n, "linkaud_")] = true
+	}
+	// Names must agree with what the registry serves.
+	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	registered := map[string]bool{}
 	for _, mf := range mfs {
-		if name, ok := strings.CutPrefix(mf.GetName(), "linkaud_"); ok {
-			registered[name] = true
+		if name, ok := strings.CutPrefix(mf.GetName(), "linkaud_"); ok && !registered[name] {
+			t.Errorf("metrics.Names lacks linkaud_%s, which the registry serves", name)
 		}
 	}
 	documented := map[string]string{}
@@ -122,3 +129,9 @@ func TestMetricsDocumented(t *testing.T) {
 	}
 	t.Logf("%d metrics documented", len(registered))
 }
+
+// fakeState stands for the state the worker's scrape-time gauges read.
+type fakeState struct{}
+
+func (fakeState) Backlogs() (map[string]int64, error)           { return map[string]int64{"hook": 1}, nil }
+func (fakeState) DeadLetters(string) ([]diff.DeadLetter, error) { return nil, nil }
