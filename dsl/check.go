@@ -943,6 +943,11 @@ func (c *checker) audience(ir *Audience, a *grammar.Audience) {
 	s := &scope{aud: ir}
 	ir.Match = c.cond(s, matches[0].Match, false)
 	ir.Primary = s.primary
+	if ir.Match == nil {
+		// The match has errors, reported: the path enrich reads from may
+		// be the one that failed, so checking enrich would only repeat it.
+		return
+	}
 	for _, e := range enrich {
 		if ref := c.enrichRef(ir, e, "enrich"); ref != nil {
 			for _, prev := range ir.Enrich {
