@@ -32,6 +32,12 @@ if GOFLAGS= go build ./... 2>"$tmp/build.log"; then
 	exit 1
 fi
 expect_tag_error "$tmp/build.log"
+# docs/install.md quotes the line: keep it true.
+line=$(grep -E '^executor/duckdb_arrow_required.go:[0-9]+:[0-9]+: ' "$tmp/build.log")
+if ! grep -qxF "$line" docs/install.md; then
+	echo "plain-go: docs/install.md does not show the error as go build prints it: $line" >&2
+	exit 1
+fi
 
 echo "plain-go: go build -tags duckdb_arrow ./..."
 GOFLAGS= go build -tags duckdb_arrow ./...

@@ -277,7 +277,7 @@ func (r *runner) run(line string) (string, error) {
 // durationRE matches the durations linkaud prints (12.3ms, 1.94s, 850µs).
 var (
 	durationRE = regexp.MustCompile(`\b\d+(\.\d+)?(ns|µs|us|ms|s|m)\b`)
-	durPadRE   = regexp.MustCompile(`<dur>  +`)
+	durPadRE   = regexp.MustCompile(` *<dur> *`)
 )
 
 // normalize makes output comparable: durations become <dur>, trailing
@@ -286,8 +286,8 @@ var (
 // out).
 func normalize(s string) string {
 	s = durationRE.ReplaceAllString(s, "<dur>")
-	// Columns padded after a duration move with its width.
-	s = durPadRE.ReplaceAllString(s, "<dur> ")
+	// Table columns padded beside a duration move with its width.
+	s = durPadRE.ReplaceAllString(s, " <dur> ")
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
 		if isLogRecord(l) {
