@@ -2,9 +2,9 @@ package doccheck
 
 import (
 	"bytes"
-	"flag"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"

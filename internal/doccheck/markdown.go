@@ -27,8 +27,8 @@ type Block struct {
 	Line    int // of the opening fence
 	EndLine int // of the closing fence
 	Lang    string
-	Attrs map[string]string // key=value words of the info string; flags map to ""
-	Text  string
+	Attrs   map[string]string // key=value words of the info string; flags map to ""
+	Text    string
 }
 
 // Has reports whether the info string has the word or key.
