@@ -49,8 +49,8 @@ func Settings() []SettingInfo {
 	names("workspace", []string{"warehouse", "state", "graph", "audience", "destination", "activation"})
 	for typ, spec := range warehouseSpecs {
 		var req []string
-		if typ == "snowflake" {
-			req = []string{"dsn"}
+		if typ != "duckdb" {
+			req = []string{"dsn"} // as warehouse() requires
 		}
 		add("warehouse "+typ, spec, req...)
 	}
