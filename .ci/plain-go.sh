@@ -5,7 +5,7 @@
 #   - with `-tags duckdb_arrow` both work, and the installed binary's
 #     --version names the module version it was installed at.
 # `go install …@VERSION` is exercised for real, through a file:// module
-# proxy holding this commit as version v0.0.0-ci (git archive makes the
+# proxy holding this commit as version v0.0.0-ci.TIME (git archive makes the
 # module zip), so no network beyond the usual module proxy is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,8 +42,10 @@ fi
 echo "plain-go: go build -tags duckdb_arrow ./..."
 GOFLAGS= go build -tags duckdb_arrow ./...
 
-# A module proxy on disk serving this commit as v0.0.0-ci.
-version=v0.0.0-ci
+# A module proxy on disk serving this commit as a version of its own: the
+# go command indexes the packages of a module version once (GOCACHE's
+# modindex) and never looks at its files again, so each run needs a new one.
+version=v0.0.0-ci.$(date +%s)
 mod=github.com/linkaud/linkaud
 proxy="$tmp/proxy/$mod/@v"
 mkdir -p "$proxy"
