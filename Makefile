@@ -17,7 +17,7 @@ BUILDINFO := github.com/linkaud/linkaud/internal/buildinfo
 VERSION   ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 BUILDTIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
-# -s -w drop the symbol table and DWARF (38 MB; panics keep their stack
+# -s -w drop the symbol table and DWARF (40 MB; panics keep their stack
 # traces, which come from the pclntab); --exclude-libs keeps the C++
 # symbols of the static DuckDB library out of the dynamic symbol table
 # (7 MB nothing looks up). docs/install.md has the breakdown.
