@@ -10,8 +10,24 @@ BENCHTIME ?= 1x
 
 .PHONY: build test test-crash test-faults demo bench bench-go fuzz fuzz-ci fuzz-planner vet clean
 
+# What `linkaud --version`, /healthz and linkaud_build_info report
+# (internal/buildinfo). VERSION is the nearest v* tag, if any; without one
+# the binary says (devel).
+BUILDINFO := github.com/linkaud/linkaud/internal/buildinfo
+VERSION   ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+BUILDTIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+# -s -w drop the symbol table and DWARF (40 MB; panics keep their stack
+# traces, which come from the pclntab); --exclude-libs keeps the C++
+# symbols of the static DuckDB library out of the dynamic symbol table
+# (7 MB nothing looks up). docs/install.md has the breakdown.
+LDFLAGS   ?= -s -w -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT) -X $(BUILDINFO).date=$(BUILDTIME)
+ifeq ($(shell uname -s),Linux)
+LDFLAGS   += -extldflags=-Wl,--exclude-libs,ALL
+endif
+
 build:
-	$(GO) build -o $(BIN) ./cmd/linkaud
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/linkaud
 
 # The tests that need PostgreSQL run against a private server that
 # .ci/with-postgres.sh starts (and stops) when PostgreSQL is installed;

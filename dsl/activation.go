@@ -147,6 +147,9 @@ func (c *checker) destination(d *grammar.Destination) *Destination {
 	return ir
 }
 
+// activationClauses are the clauses of an activation block.
+var activationClauses = []string{"audience", "destination", "event", "send_current", "properties"}
+
 var eventKinds = map[string]EventKind{
 	"entity_added": EntityAdded, "entity_removed": EntityRemoved, "audience_entered": AudienceEntered,
 	"audience_exited": AudienceExited, "audience_membership_changed": AudienceMembershipChanged,
@@ -209,7 +212,7 @@ func (c *checker) activation(a *grammar.Activation) *Activation {
 			}
 		case cl.Setting != nil:
 			d := c.errorf(cl.Setting.Key, "unknown activation clause %q", cl.Setting.Key.Text)
-			d.Suggestion = suggest(cl.Setting.Key.Text, []string{"audience", "destination", "event", "send_current", "properties"})
+			d.Suggestion = suggest(cl.Setting.Key.Text, activationClauses)
 		}
 	}
 	for _, req := range []string{"audience", "destination", "event"} {

@@ -644,6 +644,16 @@ func (c *checker) tableName(n grammar.Node, s string) (TableName, bool) {
 
 var tableKeySpec = map[string]settingSpec{"table": {kind: "string"}, "key": {kind: "ident"}}
 
+// graphItems are what a graph block holds.
+var graphItems = []string{"profile", "entity", "relationship", "memberships", "events", "max_depth"}
+
+// membershipsSpec and eventsSpec are the settings of the graph's
+// memberships and events blocks; every one is required.
+var (
+	membershipsSpec = map[string]settingSpec{"table": {kind: "string"}, "profile": {kind: "ident"}, "audience": {kind: "ident"}}
+	eventsSpec      = map[string]settingSpec{"table": {kind: "string"}, "profile": {kind: "ident"}, "name": {kind: "ident"}, "time": {kind: "ident"}}
+)
+
 func (c *checker) graph(g *grammar.Graph) *Graph {
 	ir := &Graph{Range: rng(g), MaxDepth: DefaultMaxDepth}
 	var profiles []*grammar.Profile
@@ -655,7 +665,7 @@ func (c *checker) graph(g *grammar.Graph) *Graph {
 			s := it.Setting
 			if s.Key.Text != "max_depth" {
 				d := c.errorf(s.Key, "unknown graph item %q", s.Key.Text)
-				d.Suggestion = suggest(s.Key.Text, []string{"profile", "entity", "relationship", "memberships", "events", "max_depth"})
+				d.Suggestion = suggest(s.Key.Text, graphItems)
 				continue
 			}
 			if c.settingValue("max_depth", s.Value, settingSpec{kind: "int"}) {
@@ -718,7 +728,7 @@ func (c *checker) graph(g *grammar.Graph) *Graph {
 				continue
 			}
 			m := &Memberships{Range: rng(it.Memberships)}
-			set := c.settings("memberships", it.Memberships.Settings, map[string]settingSpec{"table": {kind: "string"}, "profile": {kind: "ident"}, "audience": {kind: "ident"}})
+			set := c.settings("memberships", it.Memberships.Settings, membershipsSpec)
 			m.Table = c.requiredTable(it.Memberships, "memberships", set)
 			m.ProfileColumn = c.requiredIdent(it.Memberships, "memberships", "profile", set)
 			m.AudienceColumn = c.requiredIdent(it.Memberships, "memberships", "audience", set)
@@ -729,7 +739,7 @@ func (c *checker) graph(g *grammar.Graph) *Graph {
 				continue
 			}
 			ev := &Events{Range: rng(it.Events)}
-			set := c.settings("events", it.Events.Settings, map[string]settingSpec{"table": {kind: "string"}, "profile": {kind: "ident"}, "name": {kind: "ident"}, "time": {kind: "ident"}})
+			set := c.settings("events", it.Events.Settings, eventsSpec)
 			ev.Table = c.requiredTable(it.Events, "events", set)
 			ev.ProfileColumn = c.requiredIdent(it.Events, "events", "profile", set)
 			ev.NameColumn = c.requiredIdent(it.Events, "events", "name", set)
@@ -945,6 +955,11 @@ func (c *checker) audience(ir *Audience, a *grammar.Audience) {
 	s := &scope{aud: ir}
 	ir.Match = c.cond(s, matches[0].Match, false)
 	ir.Primary = s.primary
+	if ir.Match == nil {
+		// The match has errors, reported: the path enrich reads from may
+		// be the one that failed, so checking enrich would only repeat it.
+		return
+	}
 	for _, e := range enrich {
 		if ref := c.enrichRef(ir, e, "enrich"); ref != nil {
 			for _, prev := range ir.Enrich {

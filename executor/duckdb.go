@@ -515,7 +515,7 @@ func (r *duckReader) start(sql string) error {
 			bindings.DestroyLogicalType(&types[i])
 		}
 	}()
-	schema, ed := bindings.NewArrowSchema(r.opts, types, names)
+	schema, ed := newArrowSchema(r.opts, types, names)
 	defer bindings.DestroyErrorData(&ed)
 	if bindings.ErrorDataHasError(ed) {
 		return duckError("arrow schema: " + bindings.ErrorDataMessage(ed))
@@ -586,7 +586,7 @@ func (r *duckReader) fetch() (arrow.RecordBatch, error) {
 		return nil, nil
 	}
 	defer bindings.DestroyDataChunk(&chunk)
-	rec, ed := bindings.DataChunkToArrowArray(r.opts, r.schema, chunk)
+	rec, ed := chunkToArrow(r.opts, r.schema, chunk)
 	defer bindings.DestroyErrorData(&ed)
 	if bindings.ErrorDataHasError(ed) {
 		return nil, duckError("arrow conversion: " + bindings.ErrorDataMessage(ed))

@@ -110,7 +110,17 @@ func openPostgres(ctx context.Context, w *dsl.Warehouse, opts Options) (*Postgre
 			return nil, fmt.Errorf("%s: %s: %w", kind, pgSettingTimeout, err)
 		}
 	}
-	cfg.MaxConns = int32(opts.MaxConns)
+	// max_connections bounds the sessions as for the other warehouses (the
+	// checker accepts it); it wins over the caller's MaxConns.
+	maxConns := opts.MaxConns
+	if v := w.Settings[settingMaxConns]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: %s must be a positive integer, not %q", kind, settingMaxConns, v)
+		}
+		maxConns = n
+	}
+	cfg.MaxConns = int32(maxConns)
 	// A cancelled statement is cancelled on the server too (a cancel
 	// request), and the connection given up 5 s later if it is not.
 	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {

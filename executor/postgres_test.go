@@ -293,3 +293,26 @@ func TestPostgresStreamsFlat(t *testing.T) {
 		t.Errorf("heap grew to %d MB while streaming", peak>>20)
 	}
 }
+
+// max_connections bounds the pool: with 1, a second statement waits until
+// the first one's reader is released.
+func TestPostgresMaxConnections(t *testing.T) {
+	wh, _ := openPG(t, "postgres", map[string]string{"max_connections": "1"})
+	ctx := context.Background()
+	first, err := wh.Query(ctx, "SELECT 1", executor.QueryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if rd, err := wh.Query(waitCtx, "SELECT 2", executor.QueryOptions{}); err == nil {
+		rd.Release()
+		t.Fatal("a second statement ran beside the first: max_connections 1 was not applied")
+	}
+	first.Release()
+	rd, err := wh.Query(ctx, "SELECT 3", executor.QueryOptions{})
+	if err != nil {
+		t.Fatalf("after the release: %v", err)
+	}
+	rd.Release()
+}

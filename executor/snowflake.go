@@ -160,6 +160,15 @@ func openSnowflake(ctx context.Context, w *dsl.Warehouse, opts Options) (*Snowfl
 			return nil, fmt.Errorf("snowflake: %s: %w", sfSettingTimeout, err)
 		}
 	}
+	// max_connections bounds the sessions as for DuckDB (the checker
+	// accepts it for both); it wins over the caller's MaxConns.
+	if v := w.Settings[settingMaxConns]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("snowflake: %s must be a positive integer, not %q", settingMaxConns, v)
+		}
+		opts.MaxConns = n
+	}
 	s.db = sql.OpenDB(sf.NewConnector(sf.SnowflakeDriver{}, *cfg))
 	s.db.SetMaxOpenConns(opts.MaxConns)
 	s.db.SetMaxIdleConns(opts.MaxConns)

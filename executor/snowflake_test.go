@@ -441,7 +441,8 @@ func TestSnowflakeFake(t *testing.T) {
 	f.results[`SELECT 1/0`] = fakeResult{errCode: "100051", sqlState: "22012", errMsg: "Division by zero"}
 
 	w := &dsl.Warehouse{Type: "snowflake", DSN: dsl.Secret{Env: "SF_TEST_DSN"}, Settings: map[string]string{
-		"private_key_path": "env:SF_TEST_KEY", "role": "ANALYST", "warehouse": "WH", "query_tag": "linkaud"}}
+		"private_key_path": "env:SF_TEST_KEY", "role": "ANALYST", "warehouse": "WH", "query_tag": "linkaud",
+		"max_connections": "3"}}
 	wh, err := Open(context.Background(), w, Options{LookupEnv: env(map[string]string{
 		"SF_TEST_DSN": f.dsn(), "SF_TEST_KEY": keyPath})})
 	if err != nil {
@@ -450,6 +451,9 @@ func TestSnowflakeFake(t *testing.T) {
 	defer wh.Close()
 	if wh.Dialect() != "snowflake" {
 		t.Fatal(wh.Dialect())
+	}
+	if n := wh.(*Snowflake).db.Stats().MaxOpenConnections; n != 3 {
+		t.Errorf("max_connections 3: the pool allows %d connections", n)
 	}
 	if len(f.logins) == 0 || f.logins[0].Get("roleName") != "ANALYST" || f.logins[0].Get("warehouse") != "WH" {
 		t.Fatalf("login parameters %v", f.logins)

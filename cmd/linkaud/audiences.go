@@ -27,7 +27,7 @@ type audiencesCmd struct {
 // audiencesDir is kong's branching positional argument: the workspace
 // directory comes before the sub-command, as in `audiences DIR list`.
 type audiencesDir struct {
-	Dir string `arg:"" help:"Workspace directory (its .la files)."`
+	Dir string `arg:"" help:"Workspace directory (its .la files)." predictor:"dir"`
 
 	List    audListCmd    `cmd:"" help:"Every audience: status, version, generation, members, last run."`
 	Enable  audEnableCmd  `cmd:"" help:"Enable an audience: it is computed by run and the worker."`
@@ -42,26 +42,26 @@ type audListCmd struct {
 }
 
 type audEnableCmd struct {
-	Audience string `arg:"" help:"Audience name."`
+	Audience string `arg:"" help:"Audience name." predictor:"audience"`
 }
 
 type audDisableCmd struct {
-	Audience string `arg:"" help:"Audience name."`
+	Audience string `arg:"" help:"Audience name." predictor:"audience"`
 }
 
 type audStatusCmd struct {
-	Audience string `arg:"" help:"Audience name."`
+	Audience string `arg:"" help:"Audience name." predictor:"audience"`
 	JSON     bool   `help:"Print JSON."`
 }
 
 type audRunsCmd struct {
-	Audience string `arg:"" help:"Audience name."`
+	Audience string `arg:"" help:"Audience name." predictor:"audience"`
 	Limit    int    `help:"Show the newest N runs; 0 shows every run kept." default:"50"`
 	JSON     bool   `help:"Print JSON (one run per line)."`
 }
 
 type audPurgeCmd struct {
-	Audience string `arg:"" help:"Audience name."`
+	Audience string `arg:"" help:"Audience name." predictor:"audience"`
 }
 
 // openState loads the workspace and opens its state directory only (no

@@ -13,7 +13,7 @@ func init() {
 }
 
 type checkCmd struct {
-	Dir       string `arg:"" help:"Workspace directory (its .la files)."`
+	Dir       string `arg:"" help:"Workspace directory (its .la files)." predictor:"dir"`
 	Warehouse bool   `help:"Also ask the warehouse that tables and columns exist."`
 	MaxDepth  int    `help:"Deepest path allowed, counting profile (default: the graph's max_depth, else 6)."`
 }

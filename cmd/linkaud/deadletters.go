@@ -23,7 +23,7 @@ type deadlettersCmd struct {
 }
 
 type deadlettersDir struct {
-	Dir string `arg:"" help:"Workspace directory (its .la files)."`
+	Dir string `arg:"" help:"Workspace directory (its .la files)." predictor:"dir"`
 
 	List  dlListCmd  `cmd:"" help:"List dead letters, oldest first, with the reason each was rejected."`
 	Retry dlRetryCmd `cmd:"" help:"Move dead letters back to the outbox (same messageIds); the next run or the worker delivers them."`

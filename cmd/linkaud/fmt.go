@@ -18,7 +18,7 @@ func init() {
 }
 
 type fmtCmd struct {
-	Dir   string `arg:"" help:"Workspace directory (its .la files)."`
+	Dir   string `arg:"" help:"Workspace directory (its .la files)." predictor:"dir"`
 	Check bool   `help:"Change nothing: list the files that are not in canonical form and exit 1 if there are any."`
 }
 

@@ -11,7 +11,7 @@ func init() {
 }
 
 type graphCmd struct {
-	Dir    string `arg:"" help:"Workspace directory."`
+	Dir    string `arg:"" help:"Workspace directory." predictor:"dir"`
 	Format string `help:"Output format: mermaid or dot." enum:"mermaid,dot" default:"mermaid"`
 }
 

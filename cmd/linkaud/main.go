@@ -10,8 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/linkaud/linkaud/internal/buildinfo"
 )
 
 // Exit codes: 0 success, 1 user error (bad input, failed check),
@@ -65,6 +68,7 @@ type Globals struct {
 
 type cli struct {
 	Globals
+	Version kong.VersionFlag `help:"Print the version (module version, commit, build time, Go and DuckDB versions) and exit."`
 }
 
 func main() {
@@ -79,6 +83,7 @@ func run(args []string) int {
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Bind(&c.Globals),
+		kong.Vars{"version": strings.TrimSuffix(buildinfo.Get().String(), "\n")},
 	}
 	for _, v := range verbs {
 		opts = append(opts, kong.DynamicCommand(v.name, v.help, "", v.cmd))
@@ -88,6 +93,7 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "linkaud:", err)
 		return exitInfra
 	}
+	completeIfAsked(parser)
 	ctx, err := parser.Parse(args)
 	if err != nil {
 		var pe *kong.ParseError

@@ -20,6 +20,12 @@ import (
 	"github.com/cockroachdb/datadriven"
 )
 
+const (
+	testVersion   = "v0.0.0-test"
+	testCommit    = "0123456789abcdef"
+	testBuildTime = "2026-12-01T10:00:00Z"
+)
+
 // linkaudBin is the binary under test, built once by TestMain: CLI tests
 // run the real program as a subprocess, as users do.
 var linkaudBin string
@@ -31,7 +37,10 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	linkaudBin = filepath.Join(dir, "linkaud")
-	build := exec.Command("go", "build", "-tags", "duckdb_arrow", "-o", linkaudBin, ".")
+	// The version facts as make build passes them (TestVersion).
+	const pkg = "github.com/linkaud/linkaud/internal/buildinfo"
+	ldflags := "-X " + pkg + ".version=" + testVersion + " -X " + pkg + ".commit=" + testCommit + " -X " + pkg + ".date=" + testBuildTime
+	build := exec.Command("go", "build", "-tags", "duckdb_arrow", "-ldflags", ldflags, "-o", linkaudBin, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building linkaud:", err)

@@ -17,8 +17,8 @@ func init() {
 }
 
 type previewCmd struct {
-	Dir      string `arg:"" help:"Workspace directory (its .la files)."`
-	Audience string `help:"The audience to preview." required:"" short:"a"`
+	Dir      string `arg:"" help:"Workspace directory (its .la files)." predictor:"dir"`
+	Audience string `help:"The audience to preview." required:"" short:"a" predictor:"audience"`
 	Limit    int    `help:"Show the first N members in key order; 0 shows all." default:"3000"`
 	Format   string `help:"table, jsonl (one member per line with its matched entities) or keys (one profile key per line, byte order)." enum:"table,jsonl,keys" default:"table"`
 	Now      string `help:"Cycle start for within windows, RFC 3339 (default: now)."`

@@ -20,8 +20,8 @@ func init() {
 }
 
 type runCmd struct {
-	Dir         string   `arg:"" help:"Workspace directory (its .la files)."`
-	Audience    []string `help:"Compute only this audience (repeatable); default: every enabled audience." short:"a"`
+	Dir         string   `arg:"" help:"Workspace directory (its .la files)." predictor:"dir"`
+	Audience    []string `help:"Compute only this audience (repeatable); default: every enabled audience." short:"a" predictor:"audience"`
 	Enable      bool     `help:"Enable a named --audience that is disabled, instead of refusing it."`
 	DeliverOnly bool     `help:"Compute nothing: deliver what the outbox holds (e.g. after a destination outage)."`
 	Retries     int      `help:"Retries of a failing delivery batch before its events are left in the outbox for the next run." default:"2"`

@@ -26,7 +26,7 @@ func init() {
 }
 
 type workerCmd struct {
-	Dir             string        `arg:"" help:"Workspace directory (its .la files)."`
+	Dir             string        `arg:"" help:"Workspace directory (its .la files)." predictor:"dir"`
 	Listen          string        `help:"Address of the HTTP API (host:port; port 0 picks a free one). Loopback by default: put a proxy in front to expose it." default:"127.0.0.1:8080"`
 	MaxConcurrent   int           `help:"Most compute cycles running at once; further due runs queue, earliest first." default:"5"`
 	ShutdownTimeout time.Duration `help:"On SIGTERM/SIGINT: running cycles may finish within two thirds of it (then they are cancelled, changing nothing), deliveries flush in the rest; then the worker exits 0." default:"30s"`

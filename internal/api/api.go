@@ -12,6 +12,7 @@ import (
 
 	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/engine"
+	"github.com/linkaud/linkaud/internal/buildinfo"
 )
 
 // TokenEnv is the environment variable the worker reads the API token from.
@@ -103,7 +104,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 
 func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
 	running, queued, _ := s.w.Load()
-	body := map[string]any{"status": "ok", "running": running, "queued": queued}
+	body := map[string]any{"status": "ok", "running": running, "queued": queued, "build": buildinfo.Get()}
 	var halted []string
 	for _, h := range s.w.Health() {
 		if h.Halted {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/engine"
+	"github.com/linkaud/linkaud/internal/buildinfo"
 	"github.com/linkaud/linkaud/internal/metrics"
 	"github.com/linkaud/linkaud/sinks"
 )
@@ -233,9 +234,19 @@ func TestBearerToken(t *testing.T) {
 
 func TestHealthz(t *testing.T) {
 	f := newFixture(t, "")
-	f.want("GET", "/healthz", "", http.StatusOK)
+	body := f.want("GET", "/healthz", "", http.StatusOK)
+	var h struct {
+		Status string         `json:"status"`
+		Build  buildinfo.Info `json:"build"`
+	}
+	if err := json.Unmarshal(body, &h); err != nil {
+		t.Fatalf("healthz: %v: %s", err, body)
+	}
+	if h.Status != "ok" || h.Build != buildinfo.Get() {
+		t.Fatalf("healthz: status %q, build %+v; want ok and %+v", h.Status, h.Build, buildinfo.Get())
+	}
 	f.stop()
-	body := f.want("GET", "/healthz", "", http.StatusServiceUnavailable)
+	body = f.want("GET", "/healthz", "", http.StatusServiceUnavailable)
 	if !strings.Contains(string(body), "stopping") {
 		t.Fatalf("healthz while stopped: %s", body)
 	}

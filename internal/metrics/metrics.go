@@ -12,6 +12,7 @@ import (
 
 	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/engine"
+	"github.com/linkaud/linkaud/internal/buildinfo"
 	"github.com/linkaud/linkaud/sinks"
 )
 
@@ -45,12 +46,15 @@ type Metrics struct {
 
 	mu   sync.Mutex
 	peak int
+
+	// names are the full names of the metrics registered, for Names.
+	names []string
 }
 
 // New returns the metrics, registered.
 func New() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
-	f := factory{m.reg}
+	f := factory{m.reg, &m.names}
 	m.cycles = f.counterVec("cycles_total", "Compute cycles run by the worker, by audience and result (ok, failed).", "audience", "result")
 	m.cycleSteps = f.histogramVec("cycle_step_duration_seconds",
 		"Duration of a compute cycle's steps: query (waiting for the warehouse), diff (merge and commit), total.",
@@ -79,46 +83,73 @@ func New() *Metrics {
 	m.halted = f.gaugeVec("destination_halted",
 		"1 while the destination is halted (it refused the credential, does not know the account or region, or its topic is missing): nothing is dead-lettered and its events wait in the outbox; 0 once a delivery pass went through.",
 		"destination")
+	bi := buildinfo.Get()
+	f.gaugeVec("build_info", "Always 1; the labels say which linkaud runs: version, revision (commit), build time, Go and DuckDB versions.",
+		"version", "revision", "build_time", "goversion", "duckdb_version").
+		WithLabelValues(bi.Version, bi.Commit, bi.BuildTime, bi.Go, bi.DuckDB).Set(1)
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-type factory struct{ reg *prometheus.Registry }
+type factory struct {
+	reg   *prometheus.Registry
+	names *[]string
+}
+
+func (f factory) name(n string) string {
+	*f.names = append(*f.names, ns+"_"+n)
+	return n
+}
 
 func (f factory) counter(name, help string) prometheus.Counter {
+	name = f.name(name)
 	c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help})
 	f.reg.MustRegister(c)
 	return c
 }
 
 func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	name = f.name(name)
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help}, labels)
 	f.reg.MustRegister(c)
 	return c
 }
 
 func (f factory) gauge(name, help string) prometheus.Gauge {
+	name = f.name(name)
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help})
 	f.reg.MustRegister(g)
 	return g
 }
 
 func (f factory) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	name = f.name(name)
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, labels)
 	f.reg.MustRegister(g)
 	return g
 }
 
 func (f factory) histogram(name, help string, buckets []float64) prometheus.Histogram {
+	name = f.name(name)
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: name, Help: help, Buckets: buckets})
 	f.reg.MustRegister(h)
 	return h
 }
 
 func (f factory) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	name = f.name(name)
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: name, Help: help, Buckets: buckets}, labels)
 	f.reg.MustRegister(h)
 	return h
+}
+
+// Names lists the linkaud_ metrics registered, those Observe adds
+// included, whether or not they have a series yet (the docs test compares
+// them with docs/worker.md).
+func (m *Metrics) Names() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.names...)
 }
 
 // Registry is where the metrics are registered; tests gather from it.
@@ -252,6 +283,9 @@ type State interface {
 // before its first event.
 func (m *Metrics) Observe(st State, destinations func() []string) {
 	m.reg.MustRegister(&stateCollector{st: st, dests: destinations})
+	m.mu.Lock()
+	m.names = append(m.names, ns+"_outbox_backlog", ns+"_dead_letters", ns+"_state_scrape_errors_total")
+	m.mu.Unlock()
 }
 
 var (

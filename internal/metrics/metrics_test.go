@@ -15,6 +15,7 @@ import (
 	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/engine"
+	"github.com/linkaud/linkaud/internal/buildinfo"
 	"github.com/linkaud/linkaud/sinks"
 )
 
@@ -130,5 +131,33 @@ linkaud_reloads_total{result="rejected"} 1
 		if strings.HasPrefix(p.Metric, "linkaud_") {
 			t.Errorf("lint: %s: %s", p.Metric, p.Text)
 		}
+	}
+}
+
+// linkaud_build_info is 1 with the build's facts as labels, so a dashboard
+// can show which version each worker runs.
+func TestBuildInfo(t *testing.T) {
+	mfs, err := New().Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(mfs, func(mf *dto.MetricFamily) bool { return mf.GetName() == "linkaud_build_info" })
+	if i < 0 || len(mfs[i].GetMetric()) != 1 {
+		t.Fatal("want one linkaud_build_info series")
+	}
+	s := mfs[i].GetMetric()[0]
+	labels := map[string]string{}
+	for _, l := range s.GetLabel() {
+		labels[l.GetName()] = l.GetValue()
+	}
+	bi := buildinfo.Get()
+	want := map[string]string{"version": bi.Version, "revision": bi.Commit, "build_time": bi.BuildTime, "goversion": bi.Go, "duckdb_version": bi.DuckDB}
+	for k, v := range want {
+		if labels[k] != v || v == "" {
+			t.Errorf("label %s = %q, want %q", k, labels[k], v)
+		}
+	}
+	if s.GetGauge().GetValue() != 1 {
+		t.Errorf("value %v, want 1", s.GetGauge().GetValue())
 	}
 }
