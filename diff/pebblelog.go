@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,6 +107,9 @@ func (d *dedup) repeats() map[string]int {
 // (permission, space) that make the next writes fail or stall.
 type health struct {
 	damaged  atomic.Pointer[CorruptionError]
+	// lastBounds is the end of the key range of the last damaged file
+	// reported, where a salvage resumes.
+	lastBounds atomic.Pointer[[]byte]
 	writeErr atomic.Pointer[error]
 	// lastErr and repeats throttle a background error that repeats at
 	// once (Pebble retries a failed flush without a pause).
@@ -125,6 +129,10 @@ func (h *health) listener(dir string, log *slog.Logger, d *dedup) *pebble.EventL
 				file = baseName(info.Path)
 			}
 			ce := &CorruptionError{Dir: dir, File: file, Err: info.Details}
+			if end := info.Bounds.End.Key; end != nil {
+				e := slices.Clone(end)
+				h.lastBounds.Store(&e)
+			}
 			if h.damaged.CompareAndSwap(nil, ce) {
 				log.Error("the state is damaged", "file", file, "error", oneLine(info.Details))
 			}
