@@ -79,6 +79,12 @@ type Options struct {
 	// next Open recovers from the last synced state. Default: panic. The
 	// CLI prints one line and exits 2.
 	Fatal func(error)
+	// Salvage opens a damaged state as far as it opens, for the state
+	// tools (Verify, Export, Backup): a commit record newer than the state
+	// and damage met while opening are kept for Verify to report
+	// (Store.OpenProblem) instead of refusing the open. Only with
+	// OpenReadOnly.
+	Salvage bool
 	// Pebble, when set, is called last on the Pebble options, for tuning
 	// the defaults do not cover (tests use it to install a logger whose
 	// Fatalf panics).

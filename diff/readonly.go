@@ -61,8 +61,11 @@ func OpenReadOnly(dir string, opts Options) (*Store, error) {
 		s.opts.FS = opts.FS
 		s.lockCloser = lock
 		if err := s.loadInterrupted(); err != nil {
-			s.Close()
-			return nil, err
+			if !opts.Salvage {
+				s.Close()
+				return nil, classify(dir, err)
+			}
+			s.openProblem = errors.Join(s.openProblem, classify(dir, err))
 		}
 		return s, nil
 	case isHeld(err):
@@ -78,8 +81,11 @@ func OpenReadOnly(dir string, opts Options) (*Store, error) {
 		}
 		s.opts.FS = opts.FS
 		if err := s.loadInterrupted(); err != nil {
-			s.Close()
-			return nil, err
+			if !opts.Salvage {
+				s.Close()
+				return nil, classify(dir, err)
+			}
+			s.openProblem = errors.Join(s.openProblem, classify(dir, err))
 		}
 		return s, nil
 	}
@@ -144,7 +150,7 @@ func openSnapshot(dir string, opts Options) (*Store, error) {
 	// The commit record first: the snapshot, taken after, holds at least
 	// what it records.
 	rec, err := readRecord(fs, dir)
-	if err != nil {
+	if err != nil && !opts.Salvage {
 		return nil, classify(dir, err)
 	}
 	into, link, err := snapshotDir(fs, dir)

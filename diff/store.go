@@ -159,6 +159,8 @@ type Store struct {
 	interrupted map[string]cycleMarker
 	health      health
 	dedup       dedup
+	// openProblem is what a salvaging open found wrong (Options.Salvage).
+	openProblem error
 
 	// mu serializes the allocation of counters with the commit of the batch
 	// that persists them, so counters on disk only grow and outbox commit
@@ -205,7 +207,10 @@ func open(dir, path string, opts Options, readOnly bool) (*Store, error) {
 	}
 	rec, err := readRecord(opts.FS, path)
 	if err != nil {
-		return nil, classify(dir, err)
+		if !(readOnly && opts.Salvage) {
+			return nil, classify(dir, err)
+		}
+		s.openProblem, rec = err, nil
 	}
 	po := &pebble.Options{
 		FS:                 opts.FS,
@@ -229,11 +234,11 @@ func open(dir, path string, opts Options, readOnly bool) (*Store, error) {
 		db.Close()
 		return nil, classify(dir, err)
 	}
-	if err := s.loadEpoch(rec); err != nil {
-		return fail(err)
-	}
-	if err := s.loadCounters(); err != nil {
-		return fail(err)
+	if err := errors.Join(s.loadEpoch(rec), s.loadCounters()); err != nil {
+		if !(readOnly && opts.Salvage) {
+			return fail(err)
+		}
+		s.openProblem = classify(dir, err)
 	}
 	if readOnly {
 		return s, nil
@@ -348,6 +353,10 @@ func (s *Store) maybeFlush() {
 
 // Metrics returns Pebble's metrics (bytes written, compactions, …).
 func (s *Store) Metrics() *pebble.Metrics { return s.db.Metrics() }
+
+// OpenProblem is what a salvaging open (Options.Salvage) found wrong: a
+// rollback, damage met reading the audiences; nil otherwise.
+func (s *Store) OpenProblem() error { return s.openProblem }
 
 // Dir is the state directory.
 func (s *Store) Dir() string { return s.dir }

@@ -151,6 +151,9 @@ func (s *Store) Verify() (*VerifyReport, error) {
 		return nil, ErrClosed
 	}
 	r := &VerifyReport{Dir: s.dir, Epoch: s.epoch, Keys: map[string]int64{}}
+	if s.openProblem != nil {
+		r.Problems = append(r.Problems, oneLine(s.openProblem))
+	}
 	if err := s.db.CheckLevels(nil); err != nil {
 		if IsCorrupt(err) {
 			r.Damage = append(r.Damage, Damage{File: corruptFile(err), From: "the LSM check", Err: oneLine(err)})

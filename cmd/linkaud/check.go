@@ -35,6 +35,7 @@ func (c *checkCmd) Run(g *Globals) error {
 // loadWorkspace loads and checks dir, printing diagnostics (warnings too)
 // to stderr; errors make it return a silent exit 1.
 func loadWorkspace(dir string, opts dsl.Options) (*dsl.Workspace, error) {
+	workspaceArg = dir
 	ws, diags := dsl.Load(dir, opts)
 	if len(diags) > 0 {
 		dsl.Render(os.Stderr, diags, diagSources(ws, diags))

@@ -66,7 +66,7 @@ func checkDestination(ws *dsl.Workspace, store *diff.Store, dest string) error {
 }
 
 func (c *dlListCmd) Run(g *Globals, d *deadlettersDir) error {
-	return withState(g, d.Dir, false, func(ws *dsl.Workspace, store *diff.Store) error {
+	return withState(g, d.Dir, readState, func(ws *dsl.Workspace, store *diff.Store) error {
 		if err := checkDestination(ws, store, c.Destination); err != nil {
 			return err
 		}
@@ -113,7 +113,7 @@ func (c *dlListCmd) Run(g *Globals, d *deadlettersDir) error {
 }
 
 func (c *dlRetryCmd) Run(g *Globals, d *deadlettersDir) error {
-	return withState(g, d.Dir, true, func(ws *dsl.Workspace, store *diff.Store) error {
+	return withState(g, d.Dir, writeState, func(ws *dsl.Workspace, store *diff.Store) error {
 		if err := checkDestination(ws, store, c.Destination); err != nil {
 			return err
 		}
