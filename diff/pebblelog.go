@@ -106,11 +106,11 @@ func (d *dedup) repeats() map[string]int {
 // compaction or a read, and write failures of flushes and compactions
 // (permission, space) that make the next writes fail or stall.
 type health struct {
-	damaged  atomic.Pointer[CorruptionError]
+	damaged atomic.Pointer[CorruptionError]
 	// lastBounds is the end of the key range of the last damaged file
 	// reported, where a salvage resumes.
 	lastBounds atomic.Pointer[[]byte]
-	writeErr atomic.Pointer[error]
+	writeErr   atomic.Pointer[error]
 	// lastErr and repeats throttle a background error that repeats at
 	// once (Pebble retries a failed flush without a pause).
 	mu      sync.Mutex

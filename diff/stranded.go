@@ -179,3 +179,22 @@ func (s *Store) rewriteDead(from string, to *string, ids []string) (_ int, err e
 	s.lastDS = dead
 	return n, nil
 }
+
+// DeadLetterCounts returns the number of dead letters per destination, for
+// destinations with any (keys only: no message is decoded).
+func (s *Store) DeadLetterCounts() (_ map[string]int64, err error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	defer s.classifyInto(&err)
+	out := map[string]int64{}
+	err = s.scan([]byte{tDead}, func(k, _ []byte) error {
+		d, _, err := decodeDeadKey(k)
+		if err != nil {
+			return err
+		}
+		out[d]++
+		return nil
+	})
+	return out, err
+}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
 
 	"github.com/linkaud/linkaud/grammar"
 )
@@ -986,8 +985,6 @@ func pathText(p *Path) string {
 
 var dailyRE = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
 
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 // MinEvery and MaxEvery bound `schedule every`. Segment offers 15m to 1d;
 // shorter intervals are allowed for development and tests.
 const (
@@ -996,6 +993,29 @@ const (
 )
 
 func (c *checker) schedule(s *grammar.Schedule) Schedule {
+	sc := c.scheduleKind(s)
+	if s.Zone == nil {
+		return sc
+	}
+	if sc.Kind != ScheduleDaily && sc.Kind != ScheduleCron {
+		c.errorf(s.Zone, "a time zone applies to daily at and cron schedules only")
+		return sc
+	}
+	if _, err := LoadZone(s.Zone.Value()); err != nil {
+		c.errorf(s.Zone, "%v", err)
+		return sc
+	}
+	sc.Zone = s.Zone.Value()
+	if sc.Kind == ScheduleCron {
+		loc, _ := LoadZone(sc.Zone)
+		if _, err := ParseCron(sc.Cron, loc); err != nil {
+			c.errorf(s.Cron, "cron %q: %v", sc.Cron, err)
+		}
+	}
+	return sc
+}
+
+func (c *checker) scheduleKind(s *grammar.Schedule) Schedule {
 	switch {
 	case s.Manual:
 		return Schedule{Kind: ScheduleManual}
@@ -1017,15 +1037,17 @@ func (c *checker) schedule(s *grammar.Schedule) Schedule {
 	case s.Daily != nil:
 		v := s.Daily.Value()
 		if !dailyRE.MatchString(v) {
-			c.errorf(s.Daily, "daily at takes a UTC time as \"HH:MM\", e.g. \"09:00\"")
+			c.errorf(s.Daily, "daily at takes a time as \"HH:MM\", e.g. \"09:00\" (UTC, or the zone after it: daily at \"09:00\" in \"Europe/Paris\")")
 			return DefaultSchedule
 		}
 		return Schedule{Kind: ScheduleDaily, DailyAt: v}
 	case s.Cron != nil:
 		v := s.Cron.Value()
-		if _, err := cronParser.Parse(v); err != nil {
-			c.errorf(s.Cron, "invalid cron schedule %q: %v", v, err)
-			return DefaultSchedule
+		if s.Zone == nil {
+			if _, err := ParseCron(v, nil); err != nil {
+				c.errorf(s.Cron, "cron %q: %v", v, err)
+				return DefaultSchedule
+			}
 		}
 		return Schedule{Kind: ScheduleCron, Cron: v}
 	}

@@ -82,6 +82,16 @@ func (c *runCmd) Run(g *Globals) error {
 		// The run itself went through; only its bookkeeping failed.
 		return infraError(err)
 	}
+	for _, a := range rep.Audiences {
+		if r := refusal(a.Err); r != nil {
+			return r
+		}
+	}
+	for _, d := range rep.Destinations {
+		if r := refusal(d.Err); r != nil {
+			return r
+		}
+	}
 	if failed := failures(rep); failed != "" {
 		return infraError(errors.New(failed))
 	}
