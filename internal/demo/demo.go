@@ -258,7 +258,11 @@ func splitSQL(script string) []string {
 // exec runs statements on bank.duckdb. The engine is closed meanwhile: a
 // DuckDB file has one writer.
 func (d *demo) exec(ctx context.Context, stmts []string) error {
-	wh, err := executor.Open(ctx, &dsl.Warehouse{Type: "duckdb", Path: filepath.Join(d.dir, "bank.duckdb")},
+	path := filepath.Join(d.dir, "bank.duckdb")
+	if err := executor.CreateDuckDBFile(path); err != nil {
+		return err
+	}
+	wh, err := executor.Open(ctx, &dsl.Warehouse{Type: "duckdb", Path: path, Settings: map[string]string{"access_mode": "read_write"}},
 		executor.Options{MaxConns: 1, Logger: d.opts.Logger})
 	if err != nil {
 		return err
