@@ -40,7 +40,11 @@ func Load(dir string, opts Options) (*Workspace, Diagnostics) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		src, err := os.ReadFile(path)
+		if info, err := e.Info(); err == nil && info.Size() > MaxSourceBytes {
+			diags = append(diags, &Diagnostic{Summary: sizeError(info.Size()), Subject: Range{Start: grammar.Pos{Filename: path}}})
+			continue
+		}
+		src, err := readLimited(path)
 		if err != nil {
 			diags = append(diags, &Diagnostic{Summary: fmt.Sprintf("cannot read file: %v", err), Subject: Range{Start: grammar.Pos{Filename: path}}})
 			continue
@@ -1484,6 +1488,10 @@ func (c *checker) compare(s *scope, cmp *grammar.Comparison, trait bool) *Compar
 		ir.Op = OpIn
 		if cmp.NotIn {
 			ir.Op = OpNotIn
+		}
+		if len(cmp.List) > MaxListItems {
+			c.errorf(cmp, "%s list of %d values: the limit is %d (MaxListItems); put the values in a warehouse table and join it through the graph", opText, len(cmp.List), MaxListItems)
+			return nil
 		}
 		kind := LiteralKind(-1)
 		for _, v := range cmp.List {
