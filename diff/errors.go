@@ -190,9 +190,21 @@ func (s *Store) classifyInto(err *error) {
 	if *err == nil {
 		return
 	}
+	defer s.noteFailure(*err)
 	if d := s.health.check(); d != nil && !errors.Is(*err, ErrCorrupt) && pebble.IsCorruptionError(*err) {
 		*err = d
 		return
 	}
 	*err = classify(s.dir, *err)
+}
+
+// noteFailure remembers an I/O failure or damage: Pebble's write-ahead log
+// may then be unusable, and rotating it (a flush) would panic, so Close
+// and the periodic flush leave it alone.
+func (s *Store) noteFailure(err error) {
+	var pe *fs.PathError
+	var errno syscall.Errno
+	if errors.Is(err, ErrDiskFull) || errors.Is(err, ErrUnwritable) || IsCorrupt(err) || errors.As(err, &pe) || errors.As(err, &errno) {
+		s.writeFailed.Store(true)
+	}
 }

@@ -28,6 +28,9 @@ type pebbleLogger struct {
 	l     *slog.Logger
 	fatal func(error)
 	dedup *dedup
+	// failed is the store's writeFailed: after a fatal error the
+	// write-ahead log is not to be touched again (no flush at Close).
+	failed *atomic.Bool
 }
 
 func (p pebbleLogger) Infof(format string, args ...any) {
@@ -43,6 +46,7 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := pebbleMsg(format, args)
+	p.failed.Store(true)
 	p.l.Error(msg)
 	p.fatal(errors.New(msg))
 	panic(msg) // Options.Fatal must not return

@@ -175,6 +175,10 @@ type Store struct {
 	locksMu sync.Mutex
 	locks   map[string]*sync.Mutex
 
+	// writeFailed is set once a write failed for I/O reasons (see
+	// noteFailure).
+	writeFailed atomic.Bool
+
 	closed atomic.Bool
 }
 
@@ -216,7 +220,7 @@ func open(dir, path string, opts Options, readOnly bool) (*Store, error) {
 		FS:                 opts.FS,
 		CacheSize:          opts.CacheBytes,
 		MemTableSize:       opts.MemTableBytes,
-		Logger:             pebbleLogger{opts.Logger, opts.Fatal, &s.dedup},
+		Logger:             pebbleLogger{opts.Logger, opts.Fatal, &s.dedup, &s.writeFailed},
 		EventListener:      s.health.listener(dir, opts.Logger, &s.dedup),
 		FormatMajorVersion: pebble.FormatNewest,
 		ReadOnly:           readOnly,
@@ -308,7 +312,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return ErrClosed
 	}
-	if !s.readOnly && s.health.checkWrite() == nil {
+	if !s.readOnly && s.health.checkWrite() == nil && !s.writeFailed.Load() {
 		if err := s.db.Flush(); err != nil {
 			s.log.Warn("flushing the state before closing failed; the write-ahead log keeps it", "dir", s.dir, "error", oneLine(err))
 		}
@@ -342,7 +346,7 @@ func (s *Store) Flush() error {
 // Options.FlushInterval, so that committed state does not live in the
 // write-ahead log alone for long. The caller holds s.mu.
 func (s *Store) maybeFlush() {
-	if time.Since(s.lastFlush) < s.opts.FlushInterval {
+	if time.Since(s.lastFlush) < s.opts.FlushInterval || s.writeFailed.Load() {
 		return
 	}
 	s.lastFlush = time.Now()
