@@ -2,6 +2,7 @@ package crashtest
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -10,13 +11,14 @@ import (
 )
 
 // backupStep is the step during which the backup is taken.
-const backupStep = 2
+const backupStep = steps
 
 // converge asks the worker to run, once, each audience whose generation is
 // below step, and waits until every audience is at step and the outbox is
-// empty. atStart, when set, is called once right after the runs were
-// requested (while the worker computes and delivers).
-func converge(t *testing.T, w *worker, step int, atStart func()) {
+// empty. during, when set, is called after the runs were requested, at
+// each poll until it returns true (while the worker computes and
+// delivers).
+func converge(t *testing.T, w *worker, step int, during func() bool) {
 	t.Helper()
 	triggered := map[string]bool{}
 	deadline := time.Now().Add(2 * time.Minute)
@@ -48,9 +50,8 @@ func converge(t *testing.T, w *worker, step int, atStart func()) {
 				}
 			}
 		}
-		if atStart != nil && len(triggered) > 0 {
-			atStart()
-			atStart = nil
+		if during != nil && len(triggered) > 0 && during() {
+			during = nil
 		}
 		if done {
 			if n, err := w.backlog(); err == nil && n == 0 {
@@ -82,6 +83,7 @@ func stopWorker(t *testing.T, w *worker) {
 func TestBackupWhileWorkerDelivers(t *testing.T) {
 	want := workerReference(t)
 	dir := workerSetup(t)
+	slowDelivery(t, dir)
 	backup := filepath.Join(t.TempDir(), "backup")
 	w := startWorker(t, dir, 0, "")
 	var during string
@@ -89,9 +91,11 @@ func TestBackupWhileWorkerDelivers(t *testing.T) {
 		if s > 1 {
 			toStepLive(t, dir, s)
 		}
-		var at func()
+		var at func() bool
 		if s == backupStep {
-			at = func() {
+			// Once the outbox has events (delivery under way), or
+			// once no cycle is left running.
+			at = func() bool {
 				auds, _ := w.audiences()
 				running := 0
 				for _, a := range auds {
@@ -100,9 +104,13 @@ func TestBackupWhileWorkerDelivers(t *testing.T) {
 					}
 				}
 				backlog, _ := w.backlog()
+				if backlog == 0 && running > 0 {
+					return false
+				}
 				out := must(t, dir, "state", "ws", "backup", backup)
 				during = fmt.Sprintf("%d cycles running or queued and %d events in the outbox when the backup started; %s",
 					running, backlog, strings.TrimSpace(out))
+				return true
 			}
 		}
 		converge(t, w, s, at)
@@ -116,6 +124,7 @@ func TestBackupWhileWorkerDelivers(t *testing.T) {
 	// Another directory: the workspace at the backup's step, the state
 	// restored from the backup, a new worker from there.
 	dir2 := workerSetup(t)
+	slowDelivery(t, dir2)
 	toStep(t, dir2, backupStep)
 	out := must(t, dir2, "state", "ws", "restore", backup, "--replace")
 	t.Log(strings.TrimSpace(out))
@@ -149,4 +158,29 @@ func TestBackupWhileWorkerDelivers(t *testing.T) {
 		during, len(first.events), len(second.events), again, len(all))
 	t.Log(summary)
 	tally.add(func(c *counts) { c.backup = summary })
+}
+
+// slowDelivery rate-limits both destinations of the workspace in dir, so
+// that a step's deliveries last long enough for the backup to start with
+// events in the outbox. (The events are the same: a rate limit is not part
+// of an activation's identity.)
+func slowDelivery(t *testing.T, dir string) {
+	t.Helper()
+	p := filepath.Join(dir, "ws", "crashtest.la")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer(`batch_size 200 }`, `batch_size 200 rate_limit 600 }`, `batch_size 300 }`, `batch_size 300 rate_limit 600 }`).Replace(string(b))
+	if text == string(b) {
+		t.Fatal("the destinations of crashtest.la changed: update slowDelivery")
+	}
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"audit.jsonl", "crm.jsonl"} {
+		if err := os.WriteFile(filepath.Join(dir, "ws", f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
