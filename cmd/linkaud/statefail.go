@@ -25,7 +25,7 @@ func storeOptions(log *slog.Logger) diff.Options {
 }
 
 func fatalState(err error) {
-	fmt.Fprintf(os.Stderr, "linkaud: the state can no longer be written (%v); nothing after the last commit was kept; free the disk or fix the directory, then start again\n", oneLine(err))
+	fmt.Fprintf(os.Stderr, "linkaud: the state can no longer be written (%v); linkaud stopped, keeping what was committed before; free space or fix the directory, then start again\n", oneLine(err))
 	os.Exit(exitInfra)
 }
 
