@@ -450,3 +450,66 @@ func TestFullStateDisk(t *testing.T) {
 		t.Errorf("the worker logged %d lines:\n%.3000s", n, stderr)
 	}
 }
+
+// Events stranded by a renamed destination: check and every run warn, and
+// `outbox move` / `deadletters move|drop` deal with them, counted.
+func TestStrandedEvents(t *testing.T) {
+	dir := t.TempDir()
+	ws := filepath.Join(dir, "ws")
+	if err := os.CopyFS(ws, os.DirFS("../../testdata/seed")); err != nil {
+		t.Fatal(err)
+	}
+	acts := func(dest string) string {
+		return `destination ` + dest + ` { type webhook url "http://127.0.0.1:1/hook" max_retries 0 }
+destination audit { type file path "events.jsonl" }
+activation cards { audience outstanding_balance destination ` + dest + ` event entity_added credit_card send_current true }
+`
+	}
+	write := func(text string) {
+		if err := os.WriteFile(filepath.Join(ws, "activations.la"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(acts("hook"))
+	runCLI(t, dir, "audiences", "ws", "enable", "outstanding_balance")
+	// Nothing listens on port 1: the events stay in hook's outbox.
+	if out := runCLI(t, dir, "run", "ws", "--log-level", "error"); !strings.HasSuffix(out, "exit 2\n") || !strings.Contains(out, "left in the outbox") {
+		t.Fatalf("run with a dead webhook:\n%s", out)
+	}
+	write(acts("crm")) // renamed: hook's events are stranded
+	out := runCLI(t, dir, "check", "ws")
+	if !strings.HasSuffix(out, "exit 0\n") || !strings.Contains(out, "warning: destination hook is not in the workspace but the state holds 3 pending events") {
+		t.Errorf("check:\n%s", out)
+	}
+	out = runCLI(t, dir, "run", "ws", "--deliver-only", "--log-format", "text")
+	if !strings.Contains(out, "never delivered") || !strings.Contains(out, "destination=hook") {
+		t.Errorf("run does not warn of the stranded events:\n%s", out)
+	}
+	out = runCLI(t, dir, "outbox", "ws", "list")
+	if !strings.Contains(out, "hook         3") || !strings.Contains(out, "stranded") {
+		t.Errorf("outbox list:\n%s", out)
+	}
+	if out := runCLI(t, dir, "outbox", "ws", "move", "hook", "nope"); !strings.HasSuffix(out, "exit 1\n") {
+		t.Errorf("move to an unknown destination:\n%s", out)
+	}
+	out = runCLI(t, dir, "outbox", "ws", "move", "hook", "audit", "--log-format", "text")
+	if !strings.HasSuffix(out, "exit 0\n") || !strings.Contains(out, "3 pending events moved from hook to audit") || !strings.Contains(out, "outbox moved") {
+		t.Fatalf("outbox move:\n%s", out)
+	}
+	if out := runCLI(t, dir, "run", "ws", "--deliver-only", "--log-level", "error"); !strings.HasSuffix(out, "exit 0\n") {
+		t.Fatalf("deliver after the move:\n%s", out)
+	}
+	events, err := os.ReadFile(filepath.Join(ws, "events.jsonl"))
+	if err != nil || strings.Count(string(events), "\n") != 3 || !strings.Contains(string(events), `"event":"Entity Added"`) {
+		t.Fatalf("events.jsonl after the move (%v):\n%s", err, events)
+	}
+	if out := runCLI(t, dir, "check", "ws"); strings.Contains(out, "warning: destination") {
+		t.Errorf("still warned after the move:\n%s", out)
+	}
+	if out := runCLI(t, dir, "outbox", "ws", "drop", "audit"); !strings.HasSuffix(out, "exit 1\n") || !strings.Contains(out, "--yes") {
+		t.Errorf("drop without --yes:\n%s", out)
+	}
+	if out := runCLI(t, dir, "deadletters", "ws", "drop", "hook", "--yes"); !strings.Contains(out, "0 dead letters of hook dropped") {
+		t.Errorf("deadletters drop:\n%s", out)
+	}
+}
