@@ -109,10 +109,10 @@
 // under its messageId, which at-least-once delivery allows. They commit
 // without the record's extra fsyncs.
 //
-// And committed state does not stay in the log alone for long: a decision
-// committed Options.FlushInterval (a minute) after the last flush starts
-// one, and Close flushes (unless a write failed: Pebble cannot rotate a
-// broken log).
+// And committed state does not stay in the log alone for long: a
+// generation committed Options.FlushInterval (a minute) or 100 generations
+// after the last flush starts one, and Close flushes (unless a write
+// failed: Pebble cannot rotate a broken log).
 //
 // # Damage
 //

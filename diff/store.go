@@ -171,6 +171,7 @@ type Store struct {
 	epoch                         uint64
 	gens                          map[string]uint64
 	lastFlush                     time.Time
+	sinceFlush                    int
 
 	locksMu sync.Mutex
 	locks   map[string]*sync.Mutex
@@ -342,14 +343,20 @@ func (s *Store) Flush() error {
 	return s.fail(s.db.Flush())
 }
 
+// flushEvery is the most generations committed between two flushes,
+// however fast they come.
+const flushEvery = 100
+
 // maybeFlush starts a background flush when the last one is older than
-// Options.FlushInterval, so that committed state does not live in the
-// write-ahead log alone for long. The caller holds s.mu.
+// Options.FlushInterval or flushEvery generations ago, so that committed
+// state does not live in the write-ahead log alone for long. The caller
+// holds s.mu.
 func (s *Store) maybeFlush() {
-	if time.Since(s.lastFlush) < s.opts.FlushInterval || s.writeFailed.Load() {
+	s.sinceFlush++
+	if (time.Since(s.lastFlush) < s.opts.FlushInterval && s.sinceFlush < flushEvery) || s.writeFailed.Load() {
 		return
 	}
-	s.lastFlush = time.Now()
+	s.lastFlush, s.sinceFlush = time.Now(), 0
 	if _, err := s.db.AsyncFlush(); err != nil {
 		s.log.Warn("starting a flush of the state failed", "error", oneLine(err))
 	}

@@ -296,3 +296,27 @@ func TestMoveAndDrop(t *testing.T) {
 		t.Fatalf("verify after the moves: %+v, %v", v, err)
 	}
 }
+
+// Many small cycles in a row do not leave the state in the write-ahead
+// log alone: a flush comes every 100 generations at most.
+func TestCyclesFlushed(t *testing.T) {
+	sc, s, _ := realStore(t)
+	defer s.Close()
+	before := s.Metrics().Flush.Count
+	for i := range 250 {
+		rows := sc.gen2
+		if i%2 == 1 {
+			rows = sc.gen1
+		}
+		if _, err := sc.cycle(t, s, rows, sc.start2.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Metrics().Flush.Count-before < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d flushes in 250 cycles", s.Metrics().Flush.Count-before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
