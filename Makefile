@@ -8,7 +8,7 @@ BIN      := bin/linkaud
 FUZZTIME ?= 30s
 BENCHTIME ?= 1x
 
-.PHONY: build test test-crash test-faults demo bench bench-go fuzz fuzz-ci fuzz-planner vet clean
+.PHONY: build test test-crash test-corruption test-faults demo bench bench-go fuzz fuzz-ci fuzz-planner vet clean
 
 # What `linkaud --version`, /healthz and linkaud_build_info report
 # (internal/buildinfo). VERSION is the nearest v* tag, if any; without one
@@ -48,6 +48,14 @@ demo: build
 # runs a smaller share of the same suite.
 test-crash:
 	LINKAUD_CRASH_FULL=1 $(GO) test -count=1 -timeout 60m -v -run 'TestCrashPoints|TestRandomKills|TestWorkerKills' ./internal/crashtest
+
+# Damage the state file by file (single-bit flips and truncations of
+# write-ahead logs, sstables, MANIFEST, OPTIONS and the commit record; a
+# log deleted) and check each trial ends in a clean refusal or exactly a
+# clean run's result; prints the counts by outcome. `make test` runs 240.
+CORRUPTION_TRIALS ?= 3000
+test-corruption:
+	LINKAUD_CORRUPTION_TRIALS=$(CORRUPTION_TRIALS) $(GO) test -count=1 -timeout 60m -v -run '^TestCorruption$$' ./diff
 
 # The pipeline on generated data against the bare query, the EXCEPT
 # baseline and raw franz-go (BENCHMARKS.md). The data is generated once

@@ -10,10 +10,11 @@ import (
 // The worker never needs it (Pebble compacts in the background); tools
 // that measure what one cycle writes start from a compacted state, so that
 // debt left by earlier cycles is not billed to the cycle measured.
-func (s *Store) Compact(ctx context.Context) error {
-	if s.closed.Load() {
-		return ErrClosed
+func (s *Store) Compact(ctx context.Context) (err error) {
+	if err := s.checkWrite(); err != nil {
+		return err
 	}
+	defer s.classifyInto(&err)
 	if err := s.db.Flush(); err != nil {
 		return err
 	}

@@ -56,10 +56,11 @@ type CycleResult struct {
 // error (bad input, a failing reader, a storage failure, ctx done) N-1
 // stays current, no event is emitted, and the audience is Failed with the
 // error; the run is recorded either way.
-func (s *Store) Cycle(ctx context.Context, in CycleInput) (*CycleResult, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
+func (s *Store) Cycle(ctx context.Context, in CycleInput) (_ *CycleResult, err error) {
+	if err := s.checkWrite(); err != nil {
+		return nil, err
 	}
+	defer s.classifyInto(&err)
 	switch {
 	case in.Audience == nil || in.Audience.Name == "":
 		return nil, errors.New("diff: CycleInput needs an audience")
@@ -797,10 +798,11 @@ func (c *cycle) commit(ctx context.Context) (*CycleResult, error) {
 		return nil, err
 	}
 	size := int64(final.Len())
-	err := final.Commit(pebble.Sync)
+	err := s.commitEpoch(final, map[string]uint64{c.aud: c.gen})
 	if err == nil {
 		s.lastCommit = commit
 		c.switched = true
+		s.maybeFlush()
 	}
 	s.mu.Unlock()
 	if err != nil {

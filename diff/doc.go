@@ -3,12 +3,16 @@
 // event outbox that delivery reads, and the dead-letter store. It lives in
 // one Pebble database (github.com/cockroachdb/pebble/v2).
 //
-// Entry points: Open returns a *Store. Store.Cycle merges an audience's
+// Entry points: Open returns a *Store; OpenReadOnly one that only reads
+// (while a worker holds the directory, or on a read-only one). Store.Cycle merges an audience's
 // sorted result rows (an arrow array.RecordReader described by a Layout;
 // LayoutOf derives it from the checked audience) against the current
 // generation and commits the next one with its events. Store.Pending, Ack
 // and DeadLetter implement sinks.Outbox; DeadLetters and RetryDeadLetters
-// serve `linkaud deadletters`; Backlog(s) the metrics. Enable, Disable,
+// serve `linkaud deadletters`, MoveOutbox, DropOutbox, MoveDeadLetters and
+// DropDeadLetters the stranded messages of `linkaud outbox|deadletters
+// move|drop`; Backlog(s) the metrics; Verify, Backup, Restore and Export
+// `linkaud state`. Enable, Disable,
 // State, Audiences, Runs, RecordDelivery, Members and Purge are the
 // lifecycle behind `linkaud audiences`.
 //
@@ -72,6 +76,70 @@
 // the failure path, or the next Open, deletes what the cycle staged (found
 // through its in-progress record) and marks the audience Failed.
 //
+// # Rollback detection
+//
+// Pebble replays its write-ahead log on Open and reads a record that fails
+// its checksum, or a log cut short or deleted, as the tail of an
+// interrupted write: it drops it and the batches after it without an
+// error. Committed generations would then vanish silently — the next cycle
+// diffs against the older generation, and the events of the lost change
+// are never sent again. So a committed generation is also recorded where a
+// loss of the log cannot take it back with it:
+//
+//   - Every decision of the store — a cycle's final batch making a
+//     generation current, Enable, Disable, Purge, RetryDeadLetters, the
+//     moves and drops of stranded messages — carries the next epoch (the
+//     counter 0x01 "epoch") in its own batch, committed with a sync
+//     (commitEpoch).
+//   - After that sync, the epoch and every audience's generation are
+//     written to the commit record, COMMITTED in the state directory: one
+//     line of JSON and its CRC-32C, written to a new file, synced, renamed
+//     over the old one, the directory synced. It lives outside Pebble, so
+//     whatever happens to Pebble's files leaves it as it was.
+//   - Open (and OpenReadOnly) compare: a state whose epoch is below the
+//     record's, or whose generation of an audience is below the record's
+//     at the same epoch, is refused with a *RollbackError naming the
+//     audiences whose generation is missing. A state ahead of the record
+//     (a process stopped between the sync and the record) is fine: the
+//     record is written again. A missing record is written from the state,
+//     with a warning; a damaged one is refused like damaged Pebble files.
+//
+// Acknowledgements and dead-lettering by delivery are not decisions: one
+// lost with a log tail makes the message pending again, delivered again
+// under its messageId, which at-least-once delivery allows. They commit
+// without the record's extra fsyncs.
+//
+// And committed state does not stay in the log alone for long: a
+// generation committed Options.FlushInterval (a minute) or 100 generations
+// after the last flush starts one, and Close flushes (unless a write
+// failed: Pebble cannot rotate a broken log).
+//
+// # Damage
+//
+// Pebble checksums each block of an sstable (data, index, filter,
+// properties), each record of the write-ahead log and of the MANIFEST. A
+// read that fails a checksum returns an error marked as corruption; a
+// compaction that meets one calls the event listener's DataCorruption,
+// which Pebble's default turns into a Fatalf. The store installs its own
+// listener: it records the damage (health), and every later method fails
+// with the *CorruptionError naming the file — so nothing computes on, or
+// sends from, a state found damaged, and the CLI prints one line and exits
+// 2. Verify reads every key and reports; Export writes what still reads as
+// JSON lines, skipping past a damaged file's key range; Backup and Restore
+// copy whole states. OpenReadOnly with Options.Salvage opens a state that
+// Open refuses, for those tools. diff/corruption_test.go damages the files
+// of a state one at a time (bit flips, truncations, a deleted log) and
+// holds every trial to a clean refusal or a clean run's exact result.
+//
+// # Read-only opens
+//
+// Pebble's lock lets one process hold a directory. OpenReadOnly reads it in
+// place (Pebble's read-only mode) when nobody holds it, and otherwise a
+// private snapshot: sstables hard-linked (immutable), MANIFEST, OPTIONS
+// and logs copied, the copy taken again if the MANIFEST changed meanwhile
+// (a flush or compaction overtook it). The commit record is read first, so
+// the snapshot holds at least what it records.
+//
 // # Keys
 //
 // Texts inside keys use an order-preserving tuple encoding (keys.go):
@@ -79,7 +147,7 @@
 // and the terminator 0x00 0x01. Numbers are 8-byte big-endian unless noted.
 // The first byte names the table:
 //
-//	0x01 name                          → counter (cycle, commit, dead)
+//	0x01 name                          → counter (cycle, commit, dead, epoch)
 //	0x02 aud                           → audience state (JSON: status,
 //	                                     generation, version, layout, counts)
 //	0x03 aud profile                   → member: its trait values

@@ -27,6 +27,9 @@ const (
 	// DefaultMemTableBytes is the Pebble memtable size: large enough that a
 	// cycle of a few million changed rows flushes a handful of times.
 	DefaultMemTableBytes = 32 << 20
+	// DefaultFlushInterval is how long committed state may live only in
+	// the write-ahead log before a commit flushes it to an sstable.
+	DefaultFlushInterval = time.Minute
 )
 
 // NoCap as Options.MaxEventBytes sends events of any size.
@@ -65,6 +68,23 @@ type Options struct {
 	// Now tells the time of dead-lettering and of recovery records; default
 	// time.Now. (A cycle's events carry the cycle start, CycleInput.Start.)
 	Now func() time.Time
+	// FlushInterval bounds how long committed state lives only in
+	// Pebble's write-ahead log: a decision committed that long after the
+	// last flush starts one (in the background), and Close flushes.
+	// Default DefaultFlushInterval.
+	FlushInterval time.Duration
+	// Fatal is called when Pebble can no longer trust the state in this
+	// process (a failed write-ahead log write or sync: a full disk, an
+	// I/O error). It must not return: the process has to stop, and the
+	// next Open recovers from the last synced state. Default: panic. The
+	// CLI prints one line and exits 2.
+	Fatal func(error)
+	// Salvage opens a damaged state as far as it opens, for the state
+	// tools (Verify, Export, Backup): a commit record newer than the state
+	// and damage met while opening are kept for Verify to report
+	// (Store.OpenProblem) instead of refusing the open. Only with
+	// OpenReadOnly.
+	Salvage bool
 	// Pebble, when set, is called last on the Pebble options, for tuning
 	// the defaults do not cover (tests use it to install a logger whose
 	// Fatalf panics).
@@ -100,6 +120,12 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.Fatal == nil {
+		o.Fatal = func(err error) { panic(err) }
+	}
 	return o
 }
 
@@ -123,6 +149,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MemTableBytes > 0 && o.MemTableBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("diff: MemTableBytes %d is below 1 MiB", o.MemTableBytes))
+	}
+	if o.FlushInterval < 0 {
+		errs = append(errs, fmt.Errorf("diff: FlushInterval %s is negative", o.FlushInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -42,10 +42,11 @@ func (e indexEntry) encode() []byte {
 
 // Pending returns up to max unacknowledged messages of dest with Seq >
 // after, in Seq order. It implements sinks.Outbox.
-func (s *Store) Pending(dest string, after uint64, max int) ([]Message, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
+func (s *Store) Pending(dest string, after uint64, max int) (_ []Message, err error) {
+	if err := s.check(); err != nil {
+		return nil, err
 	}
+	defer s.classifyInto(&err)
 	if max <= 0 {
 		return nil, nil
 	}
@@ -125,10 +126,11 @@ func (s *Store) DeadLetter(dest string, msgs []Message, reason string) error {
 
 // remove deletes msgs from dest's outbox in one batch, moving them to the
 // dead-letter store when reason is set.
-func (s *Store) remove(dest string, msgs []Message, reason *string) error {
-	if s.closed.Load() {
-		return ErrClosed
+func (s *Store) remove(dest string, msgs []Message, reason *string) (err error) {
+	if err := s.checkWrite(); err != nil {
+		return err
 	}
+	defer s.classifyInto(&err)
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -289,16 +291,17 @@ func decodeDead(v []byte, d *DeadLetter) error {
 
 // DeadLetters lists the dead-letter store of dest (every destination when
 // dest is ""), by destination, oldest first.
-func (s *Store) DeadLetters(dest string) ([]DeadLetter, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
+func (s *Store) DeadLetters(dest string) (_ []DeadLetter, err error) {
+	if err := s.check(); err != nil {
+		return nil, err
 	}
+	defer s.classifyInto(&err)
 	p := []byte{tDead}
 	if dest != "" {
 		p = deadPrefix(dest)
 	}
 	var out []DeadLetter
-	err := s.scan(p, func(k, v []byte) error {
+	err = s.scan(p, func(k, v []byte) error {
 		d, n, err := decodeDeadKey(k)
 		if err != nil {
 			return err
@@ -329,7 +332,11 @@ func decodeDeadKey(k []byte) (dest string, ref uint64, err error) {
 // destination's outbox, with new Seqs and their original messageIds: of
 // dest (every destination when ""), and only those whose ID is in ids when
 // ids is non-nil. It returns how many moved.
-func (s *Store) RetryDeadLetters(dest string, ids []string) (int, error) {
+func (s *Store) RetryDeadLetters(dest string, ids []string) (_ int, err error) {
+	if err := s.checkWrite(); err != nil {
+		return 0, err
+	}
+	defer s.classifyInto(&err)
 	dls, err := s.DeadLetters(dest)
 	if err != nil {
 		return 0, err
@@ -386,7 +393,7 @@ func (s *Store) RetryDeadLetters(dest string, ids []string) (int, error) {
 	if err := errors.Join(putUint(b, keyCycleCounter, cycle), putUint(b, keyCommitCounter, commit)); err != nil {
 		return 0, err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := s.commitEpoch(b, nil); err != nil {
 		return 0, err
 	}
 	s.lastCycle, s.lastCommit = cycle, commit
@@ -405,12 +412,13 @@ func (s *Store) Backlogs() (map[string]int64, error) {
 	return s.backlogs([]byte{tIndex})
 }
 
-func (s *Store) backlogs(prefix []byte) (map[string]int64, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
+func (s *Store) backlogs(prefix []byte) (_ map[string]int64, err error) {
+	if err := s.check(); err != nil {
+		return nil, err
 	}
+	defer s.classifyInto(&err)
 	out := map[string]int64{}
-	err := s.scan(prefix, func(k, v []byte) error {
+	err = s.scan(prefix, func(k, v []byte) error {
 		d, _, _, err := decodeElem(k[1:])
 		if err != nil {
 			return err

@@ -73,12 +73,13 @@ func (s *Store) putRun(b *pebble.Batch, aud string, r *RunRecord) error {
 }
 
 // Runs returns aud's run history, newest first.
-func (s *Store) Runs(aud string) ([]RunRecord, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
+func (s *Store) Runs(aud string) (_ []RunRecord, err error) {
+	if err := s.check(); err != nil {
+		return nil, err
 	}
+	defer s.classifyInto(&err)
 	var out []RunRecord
-	err := s.scan(runPrefix(aud), func(k, v []byte) error {
+	err = s.scan(runPrefix(aud), func(k, v []byte) error {
 		var r RunRecord
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("diff: run record of %s: %w", aud, err)
@@ -95,10 +96,11 @@ func (s *Store) Runs(aud string) ([]RunRecord, error) {
 // RecordDelivery adds delivery figures to a run's record: the engine
 // delivers after the cycle, so they arrive later. A run no longer in the
 // history is ignored.
-func (s *Store) RecordDelivery(aud string, run uint64, delivered int64, took time.Duration) error {
-	if s.closed.Load() {
-		return ErrClosed
+func (s *Store) RecordDelivery(aud string, run uint64, delivered int64, took time.Duration) (err error) {
+	if err := s.checkWrite(); err != nil {
+		return err
 	}
+	defer s.classifyInto(&err)
 	defer s.lock(aud)()
 	v, ok, err := s.get(runKey(aud, run))
 	if err != nil || !ok {

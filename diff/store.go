@@ -8,13 +8,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -23,6 +27,9 @@ var (
 	ErrClosed = errors.New("diff: store closed")
 	// ErrDisabled is returned by Cycle for an audience that is not enabled.
 	ErrDisabled = errors.New("diff: audience is disabled")
+	// ErrReadOnly is returned by the writing methods of a store opened
+	// with OpenReadOnly.
+	ErrReadOnly = errors.New("diff: the state is open read-only")
 	// ErrNotPending is returned by Ack and DeadLetter for a message that is
 	// not in the outbox (already acknowledged, or never there).
 	ErrNotPending = errors.New("diff: message is not pending")
@@ -139,15 +146,39 @@ type Store struct {
 	stageWriter sstable.WriterOptions
 	opts        Options
 	log         *slog.Logger
+	// readOnly stores (OpenReadOnly) refuse every write; snapshot is the
+	// private copy one reads when another process holds dir ("" when it
+	// reads dir itself).
+	readOnly bool
+	snapshot string
+	// lockCloser releases the lock of a read-only store reading dir in
+	// place.
+	lockCloser io.Closer
+	// interrupted are the cycles a stopped process left in progress, by
+	// audience, shown by a read-only store as recovery would leave them.
+	interrupted map[string]cycleMarker
+	health      health
+	dedup       dedup
+	// openProblem is what a salvaging open found wrong (Options.Salvage).
+	openProblem error
 
 	// mu serializes the allocation of counters with the commit of the batch
 	// that persists them, so counters on disk only grow and outbox commit
-	// numbers are visible in order. It also guards the outbox index.
+	// numbers are visible in order. It also guards the outbox index, the
+	// epoch, the generations of the commit record and the last flush.
 	mu                            sync.Mutex
 	lastCycle, lastCommit, lastDS uint64
+	epoch                         uint64
+	gens                          map[string]uint64
+	lastFlush                     time.Time
+	sinceFlush                    int
 
 	locksMu sync.Mutex
 	locks   map[string]*sync.Mutex
+
+	// writeFailed is set once a write failed for I/O reasons (see
+	// noteFailure).
+	writeFailed atomic.Bool
 
 	closed atomic.Bool
 }
@@ -156,86 +187,209 @@ type Store struct {
 // what a previous process left half done: a cycle interrupted before its
 // final batch is discarded (its audience is marked Failed), a committed
 // cycle whose staged changes were not yet rolled forward is rolled forward.
+//
+// Open refuses, at once and without retrying, a state older than its
+// commit record (*RollbackError), damaged files (*CorruptionError), a
+// directory another process holds (ErrLocked) and one it cannot write
+// (ErrUnwritable).
 func Open(dir string, opts Options) (*Store, error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if err := probeWritable(opts.FS, dir); err != nil {
+		return nil, classify(dir, err)
+	}
+	return open(dir, dir, opts, false)
+}
+
+// open opens the Pebble database in path (dir itself, or a snapshot of it)
+// and checks it against its commit record.
+func open(dir, path string, opts Options, readOnly bool) (*Store, error) {
+	s := &Store{dir: dir, opts: opts, log: opts.Logger, readOnly: readOnly, locks: map[string]*sync.Mutex{}}
+	if path != dir {
+		s.snapshot = path
+	}
+	rec, err := readRecord(opts.FS, path)
+	if err != nil {
+		if !(readOnly && opts.Salvage) {
+			return nil, classify(dir, err)
+		}
+		s.openProblem, rec = err, nil
+	}
 	po := &pebble.Options{
 		FS:                 opts.FS,
 		CacheSize:          opts.CacheBytes,
 		MemTableSize:       opts.MemTableBytes,
-		Logger:             pebbleLogger{opts.Logger},
+		Logger:             pebbleLogger{opts.Logger, opts.Fatal, &s.dedup, &s.writeFailed},
+		EventListener:      s.health.listener(dir, opts.Logger, &s.dedup),
 		FormatMajorVersion: pebble.FormatNewest,
+		ReadOnly:           readOnly,
 	}
 	if opts.Pebble != nil {
 		opts.Pebble(po)
 	}
-	db, err := pebble.Open(dir, po)
+	db, err := pebble.Open(path, po)
 	if err != nil {
-		return nil, fmt.Errorf("diff: opening %s: %w", dir, err)
+		return nil, openError(dir, err)
+	}
+	s.db = db
+	s.lastFlush = time.Now()
+	fail := func(err error) (*Store, error) {
+		db.Close()
+		return nil, classify(dir, err)
+	}
+	if err := errors.Join(s.loadEpoch(rec), s.loadCounters()); err != nil {
+		if !(readOnly && opts.Salvage) {
+			return fail(err)
+		}
+		s.openProblem = classify(dir, err)
+	}
+	if readOnly {
+		return s, nil
 	}
 	defaulted := po.Clone()
 	defaulted.EnsureDefaults()
-	s := &Store{db: db, dir: dir, stageWriter: defaulted.MakeWriterOptions(0, db.TableFormat()), opts: opts, log: opts.Logger, locks: map[string]*sync.Mutex{}}
+	s.stageWriter = defaulted.MakeWriterOptions(0, db.TableFormat())
 	if err := s.clearStaging(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("diff: clearing %s: %w", stagingDir, err)
+		return fail(fmt.Errorf("diff: clearing %s: %w", stagingDir, err))
 	}
-	if err := s.loadCounters(); err != nil {
-		db.Close()
-		return nil, err
-	}
+	removeStaleSnapshots(opts.FS, dir)
 	if err := s.recover(); err != nil {
-		db.Close()
-		return nil, err
+		return fail(err)
+	}
+	if rec == nil || rec.Epoch != s.epoch || !maps.Equal(rec.Generations, s.gens) {
+		if rec == nil && s.epoch > 0 {
+			s.log.Warn("the commit record was missing; written again from the state", "dir", dir, "epoch", s.epoch)
+		}
+		if err := writeRecord(opts.FS, dir, s.record()); err != nil {
+			return fail(err)
+		}
+	}
+	if err := s.health.check(); err != nil {
+		return fail(err)
 	}
 	return s, nil
 }
 
-// Close closes the store. It must not be called while other methods run.
+// openError classifies a failure of pebble.Open: the lock held by another
+// process, damage, permissions.
+func openError(dir string, err error) error {
+	var pe *os.PathError
+	switch {
+	case strings.Contains(err.Error(), "lock held by current process"),
+		!errors.As(err, &pe) && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK)):
+		return fmt.Errorf("%w: %s", ErrLocked, dir)
+	}
+	err = classify(dir, err)
+	if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrUnwritable) || errors.Is(err, ErrDiskFull) || isNotExist(err) {
+		return err
+	}
+	// Pebble refuses files it cannot make sense of (a damaged OPTIONS or
+	// MANIFEST) with errors not all marked as corruption.
+	return &CorruptionError{Dir: dir, File: corruptFile(err), Err: err}
+}
+
+// probeWritable fails at once when dir exists and cannot be written, rather
+// than let Pebble find out in a flush it retries forever.
+func probeWritable(fs vfs.FS, dir string) error {
+	if _, err := fs.Stat(dir); err != nil {
+		if isNotExist(err) {
+			return nil // Pebble creates it, or says why it cannot
+		}
+		return err
+	}
+	probe := fs.PathJoin(dir, ".linkaud-write-probe")
+	f, err := fs.Create(probe, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	return errors.Join(f.Close(), fs.Remove(probe))
+}
+
+// Close closes the store, flushing what lives only in the write-ahead log
+// to an sstable first. It must not be called while other methods run.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return ErrClosed
 	}
-	return s.db.Close()
+	if !s.readOnly && s.health.checkWrite() == nil && !s.writeFailed.Load() {
+		if err := s.db.Flush(); err != nil {
+			s.log.Warn("flushing the state before closing failed; the write-ahead log keeps it", "dir", s.dir, "error", oneLine(err))
+		}
+	}
+	for msg, n := range s.dedup.repeats() {
+		s.log.Warn("a Pebble error repeated", "error", msg, "times", n)
+	}
+	err := s.db.Close()
+	if s.lockCloser != nil {
+		s.lockCloser.Close()
+	}
+	if s.snapshot != "" {
+		_ = s.opts.FS.RemoveAll(s.snapshot)
+	}
+	return classify(s.dir, err)
 }
 
 // Flush flushes the memtable to disk (tests use it to move state into
 // sstables).
 func (s *Store) Flush() error {
-	if s.closed.Load() {
-		return ErrClosed
+	if err := s.checkWrite(); err != nil {
+		return err
 	}
-	return s.db.Flush()
+	s.mu.Lock()
+	s.lastFlush = time.Now()
+	s.mu.Unlock()
+	return s.fail(s.db.Flush())
+}
+
+// flushEvery is the most generations committed between two flushes,
+// however fast they come.
+const flushEvery = 100
+
+// maybeFlush starts a background flush when the last one is older than
+// Options.FlushInterval or flushEvery generations ago, so that committed
+// state does not live in the write-ahead log alone for long. The caller
+// holds s.mu.
+func (s *Store) maybeFlush() {
+	s.sinceFlush++
+	if (time.Since(s.lastFlush) < s.opts.FlushInterval && s.sinceFlush < flushEvery) || s.writeFailed.Load() {
+		return
+	}
+	s.lastFlush, s.sinceFlush = time.Now(), 0
+	if _, err := s.db.AsyncFlush(); err != nil {
+		s.log.Warn("starting a flush of the state failed", "error", oneLine(err))
+	}
 }
 
 // Metrics returns Pebble's metrics (bytes written, compactions, …).
 func (s *Store) Metrics() *pebble.Metrics { return s.db.Metrics() }
 
-// pebbleLogger sends Pebble's logs to slog. Fatalf panics: Pebble calls it
-// when its state can no longer be trusted (a failed WAL write), and the
-// process must stop; the next Open recovers from the last synced state.
-type pebbleLogger struct{ l *slog.Logger }
+// OpenProblem is what a salvaging open (Options.Salvage) found wrong: a
+// rollback, damage met reading the audiences; nil otherwise.
+func (s *Store) OpenProblem() error { return s.openProblem }
 
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(pebbleMsg(format, args))
+// Dir is the state directory.
+func (s *Store) Dir() string { return s.dir }
+
+// check returns why the store cannot be read: closed, or damage found.
+func (s *Store) check() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.health.check()
 }
 
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(pebbleMsg(format, args))
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := pebbleMsg(format, args)
-	p.l.Error(msg)
-	panic(msg)
-}
-
-// pebbleMsg prefixes Pebble's message with "pebble: " unless it has it
-// already (a full disk read "pebble: pebble: fatal commit error: …").
-func pebbleMsg(format string, args []any) string {
-	return "pebble: " + strings.TrimPrefix(fmt.Sprintf(format, args...), "pebble: ")
+// checkWrite returns why the store cannot be written: closed, read-only,
+// damaged, or a background write failure (a full disk).
+func (s *Store) checkWrite() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	return s.health.checkWrite()
 }
 
 func (s *Store) lock(aud string) func() {
@@ -440,10 +594,11 @@ func (s *Store) Disable(aud string) error {
 	return s.setEnabled(aud, false)
 }
 
-func (s *Store) setEnabled(aud string, on bool) error {
-	if s.closed.Load() {
-		return ErrClosed
+func (s *Store) setEnabled(aud string, on bool) (err error) {
+	if err := s.checkWrite(); err != nil {
+		return err
 	}
+	defer s.classifyInto(&err)
 	defer s.lock(aud)()
 	m, _, err := s.loadMeta(aud)
 	if err != nil {
@@ -468,30 +623,34 @@ func (s *Store) setEnabled(aud string, on bool) error {
 	if err := putMeta(b, aud, m); err != nil {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commitEpoch(b, nil)
 }
 
 // State returns what the store knows of aud; an audience it has never seen
 // is Disabled with no generation.
-func (s *Store) State(aud string) (AudienceState, error) {
-	if s.closed.Load() {
-		return AudienceState{}, ErrClosed
+func (s *Store) State(aud string) (_ AudienceState, err error) {
+	if err := s.check(); err != nil {
+		return AudienceState{}, err
 	}
+	defer s.classifyInto(&err)
 	m, _, err := s.loadMeta(aud)
 	if err != nil {
 		return AudienceState{}, err
 	}
-	return m.state(aud), nil
+	return s.overlay(m.state(aud)), nil
 }
 
 // Audiences returns the state of every audience the store holds, by name;
 // audiences deleted from the workspace stay until purged.
-func (s *Store) Audiences() ([]AudienceState, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
+func (s *Store) Audiences() (_ []AudienceState, err error) {
+	if err := s.check(); err != nil {
+		return nil, err
 	}
+	defer s.classifyInto(&err)
 	var out []AudienceState
-	err := s.scan([]byte{tMeta}, func(k, v []byte) error {
+	err = s.scan([]byte{tMeta}, func(k, v []byte) error {
 		name, _, _, err := decodeElem(k[1:])
 		if err != nil {
 			return err
@@ -500,7 +659,7 @@ func (s *Store) Audiences() ([]AudienceState, error) {
 		if err := json.Unmarshal(v, &m); err != nil {
 			return fmt.Errorf("diff: state of audience %s: %w", name, err)
 		}
-		out = append(out, m.state(string(name)))
+		out = append(out, s.overlay(m.state(string(name))))
 		return nil
 	})
 	return out, err
@@ -508,10 +667,11 @@ func (s *Store) Audiences() ([]AudienceState, error) {
 
 // Purge deletes everything the store holds for aud except messages already
 // in the outbox or the dead-letter store, which are still delivered.
-func (s *Store) Purge(aud string) error {
-	if s.closed.Load() {
-		return ErrClosed
+func (s *Store) Purge(aud string) (err error) {
+	if err := s.checkWrite(); err != nil {
+		return err
 	}
+	defer s.classifyInto(&err)
 	defer s.lock(aud)()
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -533,7 +693,9 @@ func (s *Store) Purge(aud string) error {
 	if err := b.Delete(metaKey(aud), nil); err != nil {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commitEpoch(b, map[string]uint64{aud: 0})
 }
 
 // Member is one profile of a generation and its entity rows.
@@ -547,16 +709,20 @@ type Member struct {
 
 // Members calls fn for each member of aud's current generation, in profile
 // key order.
-func (s *Store) Members(aud string, fn func(Member) error) error {
-	if s.closed.Load() {
-		return ErrClosed
+func (s *Store) Members(aud string, fn func(Member) error) (err error) {
+	if err := s.check(); err != nil {
+		return err
 	}
+	defer s.classifyInto(&err)
 	defer s.lock(aud)()
 	m, _, err := s.loadMeta(aud)
 	if err != nil {
 		return err
 	}
 	if m.PendingApply != 0 {
+		if s.readOnly {
+			return fmt.Errorf("diff: audience %s: its last generation's rows are still being moved into place; read it again once the worker has finished (or open the state read-write): %w", aud, ErrReadOnly)
+		}
 		if _, err := s.rollForward(aud, m); err != nil {
 			return err
 		}

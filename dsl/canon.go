@@ -75,11 +75,18 @@ func (s Schedule) String() string {
 	case ScheduleManual:
 		return "manual"
 	case ScheduleDaily:
-		return "daily at " + grammar.Quote(s.DailyAt)
+		return "daily at " + grammar.Quote(s.DailyAt) + s.zone()
 	case ScheduleCron:
-		return "cron " + grammar.Quote(s.Cron)
+		return "cron " + grammar.Quote(s.Cron) + s.zone()
 	}
 	return "every " + formatDuration(s.Every)
+}
+
+func (s Schedule) zone() string {
+	if s.Zone == "" {
+		return ""
+	}
+	return " in " + grammar.Quote(s.Zone)
 }
 
 func formatDuration(d interface{ Seconds() float64 }) string {

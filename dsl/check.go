@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/linkaud/linkaud/grammar"
 )
 
@@ -42,7 +40,11 @@ func Load(dir string, opts Options) (*Workspace, Diagnostics) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		src, err := os.ReadFile(path)
+		if info, err := e.Info(); err == nil && info.Size() > MaxSourceBytes {
+			diags = append(diags, &Diagnostic{Summary: sizeError(info.Size()), Subject: Range{Start: grammar.Pos{Filename: path}}})
+			continue
+		}
+		src, err := readLimited(path)
 		if err != nil {
 			diags = append(diags, &Diagnostic{Summary: fmt.Sprintf("cannot read file: %v", err), Subject: Range{Start: grammar.Pos{Filename: path}}})
 			continue
@@ -513,6 +515,7 @@ var warehouseSpecs = map[string]map[string]settingSpec{
 		"threads":         {kind: "int"},
 		"memory_limit":    {kind: "string"},
 		"max_connections": {kind: "int"},
+		"access_mode":     {kind: "string"},
 	},
 	"snowflake": {
 		"type":             {kind: "ident"},
@@ -1013,8 +1016,6 @@ func pathText(p *Path) string {
 
 var dailyRE = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
 
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 // MinEvery and MaxEvery bound `schedule every`. Segment offers 15m to 1d;
 // shorter intervals are allowed for development and tests.
 const (
@@ -1023,6 +1024,29 @@ const (
 )
 
 func (c *checker) schedule(s *grammar.Schedule) Schedule {
+	sc := c.scheduleKind(s)
+	if s.Zone == nil {
+		return sc
+	}
+	if sc.Kind != ScheduleDaily && sc.Kind != ScheduleCron {
+		c.errorf(s.Zone, "a time zone applies to daily at and cron schedules only")
+		return sc
+	}
+	if _, err := LoadZone(s.Zone.Value()); err != nil {
+		c.errorf(s.Zone, "%v", err)
+		return sc
+	}
+	sc.Zone = s.Zone.Value()
+	if sc.Kind == ScheduleCron {
+		loc, _ := LoadZone(sc.Zone)
+		if _, err := ParseCron(sc.Cron, loc); err != nil {
+			c.errorf(s.Cron, "cron %q: %v", sc.Cron, err)
+		}
+	}
+	return sc
+}
+
+func (c *checker) scheduleKind(s *grammar.Schedule) Schedule {
 	switch {
 	case s.Manual:
 		return Schedule{Kind: ScheduleManual}
@@ -1044,15 +1068,17 @@ func (c *checker) schedule(s *grammar.Schedule) Schedule {
 	case s.Daily != nil:
 		v := s.Daily.Value()
 		if !dailyRE.MatchString(v) {
-			c.errorf(s.Daily, "daily at takes a UTC time as \"HH:MM\", e.g. \"09:00\"")
+			c.errorf(s.Daily, "daily at takes a time as \"HH:MM\", e.g. \"09:00\" (UTC, or the zone after it: daily at \"09:00\" in \"Europe/Paris\")")
 			return DefaultSchedule
 		}
 		return Schedule{Kind: ScheduleDaily, DailyAt: v}
 	case s.Cron != nil:
 		v := s.Cron.Value()
-		if _, err := cronParser.Parse(v); err != nil {
-			c.errorf(s.Cron, "invalid cron schedule %q: %v", v, err)
-			return DefaultSchedule
+		if s.Zone == nil {
+			if _, err := ParseCron(v, nil); err != nil {
+				c.errorf(s.Cron, "cron %q: %v", v, err)
+				return DefaultSchedule
+			}
 		}
 		return Schedule{Kind: ScheduleCron, Cron: v}
 	}
@@ -1490,6 +1516,10 @@ func (c *checker) compare(s *scope, cmp *grammar.Comparison, trait bool) *Compar
 		ir.Op = OpIn
 		if cmp.NotIn {
 			ir.Op = OpNotIn
+		}
+		if len(cmp.List) > MaxListItems {
+			c.errorf(cmp, "%s list of %d values: the limit is %d (MaxListItems); put the values in a warehouse table and join it through the graph", opText, len(cmp.List), MaxListItems)
+			return nil
 		}
 		kind := LiteralKind(-1)
 		for _, v := range cmp.List {

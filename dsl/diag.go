@@ -107,8 +107,23 @@ func (ds Diagnostics) Sort() {
 // Render prints each diagnostic as `file:line:col: message`, then the source
 // line and a caret under the subject. sources maps file names to contents;
 // a diagnostic whose file is unknown is printed without the excerpt.
+//
+// At most MaxDiagnostics are printed, then a count of the rest; a source
+// line longer than MaxExcerptRunes is cut to a window around the caret.
 func Render(w io.Writer, ds Diagnostics, sources map[string][]byte) {
-	for _, d := range ds {
+	for i, d := range ds {
+		if i == MaxDiagnostics {
+			errs, warns := 0, 0
+			for _, r := range ds[i:] {
+				if r.Severity == Error {
+					errs++
+				} else {
+					warns++
+				}
+			}
+			fmt.Fprintf(w, "and %d more (%d errors, %d warnings)\n", len(ds)-i, errs, warns)
+			return
+		}
 		fmt.Fprintln(w, d.Error())
 		src, ok := sources[d.Subject.Start.Filename]
 		if !ok || d.Subject.Start.Line == 0 {
@@ -119,7 +134,6 @@ func Render(w io.Writer, ds Diagnostics, sources map[string][]byte) {
 			continue
 		}
 		line = strings.ReplaceAll(line, "\t", " ")
-		fmt.Fprintf(w, "    %s\n", line)
 		col := d.Subject.Start.Column
 		runes := []rune(line)
 		// A subject ends where the next token starts (participle's EndPos),
@@ -132,7 +146,9 @@ func Render(w io.Writer, ds Diagnostics, sources map[string][]byte) {
 			end--
 		}
 		width := max(1, end-(col-1))
-		fmt.Fprintf(w, "    %s%s\n", strings.Repeat(" ", max(0, col-1)), strings.Repeat("^", width))
+		excerpt, pad := excerptAround(runes, col-1, width)
+		fmt.Fprintf(w, "    %s\n", excerpt)
+		fmt.Fprintf(w, "    %s%s\n", strings.Repeat(" ", pad), strings.Repeat("^", min(width, MaxExcerptRunes)))
 	}
 }
 
@@ -163,3 +179,28 @@ func sourceLine(src []byte, line int) string {
 
 // suggest is grammar.Suggest: one "did you mean" rule for all of linkaud.
 func suggest(name string, candidates []string) string { return grammar.Suggest(name, candidates) }
+
+// excerptAround returns the part of line to print and the caret's offset
+// in it: the whole line when it is short, else a window of at most
+// MaxExcerptRunes around the subject starting at rune start, marked with
+// "…" where cut.
+func excerptAround(line []rune, start, width int) (string, int) {
+	if len(line) <= MaxExcerptRunes {
+		return string(line), max(0, start)
+	}
+	from := max(0, start-MaxExcerptRunes/3)
+	to := min(len(line), from+MaxExcerptRunes)
+	if to-from < MaxExcerptRunes {
+		from = max(0, to-MaxExcerptRunes)
+	}
+	out := string(line[from:to])
+	pad := start - from
+	if from > 0 {
+		out = "…" + out
+		pad++
+	}
+	if to < len(line) {
+		out += "…"
+	}
+	return out, max(0, pad)
+}

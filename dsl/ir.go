@@ -191,8 +191,8 @@ type ScheduleKind int
 
 const (
 	ScheduleEvery ScheduleKind = iota // Every is set; the default, every 1h
-	ScheduleDaily                     // DailyAt is "HH:MM" UTC
-	ScheduleCron                      // Cron is a five-field cron spec
+	ScheduleDaily                     // DailyAt is "HH:MM" in Zone
+	ScheduleCron                      // Cron is a five-field cron spec, in Zone
 	ScheduleManual
 )
 
@@ -202,6 +202,8 @@ type Schedule struct {
 	Every   time.Duration
 	DailyAt string
 	Cron    string
+	// Zone is the IANA time zone of a daily or cron schedule; "" is UTC.
+	Zone string
 }
 
 // DefaultSchedule is Segment's hourly cadence.

@@ -180,7 +180,14 @@ func (e *Engine) Compute(ctx context.Context, a *dsl.Audience) (*diff.CycleResul
 		Start:       start,
 	}
 	began := time.Now()
-	rows, err := e.query(ctx, wh, a, start)
+	// A database file is attached for the cycle only (DuckDB), so that
+	// other processes can write it between cycles.
+	release, err := executor.Hold(ctx, wh)
+	var rows array.RecordReader
+	if err == nil {
+		defer release()
+		rows, err = e.query(ctx, wh, a, start)
+	}
 	in.QueryTime = time.Since(began)
 	if err != nil {
 		// The differ records the failure through its one failure path.

@@ -130,6 +130,7 @@ func (e *Engine) RunOnce(ctx context.Context, opts RunOptions) (*RunReport, erro
 			return nil, err
 		}
 	}
+	WarnStranded(e.log, ws, e.store)
 	rep := &RunReport{}
 	for _, a := range auds {
 		res, err := e.Compute(ctx, a)

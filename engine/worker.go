@@ -90,6 +90,11 @@ type Worker struct {
 	reloads   chan string   // reload requests with their reason (cap 1)
 	reloadMu  sync.Mutex    // one reload at a time
 
+	// abort stops Run when the state is found damaged: computing or
+	// delivering on it would be wrong; failed is the cause Run returns.
+	abort  context.CancelCauseFunc
+	failed atomic.Pointer[error]
+
 	cycles       sync.WaitGroup
 	cycleCtx     context.Context
 	cancelCycles context.CancelCauseFunc
@@ -170,6 +175,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	if !w.runCalled.CompareAndSwap(false, true) {
 		return errors.New("engine: Worker.Run called twice")
 	}
+	ctx, w.abort = context.WithCancelCause(ctx)
+	defer w.abort(nil)
 	close(w.started)
 	w.mu.Lock()
 	w.syncDestinations(w.ws)
@@ -185,11 +192,30 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info("worker started", "audiences", len(w.e.Workspace().Audiences),
 		"max_concurrent", w.opts.MaxConcurrent, "stop_timeout", w.opts.StopTimeout.String())
+	WarnStranded(w.log, w.e.Workspace(), w.e.Store())
 	w.schedule(ctx)
 	stopBG()
 	err := w.stop()
 	bgDone.Wait()
+	if f := w.failed.Load(); f != nil {
+		return errors.Join(*f, err)
+	}
 	return err
+}
+
+// refuse stops the worker when err says the state is damaged (or its
+// directory can no longer be written): it reports whether it did.
+func (w *Worker) refuse(err error) bool {
+	if !diff.IsCorrupt(err) && !errors.Is(err, diff.ErrUnwritable) && !errors.Is(err, diff.ErrDiskFull) {
+		return false
+	}
+	if w.failed.CompareAndSwap(nil, &err) {
+		w.log.Error("stopping: the state cannot be used", "error", err)
+		if w.abort != nil {
+			w.abort(err)
+		}
+	}
+	return true
 }
 
 // load builds the schedule from ws and the stored state.
@@ -355,6 +381,7 @@ func (w *Worker) cycle(s *sched, a *dsl.Audience, acts []*dsl.Activation) {
 				err = fmt.Errorf("%w (%v)", err, c)
 			}
 			w.log.Warn("cycle failed", "audience", a.Name, "error", err)
+			w.refuse(err)
 		}
 		for _, h := range hooksOf[HookCycleDone](w.e.opts.Hooks) {
 			h.OnCycleDone(CycleReport{Audience: a, Activations: acts, Result: res, Err: err, Took: took})
@@ -363,7 +390,12 @@ func (w *Worker) cycle(s *sched, a *dsl.Audience, acts []*dsl.Activation) {
 	w.mu.Lock()
 	w.running--
 	s.running = false
+	// The next run is planned from the due time this one served when the
+	// clock read earlier than it: one due time, one run.
 	s.lastStart = start
+	if s.dueAt.After(start) {
+		s.lastStart = s.dueAt
+	}
 	if w.auds[a.Name] == s && !w.stopping {
 		w.plan(s, w.opts.Now())
 	}
@@ -380,6 +412,10 @@ func (w *Worker) cycle(s *sched, a *dsl.Audience, acts []*dsl.Activation) {
 	w.mu.Unlock()
 	for _, d := range kick {
 		d.kickNow()
+	}
+	if res != nil {
+		// Every run says what it cannot deliver.
+		WarnStranded(w.log, w.e.Workspace(), w.e.Store())
 	}
 	w.nudge()
 }

@@ -101,6 +101,7 @@ func (w *Worker) deliverPass(dest string) {
 	n, err := w.e.Store().Backlog(dest)
 	if err != nil {
 		w.log.Error("reading the outbox backlog", "destination", dest, "error", err)
+		w.refuse(err)
 		return
 	}
 	if n == 0 {
@@ -109,6 +110,7 @@ func (w *Worker) deliverPass(dest string) {
 	began := time.Now()
 	count := &deliveryCount{n: map[string]int64{}}
 	st, err := w.e.deliver(ctx, dest, []sinks.Hook{count})
+	w.refuse(err)
 	took := time.Since(began)
 	w.recordDelivery(count, took)
 	for _, h := range hooksOf[HookDeliverPass](w.e.opts.Hooks) {

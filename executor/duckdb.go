@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -41,12 +42,20 @@ type DuckDB struct {
 	closing     context.Context
 	closeCancel context.CancelCauseFunc
 
+	// path is the database file ("" for :memory:), attached only while a
+	// statement runs or a Hold is taken, so that other processes (an ETL
+	// job) can write it between cycles; read-only unless loads create
+	// views in it.
+	path     string
+	readOnly bool
+
 	mu       sync.Mutex
 	idle     []bindings.Connection
 	inUse    int
+	holds    int
 	closed   bool
 	dbOwned  bool // whether the last release still has to close db
-	attached bool // a database file is attached as attachedCatalog
+	attached bool // path is attached as attachedCatalog now
 
 	refreshMu sync.Mutex
 }
@@ -63,6 +72,11 @@ const attachedCatalog = "linkaud_warehouse"
 // warehouse's settings are DuckDB configuration options.
 const settingMaxConns = "max_connections"
 
+// settingAccessMode is DuckDB's access_mode, applied to the database file
+// when it is attached (the in-memory database that attaches it is always
+// writable). Default: read-only, unless loads create views in the file.
+const settingAccessMode = "access_mode"
+
 func openDuckDB(ctx context.Context, w *dsl.Warehouse, opts Options) (*DuckDB, error) {
 	maxConns := opts.MaxConns
 	var cfg bindings.Config
@@ -71,6 +85,9 @@ func openDuckDB(ctx context.Context, w *dsl.Warehouse, opts Options) (*DuckDB, e
 	}
 	defer bindings.DestroyConfig(&cfg)
 	for name, value := range w.Settings {
+		if name == settingAccessMode {
+			continue // the database file's, at ATTACH
+		}
 		if name == settingMaxConns {
 			n, err := strconv.Atoi(value)
 			if err != nil || n < 1 {
@@ -103,6 +120,38 @@ func openDuckDB(ctx context.Context, w *dsl.Warehouse, opts Options) (*DuckDB, e
 		dbOwned: true,
 	}
 	d.closing, d.closeCancel = context.WithCancelCause(context.Background())
+	if w.Path != "" && w.Path != ":memory:" {
+		if _, err := os.Stat(w.Path); err != nil {
+			d.Close()
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("duckdb: the database file %s does not exist (give the path of an existing file, or \":memory:\")", w.Path)
+			}
+			return nil, fmt.Errorf("duckdb: the database file %s: %w", w.Path, err)
+		}
+		d.path = w.Path
+		// Loads create their views in the file: it must be writable then.
+		// access_mode "read_write" lets a workspace (or the demo) write
+		// its tables.
+		d.readOnly = len(w.Loads) == 0
+		switch mode := strings.ToLower(w.Settings[settingAccessMode]); mode {
+		case "", "automatic":
+		case "read_only":
+			d.readOnly = true
+		case "read_write":
+			d.readOnly = false
+		default:
+			d.Close()
+			return nil, fmt.Errorf("duckdb: %s must be read_only, read_write or automatic, not %q", settingAccessMode, mode)
+		}
+		// One attachment to check the file opens (Refresh uses it when
+		// there are loads), released at once.
+		release, err := d.Hold(ctx)
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		defer release()
+	}
 	// The planner compares timestamps as UTC (DESIGN.md: a timestamp
 	// without a zone is UTC), whatever the machine's zone. TimeZone
 	// belongs to the ICU extension, loaded only once the database is open,
@@ -113,19 +162,121 @@ func openDuckDB(ctx context.Context, w *dsl.Warehouse, opts Options) (*DuckDB, e
 			return nil, fmt.Errorf("duckdb: setting the session time zone to UTC: %w", err)
 		}
 	}
-	if w.Path != "" && w.Path != ":memory:" {
-		// This first connection switches itself; acquire switches later ones.
-		if err := d.exec(ctx, "ATTACH "+quoteString(w.Path)+" AS "+quoteIdent(attachedCatalog), "USE "+quoteIdent(attachedCatalog)); err != nil {
-			d.Close()
-			return nil, fmt.Errorf("duckdb: open %s: %w", w.Path, err)
-		}
-		d.attached = true
-	}
 	if err := d.Refresh(ctx); err != nil {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// CreateDuckDBFile creates an empty DuckDB database file at path, if there
+// is none: a warehouse path must name an existing file (a typo must not
+// silently become an empty warehouse), so whoever builds one — the demo,
+// `linkaud gen`, a test — creates it first.
+func CreateDuckDBFile(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	var db bindings.Database
+	var msg string
+	var cfg bindings.Config
+	if bindings.CreateConfig(&cfg) == bindings.StateError {
+		return errors.New("duckdb: cannot create a configuration")
+	}
+	defer bindings.DestroyConfig(&cfg)
+	if bindings.OpenExt(path, &db, cfg, &msg) == bindings.StateError {
+		bindings.Close(&db)
+		return fmt.Errorf("duckdb: creating %s: %s", path, msg)
+	}
+	bindings.Close(&db)
+	return nil
+}
+
+// Hold attaches the database file, if it is not yet, and keeps it attached
+// until release is called: the engine holds it for a compute cycle, so
+// that the cycle's statements share one attachment and the file is free
+// again once the cycle is over.
+func (d *DuckDB) Hold(ctx context.Context) (release func(), err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, ErrClosed
+	}
+	if err := d.attachLocked(); err != nil {
+		return nil, err
+	}
+	d.holds++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			d.mu.Lock()
+			d.holds--
+			d.maybeDetachLocked()
+			d.mu.Unlock()
+		})
+	}, nil
+}
+
+// Holder is a Warehouse that opens its database only while in use; Hold
+// keeps it open across several statements.
+type Holder interface {
+	Hold(ctx context.Context) (release func(), err error)
+}
+
+var _ Holder = (*DuckDB)(nil)
+
+// Hold calls w's Hold if it has one (a no-op release otherwise).
+func Hold(ctx context.Context, w Warehouse) (release func(), err error) {
+	if h, ok := w.(Holder); ok {
+		return h.Hold(ctx)
+	}
+	return func() {}, nil
+}
+
+// attachLocked attaches the database file when it is not; d.mu is held.
+func (d *DuckDB) attachLocked() error {
+	if d.path == "" || d.attached {
+		return nil
+	}
+	stmt := "ATTACH " + quoteString(d.path) + " AS " + quoteIdent(attachedCatalog)
+	if d.readOnly {
+		stmt += " (READ_ONLY)"
+	}
+	if err := d.rawExec(stmt); err != nil {
+		if strings.Contains(err.Error(), "lock") {
+			return fmt.Errorf("duckdb: open %s: another process holds it (an ETL job writing it?): %w", d.path, err)
+		}
+		return fmt.Errorf("duckdb: open %s: %w", d.path, err)
+	}
+	d.attached = true
+	return nil
+}
+
+// maybeDetachLocked detaches the database file once no statement runs and
+// no Hold is taken; connections set to it are closed. d.mu is held.
+func (d *DuckDB) maybeDetachLocked() {
+	if !d.attached || d.inUse > 0 || d.holds > 0 || d.closed {
+		return
+	}
+	for _, c := range d.idle {
+		bindings.Disconnect(&c)
+	}
+	d.idle = nil
+	if err := d.rawExec("DETACH " + quoteIdent(attachedCatalog)); err != nil {
+		d.log.Warn("duckdb: detaching the database file failed; it stays open", "path", d.path, "error", err)
+		return
+	}
+	d.attached = false
+}
+
+// rawExec runs one statement on a connection of its own.
+func (d *DuckDB) rawExec(stmt string) error {
+	var conn bindings.Connection
+	if bindings.Connect(d.db, &conn) == bindings.StateError {
+		return errors.New("duckdb: cannot connect")
+	}
+	defer bindings.Disconnect(&conn)
+	return execOn(conn, stmt)
 }
 
 // Dialect implements Warehouse.
@@ -145,6 +296,12 @@ func (d *DuckDB) acquire(ctx context.Context) (bindings.Connection, error) {
 		return bindings.Connection{}, ErrClosed
 	}
 	d.inUse++
+	if err := d.attachLocked(); err != nil {
+		d.inUse--
+		d.mu.Unlock()
+		<-d.tokens
+		return bindings.Connection{}, err
+	}
 	if n := len(d.idle); n > 0 {
 		conn := d.idle[n-1]
 		d.idle = d.idle[:n-1]
@@ -157,7 +314,7 @@ func (d *DuckDB) acquire(ctx context.Context) (bindings.Connection, error) {
 		d.release(conn, false)
 		return bindings.Connection{}, errors.New("duckdb: cannot connect")
 	}
-	if d.attached {
+	if d.path != "" {
 		// The default catalog is per connection.
 		if err := execOn(conn, "USE "+quoteIdent(attachedCatalog)); err != nil {
 			d.release(conn, false)
@@ -198,6 +355,7 @@ func (d *DuckDB) release(conn bindings.Connection, reuse bool) {
 		bindings.Disconnect(&conn)
 	}
 	d.inUse--
+	d.maybeDetachLocked()
 	d.maybeCloseDB()
 	d.mu.Unlock()
 	<-d.tokens

@@ -495,7 +495,10 @@ func TestDuckDBClose(t *testing.T) {
 // A database file keeps its tables across Open and Close.
 func TestDuckDBFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bank.duckdb")
-	w := &dsl.Warehouse{Type: "duckdb", Path: path}
+	if err := CreateDuckDBFile(path); err != nil {
+		t.Fatal(err)
+	}
+	w := &dsl.Warehouse{Type: "duckdb", Path: path, Settings: map[string]string{"access_mode": "read_write"}}
 	d, err := Open(context.Background(), w, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -516,6 +519,9 @@ func TestDuckDBFileNamedLikeSchema(t *testing.T) {
 	dir := t.TempDir()
 	csv := filepath.Join(dir, "accounts.csv")
 	if err := os.WriteFile(csv, []byte("id,type\na1,checking\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateDuckDBFile(filepath.Join(dir, "bank.duckdb")); err != nil {
 		t.Fatal(err)
 	}
 	w := &dsl.Warehouse{Type: "duckdb", Path: filepath.Join(dir, "bank.duckdb"),

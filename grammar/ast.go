@@ -160,13 +160,16 @@ type AudienceClause struct {
 	Enrich      []*Ref    `parser:"| 'enrich' @@ ( ',' @@ )*"`
 }
 
-// Schedule is `every DURATION`, `daily at "HH:MM"`, `cron "SPEC"` or `manual`.
+// Schedule is `every DURATION`, `daily at "HH:MM"`, `cron "SPEC"` or
+// `manual`, optionally followed by `in "ZONE"` (an IANA time zone; the
+// checker allows it after daily at and cron only).
 type Schedule struct {
 	span
-	Every  *Literal `parser:"  'every' @@"`
+	Every  *Literal `parser:"( 'every' @@"`
 	Daily  *Str     `parser:"| 'daily' 'at' @@"`
 	Cron   *Str     `parser:"| 'cron' @@"`
-	Manual bool     `parser:"| @'manual'"`
+	Manual bool     `parser:"| @'manual' )"`
+	Zone   *Str     `parser:"( 'in' @@ )?"`
 }
 
 // Or is `AND (or AND)*`.

@@ -343,6 +343,10 @@ func (d *diagnoser) audienceClause() bool {
 		default:
 			d.fail(`every DURATION, daily at "HH:MM", cron "SPEC" or manual after "schedule"`, "every", "daily", "cron", "manual")
 		}
+		if is(d.peek(), "in") {
+			d.next()
+			d.str(`a time zone, e.g. "Europe/Paris",`, `"in"`)
+		}
 	case is(t, "match"):
 		d.next()
 		d.or(0, `"match"`)

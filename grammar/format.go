@@ -280,15 +280,19 @@ func audienceClause(c *AudienceClause) doc {
 		return cat(dTok("description"), sp, str(c.Description))
 	case c.Schedule != nil:
 		s := c.Schedule
+		zone := cat()
+		if s.Zone != nil {
+			zone = cat(sp, dTok("in"), sp, str(s.Zone))
+		}
 		switch {
 		case s.Every != nil:
-			return cat(dTok("schedule"), sp, dTok("every"), sp, literal(s.Every))
+			return cat(dTok("schedule"), sp, dTok("every"), sp, literal(s.Every), zone)
 		case s.Daily != nil:
-			return cat(dTok("schedule"), sp, dTok("daily"), sp, dTok("at"), sp, str(s.Daily))
+			return cat(dTok("schedule"), sp, dTok("daily"), sp, dTok("at"), sp, str(s.Daily), zone)
 		case s.Cron != nil:
-			return cat(dTok("schedule"), sp, dTok("cron"), sp, str(s.Cron))
+			return cat(dTok("schedule"), sp, dTok("cron"), sp, str(s.Cron), zone)
 		}
-		return cat(dTok("schedule"), sp, dTok("manual"))
+		return cat(dTok("schedule"), sp, dTok("manual"), zone)
 	case c.Match != nil:
 		return cat(dTok("match"), sp, or(c.Match))
 	case c.Enrich != nil:

@@ -64,31 +64,46 @@ type audPurgeCmd struct {
 	Audience string `arg:"" help:"Audience name." predictor:"audience"`
 }
 
+// stateAccess says how a command opens the state.
+type stateAccess int
+
+const (
+	// readState: read-only (diff.OpenReadOnly), which works while a
+	// worker runs and on a read-only directory; a state directory that
+	// does not exist is not made.
+	readState stateAccess = iota
+	// writeState: read-write, created if need be.
+	writeState
+)
+
 // openState loads the workspace and opens its state directory only (no
-// warehouse). A state directory that does not exist yet is not created
-// unless create is set: the workspace then simply has no history.
-func openState(g *Globals, dir string, create bool) (*dsl.Workspace, *diff.Store, error) {
+// warehouse). With readState, a state directory that does not exist yet
+// is not created: the workspace then simply has no history.
+func openState(g *Globals, dir string, access stateAccess) (*dsl.Workspace, *diff.Store, error) {
 	ws, err := loadWorkspace(dir, dsl.Options{})
 	if err != nil {
 		return nil, nil, err
 	}
-	if !create {
+	opts := storeOptions(g.Logger())
+	var store *diff.Store
+	if access == readState {
 		if _, err := os.Stat(ws.StateDir); errors.Is(err, os.ErrNotExist) {
 			return ws, nil, nil
 		}
+		store, err = diff.OpenReadOnly(ws.StateDir, opts)
+	} else {
+		store, err = diff.Open(ws.StateDir, opts)
 	}
-	store, err := diff.Open(ws.StateDir, diff.Options{Logger: g.Logger()})
 	if err != nil {
 		return nil, nil, stateError(fmt.Errorf("opening state %s: %w", ws.StateDir, err))
 	}
 	return ws, store, nil
 }
 
-// withState runs fn on the workspace and its state, which is opened (and,
-// with create, created) for the call only. Without create, a state
-// directory that does not exist is not made: fn gets a nil store.
-func withState(g *Globals, dir string, create bool, fn func(ws *dsl.Workspace, store *diff.Store) error) error {
-	ws, store, err := openState(g, dir, create)
+// withState runs fn on the workspace and its state, opened for the call
+// only (see stateAccess).
+func withState(g *Globals, dir string, access stateAccess, fn func(ws *dsl.Workspace, store *diff.Store) error) error {
+	ws, store, err := openState(g, dir, access)
 	if err != nil {
 		return err
 	}
@@ -111,7 +126,7 @@ func audienceError(err error) error {
 }
 
 func (c *audListCmd) Run(g *Globals, d *audiencesDir) error {
-	return withState(g, d.Dir, false, func(ws *dsl.Workspace, store *diff.Store) error {
+	return withState(g, d.Dir, readState, func(ws *dsl.Workspace, store *diff.Store) error {
 		all, err := engine.Statuses(ws, store)
 		if err != nil {
 			return infraError(err)
@@ -186,7 +201,7 @@ func (c *audDisableCmd) Run(g *Globals, d *audiencesDir) error {
 }
 
 func setEnabled(g *Globals, dir, name string, on bool) error {
-	return withState(g, dir, true, func(ws *dsl.Workspace, store *diff.Store) error {
+	return withState(g, dir, writeState, func(ws *dsl.Workspace, store *diff.Store) error {
 		s, err := engine.SetEnabled(ws, store, name, on)
 		if err != nil {
 			return audienceError(err)
@@ -204,7 +219,7 @@ func setEnabled(g *Globals, dir, name string, on bool) error {
 }
 
 func (c *audStatusCmd) Run(g *Globals, d *audiencesDir) error {
-	return withState(g, d.Dir, false, func(ws *dsl.Workspace, store *diff.Store) error {
+	return withState(g, d.Dir, readState, func(ws *dsl.Workspace, store *diff.Store) error {
 		s, err := engine.StatusOf(ws, store, c.Audience)
 		if err != nil {
 			return audienceError(err)
@@ -271,7 +286,7 @@ func (c *audRunsCmd) Run(g *Globals, d *audiencesDir) error {
 	if c.Limit < 0 {
 		return userError(errors.New("--limit must be 0 (all) or positive"))
 	}
-	return withState(g, d.Dir, false, func(ws *dsl.Workspace, store *diff.Store) error {
+	return withState(g, d.Dir, readState, func(ws *dsl.Workspace, store *diff.Store) error {
 		if _, err := engine.StatusOf(ws, store, c.Audience); err != nil {
 			return audienceError(err)
 		}
@@ -324,7 +339,7 @@ func (c *audRunsCmd) Run(g *Globals, d *audiencesDir) error {
 func dur(d time.Duration) string { return fmt.Sprintf("%8s", engine.FormatDuration(d)) }
 
 func (c *audPurgeCmd) Run(g *Globals, d *audiencesDir) error {
-	return withState(g, d.Dir, true, func(ws *dsl.Workspace, store *diff.Store) error {
+	return withState(g, d.Dir, writeState, func(ws *dsl.Workspace, store *diff.Store) error {
 		if err := engine.Purge(ws, store, c.Audience); err != nil {
 			if errors.Is(err, engine.ErrPurgeEnabled) {
 				return userError(fmt.Errorf("%w (`linkaud audiences %s disable %s`)", err, d.Dir, c.Audience))

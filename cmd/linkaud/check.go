@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 
+	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/dsl"
+	"github.com/linkaud/linkaud/engine"
 	"github.com/linkaud/linkaud/sinks"
 )
 
@@ -33,6 +36,7 @@ func (c *checkCmd) Run(g *Globals) error {
 			return err
 		}
 	}
+	warnStranded(g, ws)
 	fmt.Fprintf(os.Stdout, "%s: %d audiences, %d destinations, %d activations: ok\n",
 		c.Dir, len(ws.Audiences), len(ws.Destinations), len(ws.Activations))
 	return nil
@@ -41,6 +45,7 @@ func (c *checkCmd) Run(g *Globals) error {
 // loadWorkspace loads and checks dir, printing diagnostics (warnings too)
 // to stderr; errors make it return a silent exit 1.
 func loadWorkspace(dir string, opts dsl.Options) (*dsl.Workspace, error) {
+	workspaceArg = dir
 	ws, diags := dsl.Load(dir, opts)
 	if len(diags) > 0 {
 		dsl.Render(os.Stderr, diags, diagSources(ws, diags))
@@ -65,4 +70,30 @@ func diagSources(ws *dsl.Workspace, diags dsl.Diagnostics) map[string][]byte {
 		}
 	}
 	return m
+}
+
+// warnStranded warns, on stderr, of events the state holds for
+// destinations the workspace no longer defines (renamed or deleted): they
+// are never delivered until moved or dropped. A state that does not open
+// is not check's business: it is said in one line, not an error.
+func warnStranded(g *Globals, ws *dsl.Workspace) {
+	if _, err := os.Stat(ws.StateDir); err != nil {
+		return
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	store, err := diff.OpenReadOnly(ws.StateDir, diff.Options{Logger: quiet})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "warning: the state %s was not checked for stranded events: %s\n", ws.StateDir, oneLine(err))
+		return
+	}
+	defer store.Close()
+	st, err := engine.StrandedEvents(ws, store)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "warning: the state %s was not checked for stranded events: %s\n", ws.StateDir, oneLine(err))
+		return
+	}
+	for _, s := range st {
+		fmt.Fprintf(os.Stderr, "warning: destination %s is not in the workspace but the state holds %d pending events and %d dead letters for it; they are never delivered: `linkaud outbox %s move %s DEST`, `linkaud deadletters %s move %s DEST`, or drop them\n",
+			s.Destination, s.Pending, s.DeadLetters, workspaceArg, s.Destination, workspaceArg, s.Destination)
+	}
 }

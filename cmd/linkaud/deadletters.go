@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	register("deadletters", "Events destinations rejected permanently: DIR list | retry [IDS...].", &deadlettersCmd{})
+	register("deadletters", "Events destinations rejected permanently: DIR list | retry [IDS...] | move FROM TO [IDS...] | drop DEST [IDS...].", &deadlettersCmd{})
 }
 
 type deadlettersCmd struct {
@@ -27,6 +27,57 @@ type deadlettersDir struct {
 
 	List  dlListCmd  `cmd:"" help:"List dead letters, oldest first, with the reason each was rejected."`
 	Retry dlRetryCmd `cmd:"" help:"Move dead letters back to the outbox (same messageIds); the next run or the worker delivers them."`
+	Move  dlMoveCmd  `cmd:"" help:"Move the dead letters of FROM (e.g. a renamed destination) to TO's, where retry sends them."`
+	Drop  dlDropCmd  `cmd:"" help:"Delete dead letters of DEST for good."`
+}
+
+type dlMoveCmd struct {
+	From string   `arg:"" help:"Destination whose dead letters move."`
+	To   string   `arg:"" help:"Destination of the workspace that receives them."`
+	IDs  []string `arg:"" optional:"" name:"ids" help:"messageIds to move (default: all)."`
+}
+
+type dlDropCmd struct {
+	Destination string   `arg:"" help:"Destination whose dead letters are deleted."`
+	IDs         []string `arg:"" optional:"" name:"ids" help:"messageIds to drop (default: all)."`
+	Yes         bool     `help:"Confirm: the events are gone for good." required:""`
+}
+
+func (c *dlMoveCmd) Run(g *Globals, d *deadlettersDir) error {
+	return withState(g, d.Dir, writeState, func(ws *dsl.Workspace, store *diff.Store) error {
+		if err := requireDestination(ws, c.To); err != nil {
+			return err
+		}
+		if c.From == c.To {
+			return userError(errors.New("FROM and TO are the same destination"))
+		}
+		n, err := store.MoveDeadLetters(c.From, c.To, idsOrNil(c.IDs))
+		if err != nil {
+			return infraError(err)
+		}
+		g.Logger().Info("dead letters moved", "from", c.From, "to", c.To, "dead_letters", n)
+		fmt.Printf("%s moved from %s to %s; `linkaud deadletters %s retry --destination %s` sends them\n", plural(n, "dead letter"), c.From, c.To, d.Dir, c.To)
+		return nil
+	})
+}
+
+func (c *dlDropCmd) Run(g *Globals, d *deadlettersDir) error {
+	return withState(g, d.Dir, writeState, func(ws *dsl.Workspace, store *diff.Store) error {
+		n, err := store.DropDeadLetters(c.Destination, idsOrNil(c.IDs))
+		if err != nil {
+			return infraError(err)
+		}
+		g.Logger().Warn("dead letters dropped", "destination", c.Destination, "dead_letters", n)
+		fmt.Printf("%s of %s dropped\n", plural(n, "dead letter"), c.Destination)
+		return nil
+	})
+}
+
+func idsOrNil(ids []string) []string {
+	if len(ids) == 0 {
+		return nil
+	}
+	return ids
 }
 
 type dlListCmd struct {
@@ -66,7 +117,7 @@ func checkDestination(ws *dsl.Workspace, store *diff.Store, dest string) error {
 }
 
 func (c *dlListCmd) Run(g *Globals, d *deadlettersDir) error {
-	return withState(g, d.Dir, false, func(ws *dsl.Workspace, store *diff.Store) error {
+	return withState(g, d.Dir, readState, func(ws *dsl.Workspace, store *diff.Store) error {
 		if err := checkDestination(ws, store, c.Destination); err != nil {
 			return err
 		}
@@ -113,7 +164,7 @@ func (c *dlListCmd) Run(g *Globals, d *deadlettersDir) error {
 }
 
 func (c *dlRetryCmd) Run(g *Globals, d *deadlettersDir) error {
-	return withState(g, d.Dir, true, func(ws *dsl.Workspace, store *diff.Store) error {
+	return withState(g, d.Dir, writeState, func(ws *dsl.Workspace, store *diff.Store) error {
 		if err := checkDestination(ws, store, c.Destination); err != nil {
 			return err
 		}

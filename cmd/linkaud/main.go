@@ -43,8 +43,15 @@ func (e *exitError) Unwrap() error { return e.err }
 // userError marks err as the user's (exit 1).
 func userError(err error) error { return &exitError{code: exitUser, err: err} }
 
-// infraError marks err as an internal or infrastructure failure (exit 2).
-func infraError(err error) error { return &exitError{code: exitInfra, err: err} }
+// infraError marks err as an internal or infrastructure failure (exit 2);
+// damaged state and I/O failures of the state become their one-line
+// refusal with what to do.
+func infraError(err error) error {
+	if r := refusal(err); r != nil {
+		return r
+	}
+	return &exitError{code: exitInfra, err: err}
+}
 
 // silentExit exits with code after the command printed its own report.
 func silentExit(code int) error { return &exitError{code: code} }
@@ -106,7 +113,10 @@ func run(args []string) int {
 	}
 	if err := ctx.Run(&c.Globals); err != nil {
 		var ee *exitError
-		if errors.As(err, &ee) {
+		if r := refusal(err); r != nil && (!errors.As(err, &ee) || ee.code != exitUser) {
+			ee = r
+		}
+		if ee != nil || errors.As(err, &ee) {
 			if ee.err != nil {
 				fmt.Fprintln(os.Stderr, "linkaud:", ee.err)
 			}

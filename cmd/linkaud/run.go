@@ -54,6 +54,9 @@ func (c *runCmd) Run(g *Globals) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A cancelled cycle changes nothing; whatever does not return in
+	// time (a warehouse ignoring cancellation) is not waited for.
+	defer boundExit(15*time.Second, opts.Logger)()
 	e, err := engine.Open(ctx, ws, opts)
 	if err != nil {
 		return stateError(err)
@@ -78,6 +81,16 @@ func (c *runCmd) Run(g *Globals) error {
 	if err != nil {
 		// The run itself went through; only its bookkeeping failed.
 		return infraError(err)
+	}
+	for _, a := range rep.Audiences {
+		if r := refusal(a.Err); r != nil {
+			return r
+		}
+	}
+	for _, d := range rep.Destinations {
+		if r := refusal(d.Err); r != nil {
+			return r
+		}
 	}
 	if failed := failures(rep); failed != "" {
 		return infraError(errors.New(failed))
@@ -124,7 +137,8 @@ func failures(rep *engine.RunReport) string {
 // global logger and, with --now, a fixed clock for cycles and for the
 // state's own timestamps, so that a run can be reproduced exactly.
 func engineOptions(g *Globals, now string) (engine.Options, error) {
-	opts := engine.Options{Logger: g.Logger()}
+	log := g.Logger()
+	opts := engine.Options{Logger: log, Store: storeOptions(log)}
 	if now != "" {
 		t, err := cycleStart(now)
 		if err != nil {
@@ -134,14 +148,4 @@ func engineOptions(g *Globals, now string) (engine.Options, error) {
 		opts.Now, opts.Store.Now = clock, clock
 	}
 	return opts, nil
-}
-
-// stateError classifies a failure to open the state: another process (a
-// worker) holding it is the user's to resolve (exit 1, with what to do);
-// anything else is an infrastructure failure.
-func stateError(err error) error {
-	if ex := explainLocked(err); ex != err {
-		return userError(ex)
-	}
-	return infraError(err)
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -56,20 +55,39 @@ func (c *workerCmd) Run(g *Globals) error {
 	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
 
+	// The hard bound: whatever hangs (opening the state or the warehouse,
+	// a warehouse ignoring cancellation, a reload stuck opening one,
+	// closing the state), the process is gone StopGrace and a few seconds
+	// after --shutdown-timeout.
+	exited := make(chan struct{})
+	defer close(exited)
+	go func() {
+		<-ctx.Done()
+		// A second signal now kills the process the default way.
+		stopSignals()
+		t := time.NewTimer(c.ShutdownTimeout + engine.StopGrace + 5*time.Second)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			log.Error("forced exit: the worker did not stop in time")
+			os.Exit(exitInfra)
+		case <-exited:
+		}
+	}()
+
 	m := metrics.New()
 	e, err := engine.Open(ctx, ws, engine.Options{
 		Logger: log,
+		Store:  storeOptions(log),
 		Hooks:  []sinks.Hook{m},
 		// A connection per concurrent cycle; a max_connections
 		// setting in the workspace still wins.
 		Warehouse: executor.Options{MaxConns: c.MaxConcurrent},
 	})
 	if err != nil {
-		if ex := explainLocked(err); ex != err {
-			// Another process holds the state: the user's to resolve.
-			return userError(ex)
-		}
-		return infraError(err)
+		// Another process holding the state is the user's to resolve;
+		// damage and I/O errors are refusals with what to do.
+		return stateError(err)
 	}
 	w, err := engine.NewWorker(e, engine.WorkerOptions{
 		MaxConcurrent:   c.MaxConcurrent,
@@ -118,25 +136,6 @@ func (c *workerCmd) Run(g *Globals) error {
 		}
 	}()
 
-	// The hard bound: whatever hangs (a warehouse ignoring cancellation,
-	// a reload stuck opening one, closing the state), the process is gone
-	// StopGrace and a few seconds after --shutdown-timeout.
-	exited := make(chan struct{})
-	defer close(exited)
-	go func() {
-		<-ctx.Done()
-		// A second signal now kills the process the default way.
-		stopSignals()
-		t := time.NewTimer(c.ShutdownTimeout + engine.StopGrace + 5*time.Second)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			log.Error("forced exit: the worker did not stop in time")
-			os.Exit(exitInfra)
-		case <-exited:
-		}
-	}()
-
 	runErr := make(chan error, 1)
 	go func() { runErr <- w.Run(ctx) }()
 	select {
@@ -174,18 +173,4 @@ func (c *workerCmd) Run(g *Globals) error {
 func isLoopback(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
 	return ok && ta.IP.IsLoopback()
-}
-
-// explainLocked adds what to do when the state directory is locked by
-// another process: Pebble allows one process per directory, so while a
-// worker runs, the CLI's state commands (audiences enable, runs, …) cannot
-// open it; the worker's HTTP API does those things instead.
-func explainLocked(err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) || strings.Contains(err.Error(), "resource temporarily unavailable") || strings.Contains(err.Error(), "lock held") {
-		return fmt.Errorf("%w\nthe state directory is in use by another linkaud process; if a worker is running, use its HTTP API instead (e.g. curl -X POST -H \"Authorization: Bearer $%s\" http://127.0.0.1:8080/audiences/NAME/enable)", err, api.TokenEnv)
-	}
-	return err
 }

@@ -156,6 +156,7 @@ type counts struct {
 	recovered                int // interrupted cycles discarded on reopening
 	duplicates, runsCompared int
 	byPoint                  map[string]int
+	backup                   string // TestBackupWhileWorkerDelivers's result
 }
 
 func (c *counts) add(f func(c *counts)) {
@@ -178,7 +179,8 @@ func (c *counts) summary() string {
 	return fmt.Sprintf("crashtest: %d kills survived (%d at crash points, %d random kills of linkaud run, %d of linkaud worker); "+
 		"by point: %s; state reopened cleanly after every kill (%d checks, %d interrupted cycles discarded); %d scenarios delivered exactly a clean run's events; "+
 		"%d duplicate deliveries, each with the same messageId and bytes",
-		c.pointKills+c.randomKills+c.workerKills, c.pointKills, c.randomKills, c.workerKills, b.String(), c.stateChecks, c.recovered, c.runsCompared, c.duplicates)
+		c.pointKills+c.randomKills+c.workerKills, c.pointKills, c.randomKills, c.workerKills, b.String(), c.stateChecks, c.recovered, c.runsCompared, c.duplicates) +
+		map[bool]string{true: "\ncrashtest: " + c.backup}[c.backup != ""]
 }
 
 // result is one linkaud process.

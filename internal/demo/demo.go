@@ -288,9 +288,12 @@ func splitSQL(script string) []string {
 // exec runs statements on the warehouse: bank.duckdb (the engine is closed
 // meanwhile: a DuckDB file has one writer), or the PostgreSQL database.
 func (d *demo) exec(ctx context.Context, stmts []string) error {
-	w := &dsl.Warehouse{Type: "duckdb", Path: filepath.Join(d.dir, "bank.duckdb")}
+	path := filepath.Join(d.dir, "bank.duckdb")
+	w := &dsl.Warehouse{Type: "duckdb", Path: path, Settings: map[string]string{"access_mode": "read_write"}}
 	if d.opts.PostgresDSN != "" {
 		w = &dsl.Warehouse{Type: "postgres", DSN: dsl.Secret{Env: d.dsnEnv()}, Settings: map[string]string{}}
+	} else if err := executor.CreateDuckDBFile(path); err != nil {
+		return err
 	}
 	wh, err := executor.Open(ctx, w, executor.Options{MaxConns: 1, Logger: d.opts.Logger,
 		LookupEnv: func(n string) (string, bool) { return d.opts.PostgresDSN, n == d.dsnEnv() }})
