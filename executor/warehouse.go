@@ -124,6 +124,8 @@ func Open(ctx context.Context, w *dsl.Warehouse, opts Options) (Warehouse, error
 		return openSnowflake(ctx, w, opts)
 	case "postgres", "redshift":
 		return openPostgres(ctx, w, opts)
+	case "databricks":
+		return openDatabricks(ctx, w, opts)
 	}
 	return nil, fmt.Errorf("executor: unknown warehouse type %q", w.Type)
 }
