@@ -35,6 +35,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/linkaud/linkaud/internal/arrowrows"
 )
 
 // Result is a statement's result, or its failure.
@@ -558,30 +560,6 @@ func stringResult(name, value string) Result {
 // Records is a Result of records held in memory (the fault tests' answers,
 // computed on DuckDB).
 func Records(schema *arrow.Schema, recs []arrow.RecordBatch) (Result, error) {
-	cols := make([]arrow.Array, schema.NumFields())
-	var rows int64
-	for _, r := range recs {
-		rows += r.NumRows()
-	}
-	for j := range cols {
-		parts := make([]arrow.Array, len(recs))
-		for i, r := range recs {
-			parts[i] = r.Column(j)
-		}
-		if len(parts) == 0 {
-			b := array.NewBuilder(memory.DefaultAllocator, schema.Field(j).Type)
-			cols[j] = b.NewArray()
-			b.Release()
-			continue
-		}
-		c, err := array.Concatenate(parts, memory.DefaultAllocator)
-		if err != nil {
-			return Result{}, err
-		}
-		cols[j] = c
-	}
-	all := array.NewRecordBatch(schema, cols, rows)
-	return Result{Schema: schema, Rows: rows, Slice: func(off, n int64) arrow.RecordBatch {
-		return all.NewSlice(off, off+n)
-	}}, nil
+	rows, slice, err := arrowrows.Concat(schema, recs)
+	return Result{Schema: schema, Rows: rows, Slice: slice}, err
 }
