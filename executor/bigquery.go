@@ -238,12 +238,12 @@ func (b *BigQuery) error(ctx context.Context, err error) error {
 		case reason == "accessDenied" || ge.Code == 403 && reason == "":
 			msg += " (the credentials need roles/bigquery.jobUser on the project, roles/bigquery.dataViewer on the datasets and roles/bigquery.readSessionUser for the Storage Read API)"
 		}
-		if reason == "notFound" || strings.Contains(ge.Message, "Unrecognized name") || strings.Contains(ge.Message, "Not found: ") || strings.Contains(ge.Message, "Function not found") {
-			err = errors.Join(ErrUndefined, err)
-		}
 		// What wraps the API's error (creating the client with …: ).
 		if prefix, _, ok := strings.Cut(err.Error(), ge.Error()); ok && prefix != "" {
 			msg = prefix + msg
+		}
+		if reason == "notFound" || strings.Contains(ge.Message, "Unrecognized name") || strings.Contains(ge.Message, "Not found: ") || strings.Contains(ge.Message, "Function not found") {
+			err = errors.Join(ErrUndefined, err)
 		}
 	} else {
 		// A request that never got an answer: Post "https://…": cause.

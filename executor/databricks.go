@@ -258,7 +258,7 @@ type apiError struct {
 
 func (e *apiError) Error() string {
 	msg := fmt.Sprintf("HTTP %d", e.status)
-	if e.code != "" {
+	if e.code != "" && e.code != strconv.Itoa(e.status) {
 		msg += " " + e.code
 	}
 	if e.message != "" {

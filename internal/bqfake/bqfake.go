@@ -237,6 +237,14 @@ func (s *Server) Cancelled() []string {
 	return out
 }
 
+// Update runs f, which may set the fault knobs, while no request is
+// being answered.
+func (s *Server) Update(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f()
+}
+
 func (s *Server) violate(format string, args ...any) {
 	s.violations = append(s.violations, fmt.Sprintf(format, args...))
 }
