@@ -446,7 +446,8 @@ func (d *Databricks) run(ctx context.Context, query string) (*dbxStatement, erro
 		switch st.Status.State {
 		case "SUCCEEDED":
 			if st.Manifest == nil {
-				return nil, errors.New("the statement succeeded without a result manifest")
+				// A statement without a result (DDL): no columns, no chunks.
+				st.Manifest = &dbxManifest{}
 			}
 			if st.Manifest.Format != "" && st.Manifest.Format != "ARROW_STREAM" {
 				return nil, fmt.Errorf("the result came as %s, not ARROW_STREAM", st.Manifest.Format)
