@@ -688,8 +688,13 @@ func (c *checker) tableName(n grammar.Node, s string) (TableName, bool) {
 		c.errorf(n, "table name %q has too many parts: at most DATABASE.SCHEMA.TABLE", s)
 		return nil, false
 	}
+	bigQuery := c.ws.Warehouse != nil && c.ws.Warehouse.Type == "bigquery"
+	if bigQuery && len(parts) == 1 && c.ws.Warehouse.Settings["dataset"] == "" {
+		c.errorf(n, "table name %q has no dataset: write \"DATASET.%s\", or give the warehouse a dataset setting", s, s)
+		return nil, false
+	}
 	for i, p := range parts {
-		if i == 0 && len(parts) == 3 && c.ws.Warehouse != nil && c.ws.Warehouse.Type == "bigquery" && bigQueryProjectRE.MatchString(p) {
+		if i == 0 && len(parts) == 3 && bigQuery && bigQueryProjectRE.MatchString(p) {
 			continue // PROJECT.DATASET.TABLE
 		}
 		if !tablePartRE.MatchString(p) {

@@ -24,7 +24,7 @@ const bqProject = "linkaud-test-123"
 
 // openBigQuery opens a bigquery warehouse on the fake, authenticating with
 // a service-account key file the fake issued.
-func openBigQuery(t *testing.T, fake *bqfake.Server, settings map[string]string) (executor.Warehouse, error) {
+func openBigQuery(t testing.TB, fake *bqfake.Server, settings map[string]string) (executor.Warehouse, error) {
 	t.Helper()
 	rest, storage := fake.ClientOptions()
 	w := &dsl.Warehouse{Type: "bigquery", Settings: map[string]string{
@@ -46,7 +46,7 @@ func openBigQuery(t *testing.T, fake *bqfake.Server, settings map[string]string)
 	return wh, err
 }
 
-func newBQFake(t *testing.T) *bqfake.Server {
+func newBQFake(t testing.TB) *bqfake.Server {
 	fake := bqfake.New(t, bqProject)
 	fake.Datasets["analytics"] = true
 	return fake

@@ -20,7 +20,7 @@ import (
 )
 
 // openDatabricks opens a databricks warehouse on srv with extra settings.
-func openDatabricks(t *testing.T, srv *dbxfake.Server, settings map[string]string) (executor.Warehouse, error) {
+func openDatabricks(t testing.TB, srv *dbxfake.Server, settings map[string]string) (executor.Warehouse, error) {
 	t.Helper()
 	w := &dsl.Warehouse{Type: "databricks", Settings: map[string]string{
 		"host": srv.URL, "warehouse_id": srv.WarehouseID, "token": "env:DBX_TOKEN",
@@ -64,7 +64,7 @@ func audienceRows(rows int64) dbxfake.Result {
 }
 
 // readAll reads a reader's rows as "profile_key key_0 enrich_0" lines.
-func readAll(t *testing.T, rd array.RecordReader) ([]string, error) {
+func readAll(t testing.TB, rd array.RecordReader) ([]string, error) {
 	t.Helper()
 	defer rd.Release()
 	var out []string
