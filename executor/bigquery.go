@@ -392,7 +392,9 @@ type bqReader struct {
 	end    func()
 	it     bigquery.ArrowIterator
 	schema *arrow.Schema
-	once   sync.Once
+	// exhausted: the iterator said Done, its stream readers have returned.
+	exhausted bool
+	once      sync.Once
 	readerState
 }
 
@@ -419,7 +421,7 @@ func (r *bqReader) Next() bool {
 	for !r.done {
 		batch, err := r.it.Next()
 		if errors.Is(err, iterator.Done) {
-			r.done = true
+			r.done, r.exhausted = true, true
 			r.finish()
 			return false
 		}
@@ -476,11 +478,12 @@ func (r *bqReader) Release() {
 }
 
 // finish ends the read: the context's end stops the client's stream
-// readers, and draining what they buffered lets them return.
+// readers, and draining what they buffered lets one blocked on a full
+// buffer return (the client's send does not watch the context).
 func (r *bqReader) finish() {
 	r.once.Do(func() {
 		r.end()
-		if r.it != nil && !r.done {
+		if r.it != nil && !r.exhausted {
 			for {
 				if _, err := r.it.Next(); err != nil {
 					break

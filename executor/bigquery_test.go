@@ -18,6 +18,7 @@ import (
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/executor"
 	"github.com/linkaud/linkaud/internal/bqfake"
+	"github.com/linkaud/linkaud/internal/dbxfake"
 )
 
 const bqProject = "linkaud-test-123"
@@ -311,5 +312,51 @@ func TestBigQueryStreamsFlat(t *testing.T) {
 	t.Logf("%d rows in %d batches; peak heap in use %d MB", rows, batches, peak>>20)
 	if peak > 48<<20 {
 		t.Errorf("heap grew to %d MB while streaming", peak>>20)
+	}
+}
+
+// TestVendorReadersReleasedEarly releases readers of both warehouses after
+// two batches, several times: every statement's goroutines (the Storage
+// Read client's stream readers, the chunk downloader) return, and the
+// warehouse still runs statements.
+func TestVendorReadersReleasedEarly(t *testing.T) {
+	fake := newBQFake(t)
+	fake.BatchRows = 1000
+	fake.Answer = func(string) bqfake.Result { return bqRows(200_000) }
+	bq, err := openBigQuery(t, fake, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := dbxfake.New(t)
+	srv.ChunkRows, srv.BatchRows = 20_000, 1000
+	srv.Answer = func(string) dbxfake.Result { return audienceRows(200_000) }
+	dbx, err := openDatabricks(t, srv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, wh := range []executor.Warehouse{bq, dbx} {
+		read := func(batches int) {
+			rd, err := wh.Query(context.Background(), "SELECT 1 ORDER BY 1", executor.QueryOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < batches && rd.Next(); i++ {
+			}
+			rd.Release()
+		}
+		read(1 << 30) // warm: connections, pools
+		time.Sleep(100 * time.Millisecond)
+		base := runtime.NumGoroutine()
+		for range 5 {
+			read(2)
+		}
+		n := runtime.NumGoroutine()
+		for deadline := time.Now().Add(5 * time.Second); n > base+2 && time.Now().Before(deadline); n = runtime.NumGoroutine() {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n > base+2 {
+			t.Errorf("%s: %d goroutines after five readers released early, %d before", wh.Dialect(), n, base)
+		}
+		read(1 << 30)
 	}
 }
