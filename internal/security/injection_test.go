@@ -619,7 +619,9 @@ func TestInjection(t *testing.T) {
 		}
 		t.Run(pos.name, func(t *testing.T) {
 			acc0, ref0 := accepted, refused
-			defer func() { t.Logf("%d values: %d accepted, %d refused", len(values), (accepted-acc0)/len(dialects), (refused-ref0)/len(dialects)) }()
+			defer func() {
+				t.Logf("%d values: %d accepted, %d refused", len(values), (accepted-acc0)/len(dialects), (refused-ref0)/len(dialects))
+			}()
 			for _, v := range values {
 				if pos.kind == posIdent {
 					// Blanks around a name are the source's layout, not
