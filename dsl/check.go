@@ -346,13 +346,14 @@ func inside(root, p string) bool {
 
 // settingSpec describes the keys a block allows.
 type settingSpec struct {
-	kind   string // how the value is written: "string", "ident", "int", "bool", "any", "duration"
+	kind   string // how the value is written: "string", "ident", "int", "bool", "any", "duration", "labels"
 	secret bool   // must be env("…")
 	multi  bool   // may repeat
 	from   bool   // takes `from VALUE`
 	// fromTrait: may take `from trait.COLUMN` (a destination's
 	// identifier read from a profile trait).
 	fromTrait bool
+	required  bool // a warehouse of this type needs it
 }
 
 // settings validates a block's settings against spec and returns them by
@@ -429,6 +430,13 @@ func (c *checker) settingValue(key string, v *grammar.Value, sp settingSpec) boo
 		ok = v.Literal != nil && v.Literal.Number != "" && !strings.ContainsAny(v.Literal.Number, ".-")
 	case "bool":
 		ok = v.Literal != nil && v.Literal.Bool != ""
+	case "labels":
+		if ok = v.Str != nil; ok {
+			if _, err := ParseLabels(v.Str.Value()); err != nil {
+				c.errorf(v, "%s: %v", key, err)
+				return false
+			}
+		}
 	case "duration":
 		if ok = v.Literal != nil && v.Literal.Duration != ""; ok {
 			if _, err := parseDuration(v.Literal.Duration); err != nil {
@@ -465,6 +473,8 @@ func kindText(kind string) string {
 		return "true or false"
 	case "duration":
 		return "a duration, e.g. 30s, 15m, 1h"
+	case "labels":
+		return `a string of KEY=VALUE pairs, e.g. "team=growth,env=prod"`
 	}
 	return "a value"
 }
@@ -532,6 +542,34 @@ var warehouseSpecs = map[string]map[string]settingSpec{
 	},
 	"postgres": pgWarehouseSpec,
 	"redshift": pgWarehouseSpec,
+	// BigQuery: the billing project, the dataset of one-part table names,
+	// the jobs' location, a service-account key file (else application
+	// default credentials), a cap on bytes billed per query and labels on
+	// every job ("team=growth,env=prod").
+	"bigquery": {
+		"type":                 {kind: "ident"},
+		"project":              {kind: "string", required: true},
+		"dataset":              {kind: "string"},
+		"location":             {kind: "string"},
+		"credentials_file":     {kind: "any"},
+		"maximum_bytes_billed": {kind: "int"},
+		"labels":               {kind: "labels"},
+		"timeout":              {kind: "duration"},
+		"max_connections":      {kind: "int"},
+	},
+	// Databricks, through the SQL Statement Execution API of a SQL
+	// warehouse: the workspace host, the warehouse's id, a token, and the
+	// catalog and schema of unqualified table names.
+	"databricks": {
+		"type":            {kind: "ident"},
+		"host":            {kind: "string", required: true},
+		"warehouse_id":    {kind: "string", required: true},
+		"token":           {secret: true, required: true},
+		"catalog":         {kind: "string"},
+		"schema":          {kind: "string"},
+		"timeout":         {kind: "duration"},
+		"max_connections": {kind: "int"},
+	},
 }
 
 // pgWarehouseSpec is the settings of the warehouses spoken to over
@@ -620,13 +658,32 @@ func (c *checker) warehouse(w *grammar.Warehouse) *Warehouse {
 			}
 		}
 	}
-	if ir.Type != "duckdb" && set["dsn"] == nil {
+	spec := warehouseSpecs[ir.Type]
+	if _, ok := spec["dsn"]; ok && set["dsn"] == nil {
 		c.errorf(w, "a %s warehouse needs dsn env(\"NAME\")", ir.Type)
+	}
+	var required []string
+	for key, sp := range spec {
+		if sp.required && set[key] == nil {
+			required = append(required, key)
+		}
+	}
+	sort.Strings(required)
+	for _, key := range required {
+		if spec[key].secret {
+			c.errorf(w, "a %s warehouse needs %s env(\"NAME\")", ir.Type, key)
+		} else {
+			c.errorf(w, "a %s warehouse needs %s", ir.Type, key)
+		}
 	}
 	return ir
 }
 
 var tablePartRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
+
+// bigQueryProjectRE is a BigQuery project id, which may hold hyphens
+// ("my-project-123").
+var bigQueryProjectRE = regexp.MustCompile(`^[a-z][a-z0-9-]*[a-z0-9]$`)
 
 func (c *checker) tableName(n grammar.Node, s string) (TableName, bool) {
 	parts := strings.Split(s, ".")
@@ -634,7 +691,15 @@ func (c *checker) tableName(n grammar.Node, s string) (TableName, bool) {
 		c.errorf(n, "table name %q has too many parts: at most DATABASE.SCHEMA.TABLE", s)
 		return nil, false
 	}
-	for _, p := range parts {
+	bigQuery := c.ws.Warehouse != nil && c.ws.Warehouse.Type == "bigquery"
+	if bigQuery && len(parts) == 1 && c.ws.Warehouse.Settings["dataset"] == "" {
+		c.errorf(n, "table name %q has no dataset: write \"DATASET.%s\", or give the warehouse a dataset setting", s, s)
+		return nil, false
+	}
+	for i, p := range parts {
+		if i == 0 && len(parts) == 3 && bigQuery && bigQueryProjectRE.MatchString(p) {
+			continue // PROJECT.DATASET.TABLE
+		}
 		if !tablePartRE.MatchString(p) {
 			c.errorf(n, "table name %q: each part must be an identifier, e.g. \"BANK.ACCOUNTS\"", s)
 			return nil, false

@@ -5,8 +5,10 @@
 // Entry points:
 //
 //   - Open connects to the warehouse a workspace's `warehouse` block
-//     describes and returns a Warehouse: embedded DuckDB (DuckDB) or
-//     Snowflake through gosnowflake.
+//     describes and returns a Warehouse: embedded DuckDB (DuckDB),
+//     Snowflake through gosnowflake, PostgreSQL and Redshift through pgx,
+//     BigQuery through cloud.google.com/go/bigquery and its Storage Read
+//     API, Databricks through the SQL Statement Execution API.
 //   - Warehouse.Query streams one statement as an array.RecordReader;
 //     Warehouse.Columns answers `linkaud check --warehouse`.
 //   - Refresh re-creates DuckDB's file-backed views at the start of a cycle.

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"google.golang.org/api/option"
 
 	"github.com/linkaud/linkaud/dsl"
 )
@@ -37,7 +38,7 @@ type Warehouse interface {
 	// missing table is an error wrapping ErrTableNotFound.
 	Columns(ctx context.Context, table dsl.TableName) ([]string, error)
 	// Dialect is the planner's dialect name: "duckdb", "snowflake",
-	// "postgres" or "redshift".
+	// "postgres", "redshift", "bigquery" or "databricks".
 	Dialect() string
 	// Close releases the warehouse. Queries still streaming are interrupted;
 	// their readers report an error, and must still be released.
@@ -82,6 +83,16 @@ type Options struct {
 	// LookupEnv reads the environment variables named by env("…")
 	// settings. Default os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+	// GoogleAPI adds options to the clients of a BigQuery warehouse:
+	// tests point them at fakes of BigQuery's REST API and of the Storage
+	// Read API (endpoints, TLS roots). Production leaves it empty.
+	GoogleAPI GoogleAPI
+}
+
+// GoogleAPI holds client options for Google's APIs.
+type GoogleAPI struct {
+	REST    []option.ClientOption // BigQuery's REST API (jobs, datasets)
+	Storage []option.ClientOption // the BigQuery Storage Read API (gRPC)
 }
 
 // DefaultMaxConns is Options.MaxConns when unset.
@@ -113,8 +124,10 @@ var (
 )
 
 // Open connects to the warehouse w describes: embedded DuckDB (type duckdb,
-// the default), Snowflake, PostgreSQL or Redshift. For DuckDB it also creates the views of w's
-// loads, so a missing file is reported here.
+// the default), Snowflake, PostgreSQL, Redshift, BigQuery or Databricks.
+// For DuckDB it also creates the views of w's loads, so a missing file is
+// reported here; the others run a first statement, so that bad credentials
+// fail here rather than in a cycle.
 func Open(ctx context.Context, w *dsl.Warehouse, opts Options) (Warehouse, error) {
 	opts.EnsureDefaults()
 	switch w.Type {
@@ -124,6 +137,10 @@ func Open(ctx context.Context, w *dsl.Warehouse, opts Options) (Warehouse, error
 		return openSnowflake(ctx, w, opts)
 	case "postgres", "redshift":
 		return openPostgres(ctx, w, opts)
+	case "databricks":
+		return openDatabricks(ctx, w, opts)
+	case "bigquery":
+		return openBigQuery(ctx, w, opts)
 	}
 	return nil, fmt.Errorf("executor: unknown warehouse type %q", w.Type)
 }

@@ -597,10 +597,15 @@ func (c *compiler) compare(x *dsl.Compare, sc resolver, neg bool) (expr, error) 
 	case dsl.OpNotContains:
 		m := c.d.TextMatch(dsl.OpContains, col, operand)
 		return either("NOT "+m, m), nil
-	case dsl.OpBefore:
-		return either(col+" < "+operand, col+" >= "+operand), nil
-	case dsl.OpAfter:
-		return either(col+" > "+operand, col+" <= "+operand), nil
+	case dsl.OpBefore, dsl.OpAfter:
+		t, o := c.d.TimeValue(col), operand
+		if x.Ref != nil {
+			o = c.d.TimeValue(operand)
+		}
+		if x.Op == dsl.OpBefore {
+			return either(t+" < "+o, t+" >= "+o), nil
+		}
+		return either(t+" > "+o, t+" <= "+o), nil
 	}
 	op := sqlOp(x.Op)
 	if op == "" {
@@ -629,6 +634,7 @@ func (c *compiler) window(at dsl.Node, col string, w dsl.Window, neg bool) (expr
 		lo = t.Add(p)
 	}
 	from, to := c.d.Timestamp(lo), c.d.Timestamp(hi)
+	col = c.d.TimeValue(col)
 	if neg {
 		return expr{sql: "(" + col + " IS NULL OR " + col + " < " + from + " OR " + col + " > " + to + ")"}, nil
 	}

@@ -43,6 +43,12 @@ type Dialect interface {
 	// time of t in UTC, exact to t's nanosecond where the warehouse can
 	// compare at that precision.
 	Timestamp(t time.Time) string
+	// TimeValue is expr, a date or timestamp column (or a value of one),
+	// as a value Timestamp's literals compare with: expr itself where the
+	// warehouse compares dates and timestamps of any kind with them
+	// (every dialect but BigQuery, whose DATE, DATETIME and TIMESTAMP
+	// do not compare with each other).
+	TimeValue(expr string) string
 	// Precision is the finest time the warehouse's timestamps hold: a
 	// window's bounds are rounded inward to it, which keeps the test exact
 	// for the values a column can hold.
@@ -68,14 +74,16 @@ type Dialect interface {
 
 // Dialects by name.
 var (
-	DuckDB    Dialect = duckDB{}
-	Snowflake Dialect = snowflake{}
-	Postgres  Dialect = postgres{}
-	Redshift  Dialect = redshift{}
+	DuckDB     Dialect = duckDB{}
+	Snowflake  Dialect = snowflake{}
+	Postgres   Dialect = postgres{}
+	Redshift   Dialect = redshift{}
+	BigQuery   Dialect = bigQuery{}
+	Databricks Dialect = databricks{}
 )
 
 // Dialects lists every dialect, by name.
-var Dialects = []Dialect{DuckDB, Snowflake, Postgres, Redshift}
+var Dialects = []Dialect{DuckDB, Snowflake, Postgres, Redshift, BigQuery, Databricks}
 
 // DialectNames is the list of dialect names, for messages.
 func DialectNames() string {
@@ -134,7 +142,7 @@ func (e exactNames) Ident(name string) string { return e.Dialect.Quote(name) }
 func (e exactNames) Exact() bool { return true }
 
 // quoteIdent double-quotes s, doubling embedded quotes: the SQL standard
-// form both dialects share.
+// form DuckDB, Snowflake, PostgreSQL and Redshift share.
 func quoteIdent(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }

@@ -51,6 +51,20 @@ func TestDialectQuoting(t *testing.T) {
 		{d: planner.Redshift, name: "x", ident: `"x"`, str: "\\\n", strLit: `('\\' || CHR(10))`,
 			match: dsl.OpEndsWith, matchSQL: `(a IS NOT NULL AND OCTET_LENGTH(b) = 0 OR STRPOS(REVERSE(a), REVERSE(b)) = 1)`},
 		{d: planner.ExactNames(planner.Snowflake), name: "UserProfiles", ident: `"UserProfiles"`},
+		{d: planner.BigQuery, name: "order", ident: "`order`", str: `it's \ "x"`, strLit: `'it\'s \\ "x"'`,
+			ts: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), tsLit: `TIMESTAMP '2026-01-02 03:04:05+00'`,
+			match: dsl.OpContains, matchSQL: `(a IS NOT NULL AND BYTE_LENGTH(b) = 0 OR STRPOS(CAST(a AS BYTES), CAST(b AS BYTES)) > 0)`, sortKey: `CAST(k AS BYTES)`},
+		{d: planner.BigQuery, name: "Mixed`Case\\", ident: "`Mixed\\`Case\\\\`", str: "a\nb\x7f", strLit: `'a\x0ab\x7f'`,
+			ts: time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.FixedZone("", -3600)), tsLit: `TIMESTAMP '2026-01-02 04:04:05.123456+00'`,
+			match: dsl.OpStartsWith, matchSQL: `STARTS_WITH(CAST(a AS BYTES), CAST(b AS BYTES))`},
+		{d: planner.BigQuery, name: "x", ident: "`x`", match: dsl.OpEndsWith, matchSQL: `ENDS_WITH(CAST(a AS BYTES), CAST(b AS BYTES))`},
+		{d: planner.Databricks, name: "order", ident: "`order`", str: `it's \ "x"`, strLit: `'it\'s \\ "x"'`,
+			ts: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), tsLit: `TIMESTAMP '2026-01-02 03:04:05.000000Z'`,
+			match: dsl.OpContains, matchSQL: `contains(a COLLATE UTF8_BINARY, b)`, sortKey: `k COLLATE UTF8_BINARY`},
+		{d: planner.Databricks, name: "a`b", ident: "`a``b`", str: "x\ty'", strLit: `('x' || chr(9) || 'y\'')`,
+			ts: time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC), tsLit: `TIMESTAMP '2026-01-02 03:04:05.123456Z'`,
+			match: dsl.OpStartsWith, matchSQL: `startswith(a COLLATE UTF8_BINARY, b)`},
+		{d: planner.Databricks, name: "Mixed", ident: "`Mixed`", match: dsl.OpEndsWith, matchSQL: `endswith(a COLLATE UTF8_BINARY, b)`},
 	}
 	for _, tc := range tests {
 		if got := tc.d.Ident(tc.name); got != tc.ident {

@@ -22,6 +22,11 @@
 //   - Snowflake compares strings by Unicode code point (the same order as
 //     UTF-8 bytes) unless a collation applies; the ORDER BY says
 //     COLLATE(x, 'utf8'), so a column's collation cannot leak in.
+//   - PostgreSQL and Redshift: COLLATE "C" and COLLATE(x, 'case_sensitive')
+//     (see postgres.go, redshift.go).
+//   - BigQuery sorts CAST(x AS BYTES), the UTF-8 bytes; Databricks
+//     x COLLATE UTF8_BINARY (see bigquery.go, databricks.go, which name the
+//     vendor's documentation page of each rule).
 //
 // # Plan shape
 //
@@ -65,8 +70,9 @@
 //     over no rows (or only NULLs) it is NULL and the test false, and the
 //     negation (a IS NULL OR a <negated op> v) exact.
 //   - contains, starts with, ends with use the dialect's functions
-//     (contains/starts_with/ends_with, CONTAINS/STARTSWITH/ENDSWITH), never
-//     LIKE, so % and _ are ordinary characters.
+//     (contains/starts_with/ends_with, CONTAINS/STARTSWITH/ENDSWITH,
+//     STRPOS/STARTS_WITH/ENDS_WITH over BYTES, contains/startswith/endswith
+//     over UTF8_BINARY), never LIKE, so % and _ are ordinary characters.
 //   - Dates are timestamp literals at midnight UTC; within is
 //     Now-N ≤ t ≤ Now with Options.Now, so a cycle's SQL is deterministic.
 //     Timestamps without a zone are compared as UTC wall-clock time: the

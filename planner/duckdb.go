@@ -66,6 +66,8 @@ func (duckDB) Timestamp(t time.Time) string {
 	return "TIMESTAMP '" + t.Format("2006-01-02 15:04:05") + "'"
 }
 
+func (duckDB) TimeValue(expr string) string { return expr }
+
 func (duckDB) Precision() time.Duration { return time.Nanosecond }
 
 func (duckDB) Text(expr string) string { return "CAST(" + expr + " AS VARCHAR)" }

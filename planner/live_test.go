@@ -26,8 +26,13 @@ import (
 // liveTarget is a warehouse TestLiveWarehouses runs on.
 type liveTarget struct {
 	kind     string // warehouse type
-	dsnEnv   string
+	dsnEnv   string // the DSN's variable, for the warehouses a DSN names
+	need     []string
 	settings map[string]string
+	// scratch is the setting naming the schema of one-part table names
+	// (BigQuery's dataset, Databricks' schema): the test creates one of its
+	// own and drops it at the end.
+	scratch  string
 	cases    int // random cases
 	profiles int // size of the generated bank data set
 }
@@ -39,53 +44,116 @@ type liveTarget struct {
 // copy of the data through INSERT statements written in the warehouse's
 // own literals (dialect.String, dialect.Timestamp).
 //
-// Each target runs when its DSN variable is set:
+// Each target runs when its variables are set:
 //
 //	SNOWFLAKE_DSN   (SNOWFLAKE_PRIVATE_KEY_PATH for key-pair authentication)
 //	REDSHIFT_DSN
+//	BIGQUERY_PROJECT and credentials: BIGQUERY_CREDENTIALS_FILE (a key
+//	                file) or GOOGLE_APPLICATION_CREDENTIALS; BIGQUERY_LOCATION
+//	                optional (default US)
+//	DATABRICKS_HOST, DATABRICKS_WAREHOUSE_ID and DATABRICKS_TOKEN;
+//	                DATABRICKS_CATALOG optional (default main)
 //	LINKAUD_TEST_PG_DSN   the PostgreSQL test server: every CI run, so that
 //	                      this harness is itself tested
 //
-// The DSN must point at a scratch database: the test creates the
-// generator's schemas and tables (refusing any that exist already), and
-// drops exactly those at the end. On Snowflake it needs CREATE SCHEMA on
-// the DSN's database; on Redshift CREATE on the database.
+// The warehouse must be a scratch one: the test creates the generator's
+// schemas and tables (refusing any that exist already), and drops exactly
+// those at the end. On Snowflake it needs CREATE SCHEMA on the DSN's
+// database; on Redshift CREATE on the database; on BigQuery
+// roles/bigquery.user (datasets, jobs) and roles/bigquery.readSessionUser;
+// on Databricks USE CATALOG and CREATE SCHEMA on the catalog and CAN USE
+// on the SQL warehouse. BigQuery and Databricks load through INSERT jobs,
+// a thousand rows each: the bank data set is smaller there.
 func TestLiveWarehouses(t *testing.T) {
 	targets := []liveTarget{
 		{kind: "snowflake", dsnEnv: "SNOWFLAKE_DSN", settings: map[string]string{"query_tag": "linkaud-live-test"}, cases: 80, profiles: 50_000},
 		{kind: "redshift", dsnEnv: "REDSHIFT_DSN", settings: map[string]string{"query_tag": "linkaud-live-test"}, cases: 80, profiles: 50_000},
 		{kind: "postgres", dsnEnv: pgtest.EnvDSN, settings: map[string]string{}, cases: 40, profiles: 2000},
+		{kind: "bigquery", need: []string{"BIGQUERY_PROJECT"}, scratch: "dataset", cases: 40, profiles: 5000,
+			settings: map[string]string{"project": "env:BIGQUERY_PROJECT", "labels": "linkaud=live-test", "location": "US"}},
+		{kind: "databricks", need: []string{"DATABRICKS_HOST", "DATABRICKS_WAREHOUSE_ID", "DATABRICKS_TOKEN"}, scratch: "schema", cases: 40, profiles: 10_000,
+			settings: map[string]string{"host": "env:DATABRICKS_HOST", "warehouse_id": "env:DATABRICKS_WAREHOUSE_ID", "token": "env:DATABRICKS_TOKEN", "catalog": "main"}},
 	}
 	if p := os.Getenv("SNOWFLAKE_PRIVATE_KEY_PATH"); p != "" {
 		targets[0].settings["private_key_path"] = p
 	}
+	if p := os.Getenv("BIGQUERY_CREDENTIALS_FILE"); p != "" {
+		targets[3].settings["credentials_file"] = p
+	} else if os.Getenv("GOOGLE_APPLICATION_CREDENTIALS") == "" {
+		targets[3].need = append(targets[3].need, "BIGQUERY_CREDENTIALS_FILE")
+	}
+	if l := os.Getenv("BIGQUERY_LOCATION"); l != "" {
+		targets[3].settings["location"] = l
+	}
+	if c := os.Getenv("DATABRICKS_CATALOG"); c != "" {
+		targets[4].settings["catalog"] = c
+	}
 	for _, tg := range targets {
 		t.Run(tg.kind, func(t *testing.T) {
-			dsn := os.Getenv(tg.dsnEnv)
-			if dsn == "" {
-				t.Skipf("%s is not set", tg.dsnEnv)
+			for _, v := range append([]string{tg.dsnEnv}, tg.need...) {
+				if v != "" && os.Getenv(v) == "" {
+					t.Skipf("%s is not set", v)
+				}
 			}
+			dsn := os.Getenv(tg.dsnEnv)
 			if tg.kind == "postgres" {
 				dsn = pgtest.NewDatabase(t)
 			}
-			w := &dsl.Warehouse{Type: tg.kind, DSN: dsl.Secret{Env: "LIVE_DSN"}, Settings: tg.settings}
-			wh, err := executor.Open(context.Background(), w, executor.Options{
-				LookupEnv: func(n string) (string, bool) { return dsn, n == "LIVE_DSN" },
-			})
-			if err != nil {
-				t.Fatal(err)
+			w := &dsl.Warehouse{Type: tg.kind, Settings: tg.settings}
+			if tg.dsnEnv != "" {
+				w.DSN = dsl.Secret{Env: "LIVE_DSN"}
 			}
-			defer wh.Close()
+			open := func() executor.Warehouse {
+				wh, err := executor.Open(context.Background(), w, executor.Options{
+					LookupEnv: func(n string) (string, bool) {
+						if n == "LIVE_DSN" {
+							return dsn, true
+						}
+						return os.LookupEnv(n)
+					},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return wh
+			}
 			d, err := planner.ForWarehouse(w)
 			if err != nil {
 				t.Fatal(err)
 			}
-			lw := &liveWarehouse{t: t, wh: wh, d: d}
-			defer lw.dropAll()
+			var scratch string
+			if tg.scratch != "" {
+				// A schema of the test's own for one-part table names.
+				scratch = "linkaud_live_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+				wh := open()
+				lw := &liveWarehouse{t: t, wh: wh, d: d}
+				if err := lw.exec(context.Background(), "CREATE SCHEMA "+d.Ident(scratch)+schemaOptions(tg)); err != nil {
+					t.Fatal(err)
+				}
+				wh.Close()
+				w.Settings[tg.scratch] = scratch
+			}
+			wh := open()
+			defer wh.Close()
+			lw := &liveWarehouse{t: t, wh: wh, d: d, schemaOptions: schemaOptions(tg)}
+			if scratch != "" {
+				lw.schemas = append(lw.schemas, d.Ident(scratch))
+				lw.keep = len(lw.schemas)
+			}
+			defer func() { lw.keep = 0; lw.dropAll() }()
 			t.Run("bank", func(t *testing.T) { lw.bank(t, tg.profiles) })
 			t.Run("random", func(t *testing.T) { lw.random(t, tg.cases) })
 		})
 	}
+}
+
+// schemaOptions is what follows CREATE SCHEMA on tg: a BigQuery dataset
+// is created in the jobs' location.
+func schemaOptions(tg liveTarget) string {
+	if tg.kind == "bigquery" {
+		return " OPTIONS (location = " + planner.BigQuery.String(tg.settings["location"]) + ")"
+	}
+	return ""
 }
 
 // liveWarehouse creates tables on a live warehouse and remembers them.
@@ -95,6 +163,11 @@ type liveWarehouse struct {
 	d       planner.Dialect
 	tables  []string // quoted names, to drop
 	schemas []string
+	// keep is the schemas, first in schemas, that dropAll leaves until the
+	// end of the test (the scratch schema).
+	keep int
+	// schemaOptions follow CREATE SCHEMA (BigQuery: the location).
+	schemaOptions string
 }
 
 func (lw *liveWarehouse) exec(ctx context.Context, q string) error {
@@ -116,17 +189,48 @@ func (lw *liveWarehouse) dropAll() {
 			lw.t.Errorf("dropping %s: %v", lw.tables[i], err)
 		}
 	}
-	for _, s := range lw.schemas {
+	for _, s := range lw.schemas[lw.keep:] {
 		if err := lw.exec(ctx, "DROP SCHEMA IF EXISTS "+s); err != nil {
 			lw.t.Errorf("dropping schema %s: %v", s, err)
 		}
 	}
-	lw.tables, lw.schemas = nil, nil
+	lw.tables, lw.schemas = nil, lw.schemas[:lw.keep]
 }
 
 // liveType is the warehouse type holding a DuckDB column type's values.
 func (lw *liveWarehouse) liveType(duck string) (string, error) {
-	switch t := strings.ToUpper(duck); {
+	t := strings.ToUpper(duck)
+	switch lw.d.Name() {
+	case "bigquery":
+		switch {
+		case t == "VARCHAR":
+			return "STRING", nil
+		case t == "BIGINT" || t == "INTEGER":
+			return "INT64", nil
+		case t == "DOUBLE":
+			return "FLOAT64", nil
+		case t == "BOOLEAN":
+			return "BOOL", nil
+		case t == "DATE" || t == "TIMESTAMP":
+			return t, nil
+		case strings.HasPrefix(t, "DECIMAL"):
+			return strings.Replace(t, "DECIMAL", "NUMERIC", 1), nil
+		}
+		return "", fmt.Errorf("no BigQuery type for DuckDB's %s", duck)
+	case "databricks":
+		switch {
+		case t == "VARCHAR":
+			return "STRING", nil
+		case t == "BIGINT" || t == "INTEGER":
+			return "BIGINT", nil
+		case t == "TIMESTAMP":
+			return "TIMESTAMP_NTZ", nil // wall-clock time, as DuckDB's
+		case t == "DOUBLE" || t == "BOOLEAN" || t == "DATE" || strings.HasPrefix(t, "DECIMAL"):
+			return t, nil
+		}
+		return "", fmt.Errorf("no Databricks type for DuckDB's %s", duck)
+	}
+	switch {
 	case t == "VARCHAR":
 		if lw.d.Name() == "redshift" {
 			return "VARCHAR(65535)", nil
@@ -163,7 +267,11 @@ func (lw *liveWarehouse) literal(v any, duckType string) string {
 	case int32:
 		return strconv.FormatInt(int64(v), 10)
 	case float64:
-		return "CAST(" + strconv.FormatFloat(v, 'g', -1, 64) + " AS DOUBLE PRECISION)"
+		typ := map[string]string{"bigquery": "FLOAT64", "databricks": "DOUBLE"}[lw.d.Name()]
+		if typ == "" {
+			typ = "DOUBLE PRECISION"
+		}
+		return "CAST(" + strconv.FormatFloat(v, 'g', -1, 64) + " AS " + typ + ")"
 	case bool:
 		return strings.ToUpper(strconv.FormatBool(v))
 	case time.Time:
@@ -173,6 +281,10 @@ func (lw *liveWarehouse) literal(v any, duckType string) string {
 		return lw.d.Timestamp(v)
 	case duckdb.Decimal:
 		r := new(big.Rat).SetFrac(v.Value, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(v.Scale)), nil))
+		if lw.d.Name() == "bigquery" {
+			// A decimal point makes a FLOAT64 literal in GoogleSQL.
+			return "NUMERIC '" + r.FloatString(int(v.Scale)) + "'"
+		}
 		return r.FloatString(int(v.Scale))
 	}
 	return lw.d.String(fmt.Sprint(v))
@@ -192,7 +304,7 @@ func (lw *liveWarehouse) copyTables(ctx context.Context, duck *sql.DB, names []d
 		}
 		if len(parts) > 1 {
 			schema := strings.Join(parts[:len(parts)-1], ".")
-			if lw.exec(ctx, "CREATE SCHEMA "+schema) == nil {
+			if lw.exec(ctx, "CREATE SCHEMA "+schema+lw.schemaOptions) == nil {
 				lw.schemas = append(lw.schemas, schema)
 			}
 		}

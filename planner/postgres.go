@@ -51,6 +51,8 @@ func (postgres) Timestamp(t time.Time) string {
 	return "TIMESTAMP '" + microTimestamp(t) + "'"
 }
 
+func (postgres) TimeValue(expr string) string { return expr }
+
 func (postgres) Precision() time.Duration { return time.Microsecond }
 
 func (postgres) Text(expr string) string { return "CAST(" + expr + " AS TEXT)" }

@@ -58,6 +58,8 @@ func (redshift) Timestamp(t time.Time) string {
 	return "CAST('" + microTimestamp(t) + "' AS TIMESTAMP)"
 }
 
+func (redshift) TimeValue(expr string) string { return expr }
+
 func (redshift) Precision() time.Duration { return time.Microsecond }
 
 func (redshift) Text(expr string) string { return "CAST(" + expr + " AS VARCHAR(65535))" }

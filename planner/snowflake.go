@@ -62,6 +62,8 @@ func (snowflake) Timestamp(t time.Time) string {
 	return "TO_TIMESTAMP_NTZ('" + t.UTC().Format("2006-01-02 15:04:05.000000000") + "', 'YYYY-MM-DD HH24:MI:SS.FF9')"
 }
 
+func (snowflake) TimeValue(expr string) string { return expr }
+
 func (snowflake) Precision() time.Duration { return time.Nanosecond }
 
 func (snowflake) Text(expr string) string { return "CAST(" + expr + " AS VARCHAR)" }

@@ -15,7 +15,10 @@ import (
 // Compile runs it on every statement it writes (it is linear in the
 // statement's length), so every test that plans an audience checks the
 // invariant; backslash says whether a backslash escapes the next character
-// of a string literal in the statement's dialect.
+// of a string literal in the statement's dialect, and so of a backquoted
+// name (BigQuery's quoted identifiers have the escapes of its strings;
+// Databricks doubles a backquote, and the names it quotes hold no
+// backslash: table parts and columns are identifiers).
 func checkUncorrelated(sql string, backslash bool) error {
 	toks, err := sqlWords(sql, backslash)
 	if err != nil {
@@ -70,7 +73,7 @@ func sqlWords(sql string, backslash bool) ([]string, error) {
 		ch := sql[i]
 		switch {
 		case ch == '\'' || ch == '"' || ch == '`':
-			end, err := quotedEnd(sql, i, backslash && ch == '\'')
+			end, err := quotedEnd(sql, i, backslash && (ch == '\'' || ch == '`'))
 			if err != nil {
 				return nil, err
 			}

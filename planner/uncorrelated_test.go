@@ -32,6 +32,9 @@ func TestCheckUncorrelated(t *testing.T) {
 		{`WITH a AS (SELECT 'x' AS y) SELECT y FROM a WHERE y IN ((SELECT 'x'))`, false, false},
 		// With backslash escapes, 'it\'s' is one literal: what follows is SQL.
 		{`WITH a AS (SELECT 'it\'s' AS x) SELECT x FROM a WHERE EXISTS (SELECT 1)`, true, false},
+		// BigQuery's backquoted names have string escapes: \` does not end one.
+		{"WITH `a\\`(SELECT` AS (SELECT 1 AS x) SELECT x FROM `a\\`(SELECT`", true, true},
+		{"WITH `a\\`` AS (SELECT 1 AS x) SELECT x FROM a WHERE EXISTS (SELECT 1)", true, false},
 		{`SELECT 'unterminated`, false, false},
 		{`SELECT (1`, false, false},
 	} {

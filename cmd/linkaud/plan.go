@@ -17,7 +17,7 @@ func init() {
 type planCmd struct {
 	Dir      string `arg:"" help:"Workspace directory (its .la files)." predictor:"dir"`
 	Audience string `help:"The audience to plan." required:"" short:"a" predictor:"audience"`
-	Dialect  string `help:"SQL dialect: duckdb, snowflake, postgres or redshift (default: the workspace's warehouse type; its exact_names setting applies)."`
+	Dialect  string `help:"SQL dialect: duckdb, snowflake, postgres, redshift, bigquery or databricks (default: the workspace's warehouse type; its exact_names setting applies)."`
 	Now      string `help:"Cycle start for within windows, RFC 3339 (default: now)."`
 	Limit    int    `help:"Keep only the first N members in key order, as preview does (0: all)." default:"0"`
 }

@@ -365,17 +365,9 @@ var injectionNow = time.Date(2026, 3, 15, 12, 0, 0, 0, time.UTC)
 func compile(t *testing.T, w world, body string, d planner.Dialect) (plan *planner.Plan, diags string, ok bool) {
 	t.Helper()
 	src := w.graph() + "audience la_under_test {\n  " + body + "\n}\n"
-	f, errs := grammar.ParseFile("ws.la", []byte(src))
-	if len(errs) > 0 {
-		var b strings.Builder
-		for _, e := range errs {
-			b.WriteString(e.Error() + "\n")
-		}
-		return nil, b.String(), false
-	}
-	ws, ds := dsl.Check(t.TempDir(), []*grammar.File{f}, dsl.Options{})
-	if ds.HasErrors() {
-		return nil, ds.Error(), false
+	ws, diags := lastChecked.check(t, src)
+	if ws == nil {
+		return nil, diags, false
 	}
 	a := ws.Audience("la_under_test")
 	if a == nil {
@@ -387,6 +379,39 @@ func compile(t *testing.T, w world, body string, d planner.Dialect) (plan *plann
 		t.Fatalf("planner refused a checked audience: %v\n%s", err, src)
 	}
 	return p, "", true
+}
+
+// checkedSource remembers the last workspace source checked: each value is
+// planned in every dialect from one check.
+type checkedSource struct {
+	src   string
+	ws    *dsl.Workspace
+	diags string
+}
+
+var lastChecked checkedSource
+
+func (c *checkedSource) check(t *testing.T, src string) (*dsl.Workspace, string) {
+	if c.src == src && src != "" {
+		return c.ws, c.diags
+	}
+	*c = checkedSource{src: src}
+	f, errs := grammar.ParseFile("ws.la", []byte(src))
+	if len(errs) > 0 {
+		var b strings.Builder
+		for _, e := range errs {
+			b.WriteString(e.Error() + "\n")
+		}
+		c.diags = b.String()
+		return nil, c.diags
+	}
+	ws, ds := dsl.Check(t.TempDir(), []*grammar.File{f}, dsl.Options{})
+	if ds.HasErrors() {
+		c.diags = ds.Error()
+		return nil, c.diags
+	}
+	c.ws = ws
+	return ws, ""
 }
 
 // duckParser counts statements with DuckDB's own parser
@@ -425,12 +450,11 @@ func (p *duckParser) statements(sql string) (int, error) {
 }
 
 // checkText verifies the SQL's structure in one dialect: one statement,
-// nothing outside quotes that ends or hides it, and (Snowflake, where every
-// value is one literal) the hostile value present as a decoded literal or
-// identifier.
+// nothing outside quotes that ends or hides it, and (Snowflake, BigQuery,
+// Databricks, whose quoting the scanner knows) the hostile value present as
+// a decoded literal or identifier.
 func checkText(p *duckParser, plan *planner.Plan, pos position, v string) error {
-	backslash := plan.Dialect == "snowflake"
-	sc, err := scanSQL(plan.SQL, backslash)
+	sc, err := scanSQLIn(plan.SQL, lexerFor(plan.Dialect))
 	if err != nil {
 		return err
 	}
@@ -444,28 +468,47 @@ func checkText(p *duckParser, plan *planner.Plan, pos position, v string) error 
 		}
 		return nil
 	}
+	// Snowflake folds names to upper case; BigQuery and Databricks quote
+	// them as written.
+	name := strings.ToUpper
+	if plan.Dialect != "snowflake" {
+		name = func(s string) string { return s }
+	}
+	literal := func(v string) bool {
+		if plan.Dialect != "databricks" {
+			return slices.Contains(sc.strings, v)
+		}
+		// Databricks writes control characters as chr(n) terms between
+		// the literals of the other characters.
+		for _, part := range strings.FieldsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			if !slices.Contains(sc.strings, part) {
+				return false
+			}
+		}
+		return true
+	}
 	switch pos.kind {
 	case posString:
-		if !slices.Contains(sc.strings, v) {
-			return fmt.Errorf("no Snowflake literal decodes to the value")
+		if !literal(v) {
+			return fmt.Errorf("no %s literal decodes to the value", plan.Dialect)
 		}
 	case posIdent:
 		switch pos.name {
 		case "entity_name", "junction_alias", "in_audience_name":
 			// Not identifiers in the SQL (the audience name is a
 			// literal, found below).
-			if pos.name == "in_audience_name" && !slices.Contains(sc.strings, v) {
-				return fmt.Errorf("no Snowflake literal decodes to the audience name")
+			if pos.name == "in_audience_name" && !literal(v) {
+				return fmt.Errorf("no %s literal decodes to the audience name", plan.Dialect)
 			}
 		default:
-			if !slices.Contains(sc.idents, strings.ToUpper(v)) {
-				return fmt.Errorf("no Snowflake identifier decodes to %q", strings.ToUpper(v))
+			if !slices.Contains(sc.idents, name(v)) {
+				return fmt.Errorf("no %s identifier decodes to %q", plan.Dialect, name(v))
 			}
 		}
 	case posTable:
 		for _, part := range strings.Split(v, ".") {
-			if !slices.Contains(sc.idents, strings.ToUpper(part)) {
-				return fmt.Errorf("no Snowflake identifier decodes to %q", strings.ToUpper(part))
+			if !slices.Contains(sc.idents, name(part)) {
+				return fmt.Errorf("no %s identifier decodes to %q", plan.Dialect, name(part))
 			}
 		}
 	}
@@ -544,14 +587,15 @@ func checkCanary(db *sql.DB) error {
 }
 
 // TestInjection pushes every value of the corpus through every position of
-// the language that reaches SQL, in both dialects. A value the language
+// the language that reaches SQL, in four dialects (PostgreSQL's and
+// Redshift's literals are held by their differential tests on a server). A value the language
 // can spell there must be accepted, planned as exactly one statement, and,
 // on DuckDB, select exactly the rows holding that value byte for byte (a
 // look-alike never matches the ASCII quote; % and _ are no wildcards); a
 // value it cannot spell must be refused by the parser or checker.
 func TestInjection(t *testing.T) {
 	parser := newDuckParser(t)
-	dialects := []planner.Dialect{planner.DuckDB, planner.Snowflake}
+	dialects := []planner.Dialect{planner.DuckDB, planner.Snowflake, planner.BigQuery, planner.Databricks}
 
 	// String positions share one world holding every hostile value.
 	shared := openDuck(t)
@@ -575,7 +619,9 @@ func TestInjection(t *testing.T) {
 		}
 		t.Run(pos.name, func(t *testing.T) {
 			acc0, ref0 := accepted, refused
-			defer func() { t.Logf("%d values: %d accepted, %d refused", len(values), (accepted-acc0)/2, (refused-ref0)/2) }()
+			defer func() {
+				t.Logf("%d values: %d accepted, %d refused", len(values), (accepted-acc0)/len(dialects), (refused-ref0)/len(dialects))
+			}()
 			for _, v := range values {
 				if pos.kind == posIdent {
 					// Blanks around a name are the source's layout, not
@@ -654,6 +700,6 @@ func TestInjection(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("injection: %d cases (%d positions, %d hostile values + %d names + %d table names, 2 dialects): %d accepted and checked, %d refused by the checker, %d run on DuckDB",
-		cases, len(positions()), len(hostile), len(names), len(tableNames), accepted, refused, ran)
+	t.Logf("injection: %d cases (%d positions, %d hostile values + %d names + %d table names, %d dialects): %d accepted and checked, %d refused by the checker, %d run on DuckDB",
+		cases, len(positions()), len(hostile), len(names), len(tableNames), len(dialects), accepted, refused, ran)
 }

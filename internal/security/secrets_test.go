@@ -369,6 +369,7 @@ func TestPlantedSecrets(t *testing.T) {
 	}
 
 	t.Run("snowflake", func(t *testing.T) { snowflakeSecrets(t, dir, sfPassword, sfKey, scan) })
+	t.Run("databricks", func(t *testing.T) { databricksSecrets(t, dir, p.add("databricks"), scan) })
 
 	t.Logf("secrets: %d planted values, %d outputs read, %d checks (outputs × values, each also for parts and encodings)", len(p.values), scan.blobs, scan.checks)
 }
@@ -583,6 +584,53 @@ func snowflakeSecrets(t *testing.T, dir, password, key string, scan *leakScanner
 				}
 				scan.result(t, r)
 			}
+		}
+	}
+}
+
+// databricksSecrets checks a Databricks warehouse whose token is planted:
+// check, plan, check --warehouse and run against a workspace that refuses
+// the token and, as a careless server might, quotes it in its message.
+func databricksSecrets(t *testing.T, dir, token string, scan *leakScanner) {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		json.NewEncoder(w).Encode(map[string]any{"error_code": "403", "message": "Invalid access token: " + strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")})
+	}))
+	defer srv.Close()
+	ws := filepath.Join(dir, "dbx")
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"graph.la", "audiences.la"} {
+		b, err := os.ReadFile(filepath.Join("../../testdata/seed", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(ws, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wh := `warehouse { type databricks  host env("DBX_HOST")  warehouse_id "0123456789abcdef"  token env("DBX_TOKEN") }` + "\n"
+	if err := os.WriteFile(filepath.Join(ws, "warehouse.la"), []byte(wh), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DBX_HOST=" + srv.URL, "DBX_TOKEN=" + token}
+	for _, format := range []string{"text", "json"} {
+		for _, args := range [][]string{
+			{"check", "dbx"},
+			{"plan", "dbx", "--audience", "outstanding_balance"},
+			{"check", "dbx", "--warehouse"},
+			{"audiences", "dbx", "enable", "outstanding_balance"},
+			{"run", "dbx", "--retries", "0"},
+			{"audiences", "dbx", "status", "outstanding_balance", "--json"},
+		} {
+			r := run(t, dir, env, append(args, "--log-level", "debug", "--log-format", format)...)
+			if args[0] == "check" && len(args) == 3 && !strings.Contains(r.stderr, "Invalid access token") {
+				t.Errorf("the request should reach the workspace and fail there:\n%s", r)
+			}
+			scan.result(t, r)
 		}
 	}
 }

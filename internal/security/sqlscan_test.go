@@ -22,6 +22,36 @@ type scanned struct {
 // backslash says whether a backslash escapes inside string literals
 // (Snowflake) or is an ordinary character (DuckDB, standard SQL).
 func scanSQL(sql string, backslash bool) (scanned, error) {
+	return scanSQLIn(sql, lexer{backslash: backslash, doubledQuote: true})
+}
+
+// lexer is how a dialect quotes: whether a backslash escapes in string
+// literals, whether a doubled quote stands for one, and what backquotes
+// and double quotes delimit (BigQuery and Databricks: backquoted names,
+// BigQuery's with string escapes, Databricks' with a doubled backquote;
+// their double quotes delimit strings).
+type lexer struct {
+	backslash    bool
+	doubledQuote bool // '' inside a literal is one quote (else: two literals)
+	backquote    byte // 0: none; '\\': escapes as strings; '`': doubled
+	dqString     bool // "…" is a string literal, not a name
+}
+
+// lexerFor is the lexer of a planner dialect.
+func lexerFor(dialect string) lexer {
+	switch dialect {
+	case "snowflake":
+		return lexer{backslash: true, doubledQuote: true}
+	case "bigquery":
+		return lexer{backslash: true, backquote: '\\', dqString: true}
+	case "databricks":
+		return lexer{backslash: true, backquote: '`', dqString: true}
+	}
+	return lexer{doubledQuote: true}
+}
+
+func scanSQLIn(sql string, lx lexer) (scanned, error) {
+	backslash := lx.backslash
 	var out scanned
 	for i := 0; i < len(sql); {
 		c := sql[i]
@@ -30,11 +60,32 @@ func scanSQL(sql string, backslash bool) (scanned, error) {
 			if i > 0 && isWordByte(sql[i-1]) {
 				return out, fmt.Errorf("offset %d: string literal with a prefix %q", i, sql[max(0, i-8):i+1])
 			}
-			s, n, err := readString(sql[i:], backslash)
+			s, n, err := readEscaped(sql[i:], '\'', backslash, lx.doubledQuote)
 			if err != nil {
 				return out, fmt.Errorf("offset %d: %w", i, err)
 			}
 			out.strings = append(out.strings, s)
+			i += n
+		case c == '"' && lx.dqString:
+			s, n, err := readEscaped(sql[i:], '"', backslash, lx.doubledQuote)
+			if err != nil {
+				return out, fmt.Errorf("offset %d: %w", i, err)
+			}
+			out.strings = append(out.strings, s)
+			i += n
+		case c == '`' && lx.backquote != 0:
+			var s string
+			var n int
+			var err error
+			if lx.backquote == '`' {
+				s, n, err = readQuoted(sql[i:], '`')
+			} else {
+				s, n, err = readEscaped(sql[i:], '`', true, false)
+			}
+			if err != nil {
+				return out, fmt.Errorf("offset %d: identifier: %w", i, err)
+			}
+			out.idents = append(out.idents, s)
 			i += n
 		case c == '"':
 			s, n, err := readQuoted(sql[i:], '"')
@@ -82,17 +133,23 @@ func readQuoted(s string, q byte) (string, int, error) {
 // escape sequences are decoded (\' \\ \n \t \r \b \f \0 \xhh \uhhhh and
 // \ooo; another character stands for itself).
 func readString(s string, backslash bool) (string, int, error) {
+	return readEscaped(s, '\'', backslash, true)
+}
+
+// readEscaped reads a q-quoted token: with backslash, the escapes above;
+// with doubled, qq stands for q.
+func readEscaped(s string, q byte, backslash, doubled bool) (string, int, error) {
 	if !backslash {
-		return readQuoted(s, '\'')
+		return readQuoted(s, q)
 	}
 	var b strings.Builder
 	for i := 1; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case c == '\'' && i+1 < len(s) && s[i+1] == '\'':
-			b.WriteByte('\'')
+		case doubled && c == q && i+1 < len(s) && s[i+1] == q:
+			b.WriteByte(q)
 			i++
-		case c == '\'':
+		case c == q:
 			return b.String(), i + 1, nil
 		case c == '\\' && i+1 < len(s):
 			i++
@@ -183,6 +240,29 @@ func TestScanSQL(t *testing.T) {
 		}
 		if fmt.Sprint(got.strings) != fmt.Sprint(tc.strs) || fmt.Sprint(got.idents) != fmt.Sprint(tc.idents) {
 			t.Errorf("scanSQL(%q) = %q %q, want %q %q", tc.sql, got.strings, got.idents, tc.strs, tc.idents)
+		}
+	}
+	// BigQuery and Databricks: backquoted names, double quotes are strings.
+	for _, tc := range []struct {
+		dialect, sql string
+		strs, idents []string
+		err          string
+	}{
+		{dialect: "bigquery", sql: "SELECT `a\\`;--` FROM `p`.`d` WHERE x = \"it's;\"", strs: []string{"it's;"}, idents: []string{"a`;--", "p", "d"}},
+		{dialect: "bigquery", sql: `SELECT 'a\x0ab'`, strs: []string{"a\nb"}},
+		{dialect: "databricks", sql: "SELECT `a``b;` FROM t WHERE x = 'it\\'s'", strs: []string{"it's"}, idents: []string{"a`b;"}},
+		{dialect: "databricks", sql: `SELECT 'a''b'`, strs: []string{"a", "b"}},
+		{dialect: "databricks", sql: "SELECT `a\\`; DROP TABLE t", err: "';' outside quotes"},
+	} {
+		got, err := scanSQLIn(tc.sql, lexerFor(tc.dialect))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s scanSQL(%q) error = %v, want %q", tc.dialect, tc.sql, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(got.strings) != fmt.Sprint(tc.strs) || fmt.Sprint(got.idents) != fmt.Sprint(tc.idents) {
+			t.Errorf("%s scanSQL(%q) = %q %q, %v; want %q %q", tc.dialect, tc.sql, got.strings, got.idents, err, tc.strs, tc.idents)
 		}
 	}
 	if !utf8.ValidString(strings.Join(hostile, "")) {
