@@ -52,7 +52,12 @@ func openFile(c *Config) (Destination, error) {
 // Send appends the batch's lines in one write and fsyncs the file (and, when
 // the file is new, its directory). The file is opened per Send so that a
 // log rotation is followed. If the write fails half way, the file is cut
-// back to where it was, so a retry never leaves a torn line.
+// back to where it was, so a retry never leaves a torn line. A process
+// killed inside write(2) can leave one, though (the kernel stops a large
+// write between pages for a fatal signal): a file that does not end with a
+// newline is first cut back to its last whole line. Nothing acknowledged
+// is lost so: a line counts only once Send returned after its fsync, and
+// the events of the torn batch are still in the outbox.
 func (f *fileDest) Send(ctx context.Context, batch []diff.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -63,12 +68,12 @@ func (f *fileDest) Send(ctx context.Context, batch []diff.Message) error {
 	}
 	_, statErr := os.Stat(f.path)
 	created := errors.Is(statErr, os.ErrNotExist)
-	fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	fh, err := os.OpenFile(f.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("file: %w", err)
 	}
 	defer fh.Close()
-	start, err := fh.Seek(0, io.SeekEnd)
+	start, err := cutTornLine(fh)
 	if err != nil {
 		return fmt.Errorf("file: %w", err)
 	}
@@ -90,6 +95,38 @@ func (f *fileDest) Send(ctx context.Context, batch []diff.Message) error {
 		}
 	}
 	return be.Err()
+}
+
+// cutTornLine truncates fh after its last newline when it does not end with
+// one, and returns its size.
+func cutTornLine(fh *os.File) (int64, error) {
+	size, err := fh.Seek(0, io.SeekEnd)
+	if err != nil || size == 0 {
+		return size, err
+	}
+	buf := make([]byte, 64<<10)
+	end := size
+	for end > 0 {
+		n := int64(len(buf))
+		if n > end {
+			n = end
+		}
+		if _, err := fh.ReadAt(buf[:n], end-n); err != nil {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			end = end - n + int64(i) + 1
+			break
+		}
+		end -= n
+	}
+	if end == size {
+		return size, nil
+	}
+	if err := fh.Truncate(end); err != nil {
+		return 0, fmt.Errorf("cutting a torn last line: %w", err)
+	}
+	return end, nil
 }
 
 func syncDir(dir string) error {
