@@ -63,7 +63,9 @@ func TestCompletion(t *testing.T) {
 		{"linkaud preview " + base + " --audience ", []string{"outstanding_balance", "platinum_cat_owners", "premium_heavy_users"}},
 		{"linkaud audiences " + base + " ", []string{"disable", "enable", "list", "purge", "runs", "status"}},
 		{"linkaud audiences " + base + " status pla", []string{"platinum_cat_owners"}},
-		{"linkaud deadletters " + base + " ", []string{"list", "retry"}},
+		{"linkaud deadletters " + base + " ", []string{"drop", "list", "move", "retry"}},
+		{"linkaud state " + base + " ", []string{"backup", "export", "restore", "verify"}},
+		{"linkaud outbox " + base + " ", []string{"drop", "list", "move"}},
 	} {
 		if got := complete(c.line); !slices.Equal(got, c.want) {
 			t.Errorf("COMP_LINE=%q: got %q, want %q", c.line, got, c.want)

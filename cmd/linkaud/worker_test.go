@@ -61,7 +61,7 @@ graph {
   entity big_card { table "APP.BIG_CARDS" key id }
   relationship profile -> account on profile.grp = account.grp
   relationship account -> card on account.grp = card.grp
-  relationship profile -> big_account on profile.grp = big_account.grp
+  relationship profile -> big_account on profile.grp = big_account.pgrp
   relationship big_account -> big_card on big_account.grp = big_card.grp
 }
 destination audit { type file path "events.jsonl" }
@@ -120,26 +120,33 @@ func writeWorkerData(t *testing.T, dir string) {
 	files := map[string]string{
 		"profiles.csv": "segment_id,plan,grp\nu1,gold,0\nu2,silver,0\nu3,gold,0\nu4,none,0\nu5,none,0\n",
 	}
-	table := func(n int, acct bool) string {
+	// groups splits the accounts and cards into groups: each account is
+	// compared with the cards of its group. One group (the small tables)
+	// is a cross comparison; the big tables use 10 groups of 40,000, so
+	// that DuckDB, which checks for an interrupt between the chunks of a
+	// hash join's probe and not inside one, stops a slow query within a
+	// fraction of a second also on a loaded machine (2048 probe rows × 40k
+	// matches per chunk, not × 400k).
+	table := func(n, groups int, acct bool) string {
 		var b strings.Builder
 		if acct {
-			b.WriteString("id,grp,x\n")
+			b.WriteString("id,pgrp,grp,x\n")
 		} else {
 			b.WriteString("id,grp,y\n")
 		}
 		for i := range n {
 			if acct {
-				fmt.Fprintf(&b, "a%d,0,%d\n", i, i)
+				fmt.Fprintf(&b, "a%d,0,%d,%d\n", i, i%groups, i)
 			} else {
-				fmt.Fprintf(&b, "c%d,0,%d\n", i, -i-1)
+				fmt.Fprintf(&b, "c%d,%d,%d\n", i, i%groups, -i-1)
 			}
 		}
 		return b.String()
 	}
-	files["accounts.csv"] = table(30_000, true)
-	files["cards.csv"] = table(30_000, false)
-	files["big_accounts.csv"] = table(400_000, true)
-	files["big_cards.csv"] = table(400_000, false)
+	files["accounts.csv"] = table(30_000, 1, true)
+	files["cards.csv"] = table(30_000, 1, false)
+	files["big_accounts.csv"] = table(400_000, 10, true)
+	files["big_cards.csv"] = table(400_000, 10, false)
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
