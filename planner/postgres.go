@@ -76,9 +76,12 @@ func (postgres) TextMatch(op dsl.Op, x, s string) string {
 // know the columns' types, and COLLATE is an error on other types, so text
 // is recognised at run time (pg_typeof, constant per column) and compared
 // as text; other types compare as they are, a string literal read as their
-// type (opened < "2026-01-01" on a date).
+// type (opened < "2026-01-01" on a date). The type is compared as a regtype
+// (an OID), not as its name: casting a regtype to text looks the type up
+// in the catalog for every row, which made a filter over 14M transactions
+// 2–3 times slower than the bare comparison.
 func (postgres) Order(a, op, b string) string {
-	return "CASE WHEN pg_typeof(" + a + ")::text IN ('text', 'character varying', 'character', 'name') THEN CAST(" + a + ` AS TEXT) COLLATE "C" ` + op + " CAST(" + b + " AS TEXT) ELSE " + a + " " + op + " " + b + " END"
+	return "CASE WHEN pg_typeof(" + a + ") IN ('text'::regtype, 'character varying'::regtype, 'character'::regtype, 'name'::regtype) THEN CAST(" + a + ` AS TEXT) COLLATE "C" ` + op + " CAST(" + b + " AS TEXT) ELSE " + a + " " + op + " " + b + " END"
 }
 
 func (postgres) SortKey(col string) string { return col + ` COLLATE "C"` }
