@@ -1,8 +1,10 @@
 package diff_test
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/linkaud/linkaud/diff"
 )
@@ -251,4 +254,195 @@ func firstDiff(got, want string) string {
 		}
 	}
 	return "(the same)"
+}
+
+// racingFS runs a step of the writer right after the n-th listing of the
+// state directory has read its names: the writer moves at the worst
+// moment for a snapshot, deterministically.
+type racingFS struct {
+	vfs.FS
+	dir   string
+	lists int
+	at    int
+	step  func()
+}
+
+func (f *racingFS) List(dir string) ([]string, error) {
+	names, err := f.FS.List(dir)
+	if dir == f.dir {
+		if f.lists++; f.lists == f.at && f.step != nil {
+			f.step()
+		}
+	}
+	return names, err
+}
+
+// The writer flushes, ingests staged sstables (linked into the directory,
+// some as flushable ingestions that only the write-ahead log names until
+// they are flushed), commits and acknowledges between the steps of a
+// snapshot: between its first listing and the sizes it reads, between its
+// second listing and its copies, and before its last check. Each snapshot
+// opens (no sstable the copied MANIFEST or logs name is missing) and holds
+// a state the writer went through: from before the step, after it, or,
+// for a staged cycle, committed with its rows not yet moved into place.
+func TestSnapshotRacesTheWriter(t *testing.T) {
+	sc := newCrashScenario()
+	wo := crashOptions(nil, true) // changes staged as sstables, ingested
+	wo.FS = nil
+	dir := filepath.Join(t.TempDir(), "state")
+	s, err := diff.Open(dir, wo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Enable("cards"); err != nil {
+		t.Fatal(err)
+	}
+	// A change below FinalBatchBytes goes through a batch (the memtable
+	// then holds rows of the audience), the next large one is ingested
+	// over them: a flushable ingestion.
+	small := slices.Clone(sc.gen1)
+	small[0] = slices.Clone(small[0])
+	small[0][3] = "Overdue"
+	if err := s.Enable("other"); err != nil {
+		t.Fatal(err)
+	}
+	other := false
+	cycle := func(rows [][]any) func() error {
+		return func() error {
+			if _, err := sc.cycle(t, s, rows, time.Now()); err != nil {
+				return err
+			}
+			// The last batch of a staged cycle, which marks its rows
+			// moved into place, is not synced (recovery moves them
+			// again): the next decision syncs it, as the worker's next
+			// acknowledgement would. Until then a snapshot may show the
+			// rows still being moved (Members refuses to read them).
+			other = !other
+			if other {
+				return s.Disable("other")
+			}
+			return s.Enable("other")
+		}
+	}
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"a first cycle, ingested", cycle(sc.gen1)},
+		{"a small change, a batch", cycle(small)},
+		{"a large change, ingested over the memtable", cycle(sc.gen2)},
+		{"a small change, a batch", cycle(sc.gen1)},
+		{"a large change, ingested over the memtable", cycle(sc.gen2)},
+		{"an acknowledgement", func() error {
+			msgs, err := s.Pending("hook", 0, 1<<20)
+			if err != nil {
+				return err
+			}
+			return s.Ack("hook", msgs[:len(msgs)/2])
+		}},
+		{"a flush", s.Flush},
+	}
+	ro := crashOptions(nil, false)
+	newer, moving := 0, 0
+	for at := 1; at <= 3; at++ {
+		for _, st := range steps {
+			before, err := raceView(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var after view
+			fs := &racingFS{FS: vfs.Default, dir: dir, at: at, step: func() {
+				if err := st.do(); err != nil {
+					t.Error(err)
+				}
+				var err error
+				if after, err = raceView(s); err != nil {
+					t.Error(err)
+				}
+			}}
+			ro.FS = fs
+			r, err := diff.OpenReadOnly(dir, ro)
+			if err != nil {
+				t.Fatalf("%s after listing %d of a snapshot: %v", st.name, at, err)
+			}
+			got, err := raceView(r)
+			if err != nil {
+				t.Fatalf("%s after listing %d of a snapshot, reading it: %v", st.name, at, err)
+			}
+			out := filepath.Join(t.TempDir(), "backup")
+			rep, err := r.Backup(out)
+			if err != nil {
+				t.Fatalf("%s after listing %d of a snapshot, its backup: %v", st.name, at, err)
+			}
+			r.Close()
+			if t.Failed() {
+				t.FailNow()
+			}
+			switch {
+			case got == before:
+			case got == after:
+				newer++
+			case got.members == "" && got.committed == after.committed:
+				moving++ // committed, its rows still to be moved into place
+			default:
+				t.Fatalf("%s after listing %d of a snapshot: it holds a state the writer never went through:\n%s", st.name, at, firstDiff(got.committed, after.committed))
+			}
+			if rep.Pending != int64(got.pending) {
+				t.Fatalf("%s after listing %d of a snapshot: the backup reports %d pending events, the snapshot holds %d", st.name, at, rep.Pending, got.pending)
+			}
+		}
+	}
+	if m := s.Metrics(); m.Flush.AsIngestCount == 0 || m.Ingest.Count == 0 {
+		t.Fatalf("%d ingestions, %d of them flushable: the test no longer races them", m.Ingest.Count, m.Flush.AsIngestCount)
+	}
+	t.Logf("%d snapshots raced a writer's step: %d held its result, %d its cycle committed with the rows still to move, the others the state before; %d ingestions, %d flushable",
+		3*len(steps), newer, moving, s.Metrics().Ingest.Count, s.Metrics().Flush.AsIngestCount)
+}
+
+// view is a store's state in three parts: the generation and pending
+// messages (committed), the members ("" while a staged cycle's rows are
+// still being moved into place, which a read-only store cannot finish)
+// and the number of pending messages.
+type view struct {
+	committed, members string
+	pending            int
+}
+
+func raceView(s *diff.Store) (view, error) {
+	st, err := s.State("cards")
+	if err != nil {
+		return view{}, err
+	}
+	v := view{committed: fmt.Sprintf("generation %d\n", st.Generation)}
+	for _, dest := range []string{"braze", "crm", "hook"} {
+		msgs, err := s.Pending(dest, 0, 1<<20)
+		if err != nil {
+			return view{}, err
+		}
+		for _, m := range msgs {
+			v.committed += fmt.Sprintf("%s %d %s %s\n", dest, m.Seq, m.ID, m.Payload)
+		}
+		v.pending += len(msgs)
+	}
+	var b strings.Builder
+	err = s.Members("cards", func(m diff.Member) error {
+		b.WriteString(m.Profile)
+		for _, c := range m.Chains {
+			for _, k := range c {
+				b.WriteString(" " + *k)
+			}
+			b.WriteString(";")
+		}
+		b.WriteString("\n")
+		return nil
+	})
+	switch {
+	case errors.Is(err, diff.ErrReadOnly):
+		return v, nil
+	case err != nil:
+		return view{}, err
+	}
+	v.members = "members\n" + b.String()
+	return v, nil
 }
