@@ -248,6 +248,16 @@ func pebbleFileKind(name string) string {
 	return ""
 }
 
+// snapshotOnce copies a consistent set of dir's Pebble files into into,
+// or returns errMoved when the writer changed the MANIFEST meanwhile. It
+// reads sizes before it lists the files they may name: the MANIFEST, up
+// to the size seen, names only sstables present when the directory is
+// listed after, and the write-ahead logs, up to the sizes seen, only
+// sstables a flushable ingestion linked before that listing too. (Sizes
+// read after the listing would take in a flush, an ingestion or a
+// compaction that named an sstable the listing missed, and the copy would
+// not open.) What the logs gain after their size was read is left out: it
+// was committed after the snapshot began.
 func snapshotOnce(fs vfs.FS, dir, into string, link bool) error {
 	names, err := fs.List(dir)
 	if err != nil {
@@ -262,8 +272,26 @@ func snapshotOnce(fs vfs.FS, dir, into string, link bool) error {
 	if err != nil {
 		return moved(err)
 	}
-	// The MANIFEST first, up to the size seen: the version it describes
-	// names the sstables and logs that must be there.
+	// The logs of that first listing: one created since holds only what
+	// was committed after it (Pebble closes a log before it makes the
+	// next), and every older one is whole.
+	var wals []string
+	walSize := map[string]int64{}
+	for _, n := range names {
+		if pebbleFileKind(n) == "wal" {
+			if walSize[n], err = fileSize(fs, fs.PathJoin(dir, n)); err != nil {
+				return moved(err)
+			}
+			wals = append(wals, n)
+		}
+	}
+	if names, err = fs.List(dir); err != nil {
+		return err
+	}
+	slices.Sort(names)
+	if currentManifest(names) != manifest {
+		return errMoved
+	}
 	if err := copyFile(fs, fs.PathJoin(dir, manifest), fs.PathJoin(into, manifest), size); err != nil {
 		return moved(err)
 	}
@@ -291,10 +319,11 @@ func snapshotOnce(fs vfs.FS, dir, into string, link bool) error {
 			if err := copyFile(fs, from, to, -1); err != nil {
 				return moved(err)
 			}
-		case "wal":
-			if err := copyFile(fs, from, to, -1); err != nil {
-				return moved(err)
-			}
+		}
+	}
+	for _, n := range wals {
+		if err := copyFile(fs, fs.PathJoin(dir, n), fs.PathJoin(into, n), walSize[n]); err != nil {
+			return moved(err)
 		}
 	}
 	// Consistent only if the MANIFEST did not move on meanwhile.

@@ -1,9 +1,15 @@
 package crashtest
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,17 +92,27 @@ func TestBackupWhileWorkerDelivers(t *testing.T) {
 	slowDelivery(t, dir)
 	backup := filepath.Join(t.TempDir(), "backup")
 	w := startWorker(t, dir, 0, "")
-	var during string
+	var (
+		during  string
+		earlier map[string]bool // delivered before the backup's step
+		at      backupMoment
+	)
 	for s := 1; s <= steps; s++ {
 		if s > 1 {
 			toStepLive(t, dir, s)
 		}
-		var at func() bool
+		var take func() bool
 		if s == backupStep {
-			// Once the outbox has events (delivery under way), or
+			earlier = deliveredIDs(t, dir)
+			// Once the outbox holds more events than delivery clears
+			// while a backup is taken (600 a second per audience;
+			// the CLI's start and the copy take about a second), or
 			// once no cycle is left running.
-			at = func() bool {
-				auds, _ := w.audiences()
+			take = func() bool {
+				auds, err := w.audiences()
+				if err != nil {
+					return false
+				}
 				running := 0
 				for _, a := range auds {
 					if a.Running || a.Queued {
@@ -104,22 +120,36 @@ func TestBackupWhileWorkerDelivers(t *testing.T) {
 					}
 				}
 				backlog, _ := w.backlog()
-				if backlog == 0 && running > 0 {
+				if backlog < 500 && running > 0 {
 					return false
 				}
-				out := must(t, dir, "state", "ws", "backup", backup)
-				during = fmt.Sprintf("%d cycles running or queued and %d events in the outbox when the backup started; %s",
-					running, backlog, strings.TrimSpace(out))
+				at.gensBefore = generations(auds)
+				at.deliveredBefore = deliveredIDs(t, dir)
+				res := mustRun(t, dir, "state", "ws", "backup", backup)
+				at.deliveredAfter = deliveredIDs(t, dir)
+				// Another read-only command on a snapshot of the held
+				// state, as an operator runs while the worker works.
+				at.gensListed = listedGenerations(t, dir)
+				after, err := w.audiences()
+				if err != nil {
+					t.Fatal(err)
+				}
+				at.gensAfter = generations(after)
+				at.report = strings.TrimSpace(res.out)
+				during = fmt.Sprintf("%d cycles running or queued and %d events in the outbox when the backup started; %s (the command took %s)",
+					running, backlog, at.report, res.took.Round(time.Millisecond))
 				return true
 			}
 		}
-		converge(t, w, s, at)
+		converge(t, w, s, take)
 		if s == backupStep {
 			break // this worker stops here; the restored state goes on
 		}
 	}
 	stopWorker(t, w)
 	t.Log(during)
+	checked := checkBackup(t, dir, backup, earlier, &at)
+	t.Log(checked)
 
 	// Another directory: the workspace at the backup's step, the state
 	// restored from the backup, a new worker from there.
@@ -154,8 +184,8 @@ func TestBackupWhileWorkerDelivers(t *testing.T) {
 		all[id] = line
 	}
 	same(t, want, all)
-	summary := fmt.Sprintf("backup/restore: %s; %d events delivered before the restore, %d after (%d of them again, same messageId and bytes); deduplicated by messageId: %d, a clean run's exactly",
-		during, len(first.events), len(second.events), again, len(all))
+	summary := fmt.Sprintf("backup/restore: %s; %s; %d events delivered before the restore, %d after (%d of them again, same messageId and bytes); deduplicated by messageId: %d, a clean run's exactly",
+		during, checked, len(first.events), len(second.events), again, len(all))
 	t.Log(summary)
 	tally.add(func(c *counts) { c.backup = summary })
 }
@@ -182,5 +212,184 @@ func slowDelivery(t *testing.T, dir string) {
 		if err := os.WriteFile(filepath.Join(dir, "ws", f), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// backupMoment is what the test saw of the worker around the backup.
+type backupMoment struct {
+	// gensBefore and gensAfter are the audiences' generations the worker
+	// had committed when the backup started and once it had ended, and
+	// gensListed what `audiences list` showed in between.
+	gensBefore, gensAfter, gensListed map[string]uint64
+	// deliveredBefore and deliveredAfter are the messageIds in the
+	// destinations' files then.
+	deliveredBefore, deliveredAfter map[string]bool
+	report                          string // the backup command's output
+}
+
+var (
+	computationKey = regexp.MustCompile(`"computation_key":"([^"]*)"`)
+	backupPending  = regexp.MustCompile(`, (\d+) pending events`)
+)
+
+// checkBackup checks the backup in backup against what the worker had
+// committed and delivered around it, and describes it per audience:
+//   - it holds every cycle the worker had committed when the backup
+//     started, and none it committed after the backup ended;
+//   - its outbox holds only events of the cycles it holds, and, of those
+//     cycles' events, every one not yet delivered when the backup ended
+//     (an event delivered while the backup was taken may be in it too:
+//     it is sent again under the same messageId). Whether it holds every
+//     acknowledgement committed before it started cannot be told from
+//     here (a batch is written to the file before its acknowledgement
+//     commits); diff's TestSnapshotHoldsWhatWasCommitted checks that;
+//   - the backup's report counts its outbox.
+//
+// earlier are the messageIds delivered before the backup's step; the
+// step's events are those the worker delivered since (it delivered them
+// all before it stopped).
+func checkBackup(t *testing.T, dir, backup string, earlier map[string]bool, at *backupMoment) string {
+	t.Helper()
+	exp := filepath.Join(t.TempDir(), "export")
+	must(t, dir, "state", backup, "export", exp)
+	gens := map[string]uint64{}
+	readJSONL(t, filepath.Join(exp, "audiences.jsonl"), func(line []byte) {
+		var a struct {
+			Name       string
+			Generation uint64
+		}
+		if err := json.Unmarshal(line, &a); err != nil {
+			t.Fatalf("audiences.jsonl: %v: %s", err, line)
+		}
+		gens[a.Name] = a.Generation
+	})
+	pending := map[string]string{} // messageId → audience
+	readJSONL(t, filepath.Join(exp, "outbox.jsonl"), func(line []byte) {
+		var m struct {
+			ID       string `json:"message_id"`
+			Audience string `json:"audience"`
+		}
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("outbox.jsonl: %v: %s", err, line)
+		}
+		pending[m.ID] = m.Audience
+	})
+	if m := backupPending.FindStringSubmatch(at.report); m == nil || m[1] != strconv.Itoa(len(pending)) {
+		t.Fatalf("the backup reported %q; its outbox holds %d events", at.report, len(pending))
+	}
+	stepEvents := map[string][]string{} // audience → messageIds of the backup's step
+	for id, line := range delivered(t, dir, false).events {
+		if earlier[id] {
+			continue
+		}
+		m := computationKey.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("a delivered event without a computation_key: %s", line)
+		}
+		stepEvents[m[1]] = append(stepEvents[m[1]], id)
+	}
+	var desc []string
+	for _, a := range audiences {
+		g := gens[a]
+		if g < at.gensBefore[a] || g > at.gensAfter[a] {
+			t.Fatalf("%s: the backup holds generation %d; the worker had committed %d when it started and %d after it ended",
+				a, g, at.gensBefore[a], at.gensAfter[a])
+		}
+		if l := at.gensListed[a]; l < g || l > at.gensAfter[a] {
+			t.Fatalf("%s: `audiences list`, after the backup, shows generation %d; the backup holds %d, the worker had committed %d after",
+				a, l, g, at.gensAfter[a])
+		}
+		inBackup, before, after, again := 0, 0, 0, 0
+		for _, id := range stepEvents[a] {
+			_, p := pending[id]
+			switch {
+			case g < backupStep && p:
+				t.Fatalf("%s: the backup holds generation %d, and an event of generation %d in its outbox: %s", a, g, backupStep, id)
+			case g == backupStep && !p && !at.deliveredAfter[id]:
+				t.Fatalf("%s: the backup holds generation %d but lost its event %s: not in its outbox, not delivered when the backup ended", a, g, id)
+			}
+			if p {
+				inBackup++
+			}
+			if at.deliveredBefore[id] {
+				before++
+				if p {
+					again++ // delivered, its acknowledgement not yet committed
+				}
+			}
+			if at.deliveredAfter[id] {
+				after++
+			}
+		}
+		desc = append(desc, fmt.Sprintf("%s generation %d (worker: %d at the start, %d after the end): %d events, %d delivered at the start (%d of them pending in the backup), %d at the end, %d pending in the backup",
+			a, g, at.gensBefore[a], at.gensAfter[a], len(stepEvents[a]), before, again, after, inBackup))
+	}
+	for id, a := range pending {
+		if !slices.Contains(stepEvents[a], id) {
+			t.Fatalf("the backup's outbox holds %s of %s, which is none of the events of its step", id, a)
+		}
+	}
+	return "the backup holds what was committed when it started: " + strings.Join(desc, "; ")
+}
+
+// generations are the audiences' generations in the worker's answer.
+func generations(auds []workerAudience) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, a := range auds {
+		out[a.Name] = a.Generation
+	}
+	return out
+}
+
+// listedGenerations are the generations `linkaud audiences ws list`
+// shows.
+func listedGenerations(t *testing.T, dir string) map[string]uint64 {
+	t.Helper()
+	out := map[string]uint64{}
+	for _, line := range strings.Split(strings.TrimSpace(mustRun(t, dir, "audiences", "ws", "list", "--json").stdout), "\n") {
+		var a audienceState
+		if err := json.Unmarshal([]byte(line), &a); err != nil {
+			t.Fatalf("audiences list: %v: %s", err, line)
+		}
+		out[a.Name] = a.Generation
+	}
+	return out
+}
+
+// deliveredIDs are the messageIds in the destinations' files of the
+// workspace in dir, while the worker may be writing them (a last line
+// without its newline is not delivered yet).
+func deliveredIDs(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	for _, name := range []string{"audit.jsonl", "crm.jsonl"} {
+		b, err := os.ReadFile(filepath.Join(dir, "ws", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole := b[:bytes.LastIndexByte(b, '\n')+1]
+		for _, m := range messageIDValue.FindAllSubmatch(whole, -1) {
+			ids[string(m[1])] = true
+		}
+	}
+	return ids
+}
+
+var messageIDValue = regexp.MustCompile(`"messageId":"([^"]*)"`)
+
+func readJSONL(t *testing.T, path string, fn func([]byte)) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		fn(sc.Bytes())
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
 	}
 }
