@@ -25,7 +25,7 @@ import (
 // the same fixture's clean run on DuckDB: one workspace, two warehouses,
 // the same events byte for byte.
 func TestPostgresServerStoppedMidStream(t *testing.T) {
-	f := fixture{profiles: 60_000}
+	f := fixture{profiles: 200_000} // a result well over the socket buffers: data the server wrote before it died still arrives
 	want1, want2 := cleanRun(t, f, engine.Options{})
 	srv := pgtest.StartServer(t)
 	dir := f.write(t)
