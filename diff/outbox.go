@@ -328,6 +328,16 @@ func decodeDeadKey(k []byte) (dest string, ref uint64, err error) {
 	return string(d), binary.BigEndian.Uint64(k[1+n:]), nil
 }
 
+// selectDeadLetters returns the dead letters of dest (every destination
+// when ""), only those whose ID is in ids when ids is non-nil.
+func (s *Store) selectDeadLetters(dest string, ids []string) ([]DeadLetter, error) {
+	dls, err := s.DeadLetters(dest)
+	if err != nil || ids == nil {
+		return dls, err
+	}
+	return slices.DeleteFunc(dls, func(d DeadLetter) bool { return !slices.Contains(ids, d.ID) }), nil
+}
+
 // RetryDeadLetters moves dead letters back to the end of their
 // destination's outbox, with new Seqs and their original messageIds: of
 // dest (every destination when ""), and only those whose ID is in ids when
@@ -337,12 +347,9 @@ func (s *Store) RetryDeadLetters(dest string, ids []string) (_ int, err error) {
 		return 0, err
 	}
 	defer s.classifyInto(&err)
-	dls, err := s.DeadLetters(dest)
+	dls, err := s.selectDeadLetters(dest, ids)
 	if err != nil {
 		return 0, err
-	}
-	if ids != nil {
-		dls = slices.DeleteFunc(dls, func(d DeadLetter) bool { return !slices.Contains(ids, d.ID) })
 	}
 	if len(dls) == 0 {
 		return 0, nil

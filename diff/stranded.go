@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 )
 
 // Stranded messages: an outbox or dead letters whose destination the
@@ -129,12 +128,9 @@ func (s *Store) rewriteDead(from string, to *string, ids []string) (_ int, err e
 		return 0, err
 	}
 	defer s.classifyInto(&err)
-	dls, err := s.DeadLetters(from)
+	dls, err := s.selectDeadLetters(from, ids)
 	if err != nil {
 		return 0, err
-	}
-	if ids != nil {
-		dls = slices.DeleteFunc(dls, func(d DeadLetter) bool { return !slices.Contains(ids, d.ID) })
 	}
 	if len(dls) == 0 {
 		return 0, nil
