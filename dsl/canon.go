@@ -13,6 +13,16 @@ import (
 // meaning gives equal text, so it fingerprints versions and lets tests
 // compare IR before and after fmt.
 func CanonicalAudience(a *Audience) string {
+	s := canonicalDefinition(a)
+	if a.Enabled != nil {
+		s = strings.TrimSuffix(s, "}\n") + fmt.Sprintf("  enabled %t\n}\n", *a.Enabled)
+	}
+	return s
+}
+
+// canonicalDefinition is CanonicalAudience without `enabled`: what the
+// members are, which a version fingerprints. Enabling is not an edit.
+func canonicalDefinition(a *Audience) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "audience %s {\n", a.Name)
 	if a.Description != "" {

@@ -299,7 +299,7 @@ func (c *checker) versions() {
 		}
 		h := sha256.New()
 		h.Write([]byte(graph))
-		h.Write([]byte(CanonicalAudience(a)))
+		h.Write([]byte(canonicalDefinition(a)))
 		for _, d := range a.DependsOn {
 			h.Write([]byte(d.Name + "@" + version(d, depth+1)))
 		}

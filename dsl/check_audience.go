@@ -34,6 +34,10 @@ func (c *checker) audience(ir *Audience, a *grammar.Audience) {
 			}
 		case cl.Enrich != nil:
 			enrich = append(enrich, cl.Enrich...)
+		case cl.Enabled != nil:
+			if once(cl, "enabled") {
+				ir.Enabled, ir.EnabledRange = c.enabled(cl.Enabled), rng(cl)
+			}
 		}
 	}
 	if len(matches) == 0 {
@@ -100,4 +104,24 @@ func pathText(p *Path) string {
 		parts = append(parts, s.Entity.Name)
 	}
 	return strings.Join(parts, " -> ")
+}
+
+// enabled is the value of `enabled`: true or false, nothing else.
+func (c *checker) enabled(v *grammar.Value) *bool {
+	if l := v.Literal; l != nil && l.Bool != "" {
+		on := l.Bool == "true"
+		return &on
+	}
+	written := settingText(v)
+	switch {
+	case v.Str != nil:
+		written = grammar.Quote(written)
+	case v.Env != nil:
+		written = "env(…)"
+	}
+	d := c.errorf(v, "enabled takes true or false, not %s", written)
+	if v.Ref != nil || v.Str != nil {
+		d.Suggestion = suggest(settingText(v), []string{"true", "false"})
+	}
+	return nil
 }

@@ -222,6 +222,12 @@ type Audience struct {
 	Primary *Path
 	// Enrich are the enrichment columns: steps of Primary or traits.
 	Enrich []*ColumnRef
+	// Enabled is the file's `enabled true|false`, nil without one. When
+	// set it decides the lifecycle: the state follows it, and `linkaud
+	// audiences enable|disable` refuse.
+	Enabled *bool
+	// EnabledRange is where `enabled` is written.
+	EnabledRange Range
 	// DependsOn are the DSL audiences that `in audience` refers to, directly.
 	DependsOn []*Audience
 	// Version identifies the definition: it changes when the audience, an

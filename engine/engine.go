@@ -86,6 +86,10 @@ func Open(ctx context.Context, ws *dsl.Workspace, opts Options) (*Engine, error)
 	if err != nil {
 		return nil, fmt.Errorf("opening state %s: %w", ws.StateDir, err)
 	}
+	if err := applyDeclared(ws, store); err != nil {
+		store.Close()
+		return nil, err
+	}
 	wh, err := executor.Open(ctx, ws.Warehouse, opts.Warehouse)
 	if err != nil {
 		store.Close()
@@ -128,6 +132,12 @@ func (e *Engine) Reload(ctx context.Context, ws *dsl.Workspace) error {
 			return fmt.Errorf("opening the warehouse: %w", err)
 		}
 		newWH = wh
+	}
+	if err := applyDeclared(ws, e.store); err != nil {
+		if newWH != nil {
+			newWH.Close()
+		}
+		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -67,9 +67,17 @@ type DestinationRun struct {
 
 // AudienceDisabledError is returned by RunOnce for a named audience that is
 // not enabled. It matches diff.ErrDisabled.
-type AudienceDisabledError struct{ Name string }
+type AudienceDisabledError struct {
+	Name string
+	// Declared is where its file says `enabled false` ("file:line:col"),
+	// or "" when the state disabled it.
+	Declared string
+}
 
 func (e *AudienceDisabledError) Error() string {
+	if e.Declared != "" {
+		return fmt.Sprintf("audience %s is disabled by its file (%s: enabled false)", e.Name, e.Declared)
+	}
 	return fmt.Sprintf("audience %s is disabled", e.Name)
 }
 
@@ -212,6 +220,10 @@ func (e *Engine) selectAudiences(ws *dsl.Workspace, opts RunOptions) ([]*dsl.Aud
 			return nil, err
 		}
 		if !st.Enabled {
+			if a.Enabled != nil {
+				// --enable does not overrule the file.
+				return nil, &AudienceDisabledError{Name: name, Declared: declaredAt(a)}
+			}
 			if !opts.Enable {
 				return nil, &AudienceDisabledError{Name: name}
 			}
@@ -268,7 +280,7 @@ func (r *RunReport) Err() error {
 	}
 	for _, d := range r.Destinations {
 		if d.Err != nil {
-			errs = append(errs, fmt.Errorf("destination %s: delivery failed, %d events left in the outbox for the next run: %w", d.Name, d.Backlog, d.Err))
+			errs = append(errs, fmt.Errorf("destination %s: delivery failed, %s left in the outbox for the next run: %w", d.Name, plural(d.Backlog, "event"), d.Err))
 		}
 	}
 	return errors.Join(errs...)
@@ -296,7 +308,7 @@ func (r *RunReport) WriteSummary(w io.Writer, o SummaryOptions) error {
 		fmt.Fprintf(&b, "  entered %d, exited %d, added %d, removed %d, changed %d; %s, %d delivered\n",
 			res.Entered, res.Exited, res.Added, res.Removed, res.Changed, plural(res.Events, "event"), a.Delivered)
 		if res.Duplicates > 0 || res.Oversize > 0 {
-			fmt.Fprintf(&b, "  %d duplicate rows ignored, %d events over the size cap not sent\n", res.Duplicates, res.Oversize)
+			fmt.Fprintf(&b, "  %s ignored, %s over the size cap not sent\n", plural(res.Duplicates, "duplicate row"), plural(res.Oversize, "event"))
 		}
 		if o.Timings {
 			fmt.Fprintf(&b, "  query %s, diff %s, delivery %s\n", FormatDuration(res.Query), FormatDuration(res.Diff), FormatDuration(a.Delivery))

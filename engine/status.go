@@ -46,6 +46,7 @@ func Statuses(ws *dsl.Workspace, store *diff.Store) ([]AudienceStatus, error) {
 
 func definedStatus(a *dsl.Audience, st diff.AudienceState) AudienceStatus {
 	st.Name = a.Name
+	st = declaredState(a, st)
 	return AudienceStatus{
 		AudienceState: st,
 		Defined:       true,
@@ -81,12 +82,9 @@ var ErrNotDefined = fmt.Errorf("engine: audience is not defined in the workspace
 // audiences DIR enable|disable` does without a worker. Disabling also
 // accepts an audience only kept in the state. It returns the new status.
 func SetEnabled(ws *dsl.Workspace, store *diff.Store, name string, on bool) (AudienceStatus, error) {
-	s, err := StatusOf(ws, store, name)
+	s, err := CheckSetEnabled(ws, store, name, on)
 	if err != nil {
 		return s, err
-	}
-	if on && !s.Defined {
-		return s, &sentinelError{ErrNotDefined, fmt.Sprintf("audience %s is deleted from the workspace, only its state is kept: define it again, or purge it", name)}
 	}
 	if on {
 		err = store.Enable(name)
@@ -97,6 +95,23 @@ func SetEnabled(ws *dsl.Workspace, store *diff.Store, name string, on bool) (Aud
 		return s, err
 	}
 	return StatusOf(ws, store, name)
+}
+
+// CheckSetEnabled returns the error SetEnabled would, without changing
+// anything (`linkaud audiences enable A B C` checks every name first), and
+// the audience's status.
+func CheckSetEnabled(ws *dsl.Workspace, store *diff.Store, name string, on bool) (AudienceStatus, error) {
+	s, err := StatusOf(ws, store, name)
+	if err != nil {
+		return s, err
+	}
+	if on && !s.Defined {
+		return s, &sentinelError{ErrNotDefined, fmt.Sprintf("audience %s is deleted from the workspace, only its state is kept: define it again, or purge it", name)}
+	}
+	if a := ws.Audience(name); a != nil && a.Enabled != nil {
+		return s, declaredError(a, on)
+	}
+	return s, nil
 }
 
 // ErrPurgeEnabled is returned by Purge for an audience that is defined and

@@ -570,10 +570,13 @@ func (w *Worker) Disable(name string) error { return w.setEnabled(name, false) }
 
 func (w *Worker) setEnabled(name string, on bool) error {
 	w.mu.Lock()
-	_, err := w.lookup(name)
+	s, err := w.lookup(name)
 	w.mu.Unlock()
 	if err != nil {
 		return err
+	}
+	if s.aud.Enabled != nil {
+		return declaredError(s.aud, on)
 	}
 	store := w.e.Store()
 	if on {
@@ -586,7 +589,7 @@ func (w *Worker) setEnabled(name string, on bool) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	s := w.auds[name]
+	s = w.auds[name]
 	if s == nil { // removed by a reload meanwhile
 		return nil
 	}

@@ -132,6 +132,13 @@ func (w *Worker) Reload(ctx context.Context, ws *dsl.Workspace) error {
 		} else if s.aud.Version != a.Version {
 			changed = append(changed, a.Name)
 		}
+		if a.Enabled != nil && s.enabled != *a.Enabled {
+			// The file decides; the engine's Reload wrote it to the state.
+			s.enabled = *a.Enabled
+			if !s.enabled && s.queued {
+				w.dequeue(s)
+			}
+		}
 		s.aud = a
 		// A run already due stays queued (it will run the new
 		// definition); otherwise the schedule, maybe edited, is

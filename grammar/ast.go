@@ -158,6 +158,9 @@ type AudienceClause struct {
 	Schedule    *Schedule `parser:"| 'schedule' @@"`
 	Match       *Or       `parser:"| 'match' @@"`
 	Enrich      []*Ref    `parser:"| 'enrich' @@ ( ',' @@ )*"`
+	// Enabled is `enabled true|false`; any value parses, the checker
+	// says what it takes.
+	Enabled *Value `parser:"| 'enabled' @@"`
 }
 
 // Schedule is `every DURATION`, `daily at "HH:MM"`, `cron "SPEC"` or

@@ -173,7 +173,7 @@ func (d *diagnoser) decl() {
 	case is(t, "audience"):
 		d.next()
 		d.name("the audience's name", `"audience"`)
-		d.block(d.what, d.audienceClause, `description, schedule, match or enrich`, "description", "schedule", "match", "enrich")
+		d.block(d.what, d.audienceClause, `description, schedule, match, enrich or enabled`, "description", "schedule", "match", "enrich", "enabled")
 	case is(t, "destination"):
 		d.next()
 		d.name("the destination's name", `"destination"`)
@@ -353,6 +353,9 @@ func (d *diagnoser) audienceClause() bool {
 	case is(t, "enrich"):
 		d.next()
 		d.refList(`"enrich"`)
+	case is(t, "enabled"):
+		d.next()
+		d.value("true or false", `"enabled"`)
 	default:
 		return false
 	}

@@ -297,6 +297,8 @@ func audienceClause(c *AudienceClause) doc {
 		return cat(dTok("match"), sp, or(c.Match))
 	case c.Enrich != nil:
 		return refList("enrich", c.Enrich)
+	case c.Enabled != nil:
+		return cat(dTok("enabled"), sp, value(c.Enabled))
 	}
 	return cat()
 }

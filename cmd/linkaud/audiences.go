@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -42,11 +43,11 @@ type audListCmd struct {
 }
 
 type audEnableCmd struct {
-	Audience string `arg:"" help:"Audience name." predictor:"audience"`
+	Audiences []string `arg:"" name:"audience" help:"Audience names." predictor:"audience"`
 }
 
 type audDisableCmd struct {
-	Audience string `arg:"" help:"Audience name." predictor:"audience"`
+	Audiences []string `arg:"" name:"audience" help:"Audience names." predictor:"audience"`
 }
 
 type audStatusCmd struct {
@@ -118,7 +119,7 @@ func audienceError(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, engine.ErrUnknownAudience), errors.Is(err, engine.ErrNotDefined), errors.Is(err, engine.ErrPurgeEnabled):
+	case errors.Is(err, engine.ErrUnknownAudience), errors.Is(err, engine.ErrNotDefined), errors.Is(err, engine.ErrPurgeEnabled), errors.Is(err, engine.ErrDeclared):
 		return userError(err)
 	default:
 		return infraError(err)
@@ -193,29 +194,47 @@ func when(t time.Time) string {
 }
 
 func (c *audEnableCmd) Run(g *Globals, d *audiencesDir) error {
-	return setEnabled(g, d.Dir, c.Audience, true)
+	return setEnabled(g, d.Dir, c.Audiences, true)
 }
 
 func (c *audDisableCmd) Run(g *Globals, d *audiencesDir) error {
-	return setEnabled(g, d.Dir, c.Audience, false)
+	return setEnabled(g, d.Dir, c.Audiences, false)
 }
 
-func setEnabled(g *Globals, dir, name string, on bool) error {
+// setEnabled enables or disables every name, or none when one of them
+// cannot be (unknown, deleted, or decided by its file).
+func setEnabled(g *Globals, dir string, names []string, on bool) error {
 	return withState(g, dir, writeState, func(ws *dsl.Workspace, store *diff.Store) error {
-		s, err := engine.SetEnabled(ws, store, name, on)
-		if err != nil {
-			return audienceError(err)
+		var errs []error
+		for _, name := range names {
+			if _, err := engine.CheckSetEnabled(ws, store, name, on); err != nil {
+				errs = append(errs, err)
+			}
 		}
-		switch {
-		case on && s.Generation == 0:
-			fmt.Printf("%s: enabled (%s); `linkaud run %s` or the worker computes it\n", name, s.Status, dir)
-		case on:
-			fmt.Printf("%s: enabled (%s, generation %d, %d members)\n", name, s.Status, s.Generation, s.Members)
-		default:
-			fmt.Printf("%s: disabled; its %d members are kept for when it is enabled again\n", name, s.Members)
+		if len(errs) > 0 {
+			return audienceError(errors.Join(errs...))
+		}
+		for _, name := range slices.Compact(slices.Clone(names)) {
+			s, err := engine.SetEnabled(ws, store, name, on)
+			if err != nil {
+				return audienceError(err)
+			}
+			printEnabled(dir, s, on)
 		}
 		return nil
 	})
+}
+
+func printEnabled(dir string, s engine.AudienceStatus, on bool) {
+	name := s.Name
+	switch {
+	case on && s.Generation == 0:
+		fmt.Printf("%s: enabled (%s); `linkaud run %s` or the worker computes it\n", name, s.Status, dir)
+	case on:
+		fmt.Printf("%s: enabled (%s, generation %d, %s)\n", name, s.Status, s.Generation, plural(s.Members, "member"))
+	default:
+		fmt.Printf("%s: disabled; %s kept for when it is enabled again\n", name, plural(s.Members, "member"))
+	}
 }
 
 func (c *audStatusCmd) Run(g *Globals, d *audiencesDir) error {

@@ -37,8 +37,8 @@ func (c *checkCmd) Run(g *Globals) error {
 		}
 	}
 	warnStranded(g, ws)
-	fmt.Fprintf(os.Stdout, "%s: %d audiences, %d destinations, %d activations: ok\n",
-		c.Dir, len(ws.Audiences), len(ws.Destinations), len(ws.Activations))
+	fmt.Fprintf(os.Stdout, "%s: %s, %s, %s: ok\n", c.Dir,
+		plural(len(ws.Audiences), "audience"), plural(len(ws.Destinations), "destination"), plural(len(ws.Activations), "activation"))
 	return nil
 }
 

@@ -185,7 +185,7 @@ func (c *dlRetryCmd) Run(g *Globals, d *deadlettersDir) error {
 }
 
 // plural is "1 thing" or "n things".
-func plural(n int, thing string) string {
+func plural[N int | int64 | uint64](n N, thing string) string {
 	if n == 1 {
 		return "1 " + thing
 	}

@@ -3,10 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/linkaud/linkaud/dsl"
+	"github.com/linkaud/linkaud/engine"
 	"github.com/linkaud/linkaud/planner"
 )
 
@@ -55,20 +55,13 @@ func (c *planCmd) Run(g *Globals) error {
 	return nil
 }
 
-// findAudience returns the audience named name, or a user error listing
-// the workspace's audiences.
+// findAudience returns the audience named name, or a user error with the
+// closest name ("did you mean") or the workspace's audiences.
 func findAudience(ws *dsl.Workspace, name string) (*dsl.Audience, error) {
 	if a := ws.Audience(name); a != nil {
 		return a, nil
 	}
-	var names []string
-	for _, a := range ws.Audiences {
-		names = append(names, a.Name)
-	}
-	if len(names) == 0 {
-		return nil, userError(fmt.Errorf("no audience %q: the workspace defines none", name))
-	}
-	return nil, userError(fmt.Errorf("no audience %q; the workspace has %s", name, strings.Join(names, ", ")))
+	return nil, userError(engine.NewUnknownAudienceError(name, engine.AudienceNames(ws)))
 }
 
 // cycleStart parses --now, defaulting to the current time.

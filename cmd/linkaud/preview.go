@@ -70,7 +70,7 @@ func (c *previewCmd) Run(g *Globals) error {
 			if c.Limit > 0 && res.Members == c.Limit {
 				note = fmt.Sprintf(" (the first %d; --limit 0 shows all)", c.Limit)
 			}
-			_, err = fmt.Fprintf(os.Stdout, "%d members, %d rows%s\n", res.Members, len(res.Rows), note)
+			_, err = fmt.Fprintf(os.Stdout, "%s, %s%s\n", plural(res.Members, "member"), plural(len(res.Rows), "row"), note)
 		}
 	}
 	if err != nil {

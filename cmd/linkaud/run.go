@@ -65,6 +65,8 @@ func (c *runCmd) Run(g *Globals) error {
 	rep, err := e.RunOnce(ctx, engine.RunOptions{Audiences: c.Audience, Enable: c.Enable, DeliverOnly: c.DeliverOnly})
 	var disabled *engine.AudienceDisabledError
 	switch {
+	case errors.As(err, &disabled) && disabled.Declared != "":
+		return userError(fmt.Errorf("%w: the file decides; change it to enabled true to run it", err))
 	case errors.As(err, &disabled):
 		return userError(fmt.Errorf("%w: enable it with `linkaud audiences %s enable %s`, or pass --enable", err, c.Dir, disabled.Name))
 	case errors.Is(err, engine.ErrUnknownAudience):
@@ -116,7 +118,7 @@ func failures(rep *engine.RunReport) string {
 			if h.Fix != "" {
 				msg += "; " + h.Fix
 			}
-			halted = append(halted, fmt.Sprintf("%s; nothing was dead-lettered, %d event(s) wait in the outbox for `--deliver-only` or the worker", msg, d.Backlog))
+			halted = append(halted, fmt.Sprintf("%s; nothing was dead-lettered, %s waiting in the outbox for `--deliver-only` or the worker", msg, plural(d.Backlog, "event")))
 		case d.Err != nil:
 			dests = append(dests, d.Name)
 			left += d.Backlog
@@ -127,7 +129,7 @@ func failures(rep *engine.RunReport) string {
 		parts = append(parts, fmt.Sprintf("the cycle of %s failed (nothing changed)", strings.Join(cycles, ", ")))
 	}
 	if len(dests) > 0 {
-		parts = append(parts, fmt.Sprintf("delivery to %s failed (%d events left in the outbox for the next run)", strings.Join(dests, ", "), left))
+		parts = append(parts, fmt.Sprintf("delivery to %s failed (%s left in the outbox for the next run)", strings.Join(dests, ", "), plural(left, "event")))
 	}
 	parts = append(parts, halted...)
 	return strings.Join(parts, "; ")

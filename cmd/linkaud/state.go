@@ -98,8 +98,8 @@ func (c *stVerifyCmd) Run(g *Globals, d *stateDir) error {
 	if err != nil {
 		return infraError(err)
 	}
-	fmt.Printf("%s: epoch %d; %d audiences, %d members, %d pending events, %d dead letters\n",
-		state, rep.Epoch, rep.Audiences, rep.Members, rep.Pending, rep.DeadLetters)
+	fmt.Printf("%s: epoch %d; %s, %s, %s, %s\n", state, rep.Epoch, plural(rep.Audiences, "audience"),
+		plural(rep.Members, "member"), plural(rep.Pending, "pending event"), plural(rep.DeadLetters, "dead letter"))
 	var tables []string
 	for _, t := range slices.Sorted(mapKeys(rep.Keys)) {
 		tables = append(tables, fmt.Sprintf("%s %d", t, rep.Keys[t]))
@@ -132,8 +132,8 @@ func (c *stBackupCmd) Run(g *Globals, d *stateDir) error {
 	if err != nil {
 		return infraError(err)
 	}
-	fmt.Printf("backup of epoch %d written to %s: %d audiences, %d pending events, %d bytes in %s\n",
-		rep.Epoch, rep.Out, rep.Audiences, rep.Pending, rep.Bytes, rep.Took.Round(1e6))
+	fmt.Printf("backup of epoch %d written to %s: %s, %s, %s in %s\n", rep.Epoch, rep.Out,
+		plural(rep.Audiences, "audience"), plural(rep.Pending, "pending event"), plural(rep.Bytes, "byte"), rep.Took.Round(1e6))
 	return nil
 }
 
@@ -179,8 +179,8 @@ func (c *stExportCmd) Run(g *Globals, d *stateDir) error {
 	if err != nil {
 		return infraError(err)
 	}
-	fmt.Printf("exported %s to %s: %d audiences, %d members, %d pending events, %d dead letters\n",
-		state, c.Out, rep.Audiences, rep.Members, rep.Pending, rep.DeadLetters)
+	fmt.Printf("exported %s to %s: %s, %s, %s, %s\n", state, c.Out, plural(rep.Audiences, "audience"),
+		plural(rep.Members, "member"), plural(rep.Pending, "pending event"), plural(rep.DeadLetters, "dead letter"))
 	for _, dmg := range rep.Damage {
 		fmt.Printf("skipped (damaged): %s, from %s: %s\n", dmg.File, dmg.From, dmg.Err)
 	}

@@ -307,7 +307,7 @@ func (s *server) fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, engine.ErrUnknownAudience):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, engine.ErrAudienceOff), errors.Is(err, engine.ErrRunning):
+	case errors.Is(err, engine.ErrAudienceOff), errors.Is(err, engine.ErrRunning), errors.Is(err, engine.ErrDeclared):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, engine.ErrStopping):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
