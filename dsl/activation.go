@@ -424,3 +424,31 @@ func DestinationSettings(typ string) []DestinationSetting {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// activationKey is what makes two activations send the same events.
+type activationKey struct {
+	aud   *Audience
+	dest  *Destination
+	event EventKind
+	ent   *Entity
+}
+
+// duplicateActivation reports ir when an earlier activation already sends
+// the same events (audience, destination, event and entity): each event
+// would reach the destination twice, under two messageIds, which no
+// receiver can deduplicate.
+func (c *checker) duplicateActivation(seen map[activationKey]*grammar.Activation, a *grammar.Activation, ir *Activation) bool {
+	k := activationKey{ir.Audience, ir.Destination, ir.Event, ir.Entity}
+	prev, ok := seen[k]
+	if !ok {
+		seen[k] = a
+		return false
+	}
+	what := ir.Event.String()
+	if ir.Entity != nil {
+		what += " " + ir.Entity.Name
+	}
+	c.errorf(a.Name, "activation %s sends what activation %s (%s) sends: audience %s, destination %s, event %s; each event would be sent twice, with different messageIds: remove one, or merge their properties",
+		a.Name.Text, prev.Name.Text, posText(prev.Name), ir.Audience.Name, ir.Destination.Name, what)
+	return true
+}

@@ -216,6 +216,7 @@ func (c *checker) check(files []*grammar.File) {
 		}
 	}
 	actNames := map[string]grammar.Node{}
+	sends := map[activationKey]*grammar.Activation{}
 	for _, a := range acts {
 		if prev, ok := actNames[a.Name.Text]; ok {
 			c.errorf(a.Name, "activation %q declared again (first at %s)", a.Name.Text, posText(prev))
@@ -223,6 +224,9 @@ func (c *checker) check(files []*grammar.File) {
 		}
 		actNames[a.Name.Text] = a
 		if ir := c.activation(a); ir != nil {
+			if c.duplicateActivation(sends, a, ir) {
+				continue
+			}
 			c.ws.Activations = append(c.ws.Activations, ir)
 		}
 	}

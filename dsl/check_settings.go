@@ -39,7 +39,7 @@ func (c *checker) settings(block string, ss []*grammar.Setting, spec map[string]
 			d := c.errorf(s.Key, "unknown setting %q in %s", s.Key.Text, block)
 			d.Suggestion = suggest(s.Key.Text, keys)
 			if d.Suggestion == "" && len(keys) > 0 {
-				d.Detail = "allowed: " + strings.Join(keys, ", ")
+				d.Summary += "; the settings are " + strings.Join(keys, ", ")
 			}
 			if d.Suggestion != "" && len(out[d.Suggestion]) == 0 {
 				// Likely the misspelt required key: do not also report it missing.
