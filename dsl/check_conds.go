@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/linkaud/linkaud/grammar"
 )
@@ -21,7 +22,10 @@ type scope struct {
 
 func (c *checker) cond(s *scope, o *grammar.Or, negated bool) Cond {
 	var terms []Cond
-	for _, a := range o.Terms {
+	for i, a := range o.Terms {
+		if i > 0 && c.whereAnd(o.Terms[i-1].Terms[len(o.Terms[i-1].Terms)-1], a.Terms[0], "or") {
+			continue
+		}
 		if t := c.and(s, a, negated); t != nil {
 			terms = append(terms, t)
 		}
@@ -37,7 +41,10 @@ func (c *checker) cond(s *scope, o *grammar.Or, negated bool) Cond {
 
 func (c *checker) and(s *scope, a *grammar.And, negated bool) Cond {
 	var terms []Cond
-	for _, u := range a.Terms {
+	for i, u := range a.Terms {
+		if i > 0 && c.whereAnd(a.Terms[i-1], u, "and") {
+			continue
+		}
 		if t := c.unary(s, u, negated); t != nil {
 			terms = append(terms, t)
 		}
@@ -201,4 +208,38 @@ func (c *checker) window(w *grammar.Window) (Window, bool) {
 	d := c.errorf(w.Unit, "unknown time unit %q: within takes days or hours", w.Unit.Text)
 	d.Suggestion = suggest(w.Unit.Text, []string{"days", "hours"})
 	return Window{}, false
+}
+
+// whereAnd reports `… where a = 1 and b = 2`: where takes one comparison
+// (or a parenthesised group), so the grammar reads `b = 2` as a condition
+// of the audience, which has no subject. What was meant is the group.
+func (c *checker) whereAnd(prev, next *grammar.Unary, op string) bool {
+	if next.Primary == nil || next.Primary.Comparison == nil || prev.Primary == nil || prev.Primary.Path == nil {
+		return false
+	}
+	steps := prev.Primary.Path.Steps
+	last := steps[len(steps)-1]
+	if last.Where == nil || last.Where.Comparison == nil || last.Having != nil {
+		return false
+	}
+	where, cmp := c.sourceText(last.Where), c.sourceText(next.Primary.Comparison)
+	d := c.errorf(next.Primary.Comparison, "where takes one comparison, so `%s %s` is read as a condition of the audience, without a subject: add parentheses to test both on %s: where (%s %s %s)",
+		op, cmp, last.Entity.Text, where, op, cmp)
+	if !strings.Contains(cmp, "\n") {
+		d.Subject.End = d.Subject.Start
+		d.Subject.End.Offset += len(cmp)
+		d.Subject.End.Column += utf8.RuneCountInString(cmp)
+	}
+	return true
+}
+
+// sourceText is n as written.
+func (c *checker) sourceText(n grammar.Node) string {
+	from, to := n.Span()
+	for _, f := range c.ws.Files {
+		if f.Name == from.Filename && from.Offset <= to.Offset && to.Offset <= len(f.Src) {
+			return strings.TrimSpace(string(f.Src[from.Offset:to.Offset]))
+		}
+	}
+	return ""
 }
