@@ -117,8 +117,18 @@ func (c *checker) having(h *grammar.Having) *Having {
 	}
 	ir.Op = op
 	v := h.Value
+	if v.Str != nil && (f == AggMin || f == AggMax) {
+		// The latest date, the first name: min and max of dates and
+		// text compare with a string, as where does.
+		ir.Value = Literal{Kind: LitString, Text: v.Str.Value()}
+		return ir
+	}
 	if v.Literal == nil || v.Literal.Number == "" {
-		c.errorf(v, "having compares with a number")
+		if v.Str != nil {
+			c.errorf(v, "having %s compares with a number (min and max also take a date or text as a string)", f)
+		} else {
+			c.errorf(v, "having compares with a number, or for min and max a date or text as a string")
+		}
 		return nil
 	}
 	if f == AggCount {

@@ -256,9 +256,7 @@ func (cc *columnChecker) cond(g *Graph, c Cond) {
 		case *Step:
 			if h := n.Having; h != nil && h.Column != "" {
 				cc.need(n.Entity.Table, h.Column, h.Range, "aggregated column of "+n.Entity.Name)
-				if ct, ok := cc.typeOf(n.Entity.Table, h.Column); ok && ct.Class != ClassNumber {
-					cc.typeError(h.Range, fmt.Sprintf("having %s(%s) needs a number column; %s.%s is %s (%s)", h.Func, h.Column, n.Entity.Name, h.Column, ct.Class, ct.Type))
-				}
+				cc.havingTypes(n.Entity, h)
 			}
 		}
 		return true
@@ -386,4 +384,33 @@ func (cc *columnChecker) compareTypes(g *Graph, x *Compare) {
 func isDateText(s string) bool {
 	_, err := parseDate(s)
 	return err == nil
+}
+
+// havingTypes checks an aggregate's column against its function and value:
+// sum and avg need numbers; min and max compare a number column with a
+// number, a text column with a string, a date or timestamp column with a
+// string that reads as one.
+func (cc *columnChecker) havingTypes(e *Entity, h *Having) {
+	ct, ok := cc.typeOf(e.Table, h.Column)
+	if !ok {
+		return
+	}
+	agg := fmt.Sprintf("having %s(%s)", h.Func, h.Column)
+	col := e.Name + "." + h.Column
+	switch {
+	case h.Func == AggSum || h.Func == AggAvg:
+		if ct.Class != ClassNumber {
+			cc.typeError(h.Range, fmt.Sprintf("%s needs a number column; %s is %s (%s)", agg, col, ct.Class, ct.Type))
+		}
+	case h.Value.Kind == LitNumber:
+		if ct.Class != ClassNumber {
+			cc.typeError(h.Range, fmt.Sprintf("%s %s %s needs a number column; %s is %s (%s)", agg, h.Op, h.Value.Text, col, ct.Class, ct.Type))
+		}
+	case ct.Class == ClassTime:
+		if !isDateText(h.Value.Text) {
+			cc.typeError(h.Range, fmt.Sprintf("%s %s %q: %s is %s (%s), and %q is not a date such as \"2026-03-05\"", agg, h.Op, h.Value.Text, col, ct.Class, ct.Type, h.Value.Text))
+		}
+	case ct.Class != ClassText:
+		cc.typeError(h.Range, fmt.Sprintf("%s %s %q needs a text, date or timestamp column; %s is %s (%s)", agg, h.Op, h.Value.Text, col, ct.Class, ct.Type))
+	}
 }

@@ -511,7 +511,7 @@ func (c *compiler) holds(sp *stepPlan, m string, neg, inner bool) (expr, error) 
 			}
 			return c.countTest(c.gen(m, countName), inner, h.Op, n, neg), nil
 		}
-		v, err := c.number(h, h.Value.Text)
+		v, err := c.literal(h, h.Value)
 		if err != nil {
 			return expr{}, err
 		}

@@ -345,6 +345,9 @@ func (e *evaluator) holds(path *dsl.Path, i int, parent rec, b binding) bool {
 	if h == nil {
 		return st.Quant.Holds(count)
 	}
+	if h.Value.Kind == dsl.LitString {
+		return e.extremeHolds(rows, h)
+	}
 	lit := new(big.Rat)
 	if _, ok := lit.SetString(h.Value.Text); !ok {
 		e.fail("bad having value %q", h.Value.Text)
@@ -665,9 +668,49 @@ func ordered(cmp int, op dsl.Op) bool {
 	return false
 }
 
+// extremeHolds is `having min|max(COLUMN) OP "STRING"`: the least or
+// greatest non-NULL value, compared with the string as SQL reads it
+// against that value's type.
+func (e *evaluator) extremeHolds(rows []rec, h *dsl.Having) bool {
+	var agg any
+	for _, r := range rows {
+		v := r.get(e, h.Column)
+		if v == nil {
+			continue
+		}
+		if agg == nil {
+			agg = v
+			continue
+		}
+		c, ok := e.cmpValues(v, agg)
+		if !ok {
+			return false
+		}
+		if (h.Func == dsl.AggMin && c < 0) || (h.Func == dsl.AggMax && c > 0) {
+			agg = v
+		}
+	}
+	if agg == nil {
+		return false // no value
+	}
+	c, ok := e.cmpLiteral(agg, h.Value)
+	return ok && ordered(c, h.Op)
+}
+
+// dateLayouts are how a string literal reads as a date or timestamp when
+// SQL compares it with one.
+var dateLayouts = []string{"2006-01-02", "2006-01-02 15:04:05", "2006-01-02T15:04:05", time.RFC3339Nano}
+
 func (e *evaluator) cmpLiteral(v any, l dsl.Literal) (int, bool) {
 	switch l.Kind {
 	case dsl.LitString:
+		if t, ok := v.(time.Time); ok {
+			for _, layout := range dateLayouts {
+				if lt, err := time.ParseInLocation(layout, l.Text, time.UTC); err == nil {
+					return t.Compare(lt), true
+				}
+			}
+		}
 		s, ok := v.(string)
 		if !ok {
 			e.fail("string literal against %T", v)
