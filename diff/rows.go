@@ -21,6 +21,15 @@ var ErrUnsorted = errors.New("diff: result rows are not sorted by profile_key, k
 // as a NULL profile_key.
 var ErrInvalidRows = errors.New("diff: invalid result rows")
 
+// Reason is implemented by a result stream's error that already says, for
+// a person, why the cycle failed (a load file missing, a column the
+// warehouse lacks): the differ records it as it is, without saying where
+// it read it.
+type Reason interface {
+	error
+	IsReason()
+}
+
 // item is one entry of a generation in key order: a member (key is the
 // encoded profile key, val its trait values) or an entity row (key the
 // encoded profile and entity keys, val its step values).
@@ -151,6 +160,10 @@ func (r *rowReader) nextRecord() (bool, error) {
 		r.blocked += time.Since(t)
 		if !ok {
 			if err := r.rr.Err(); err != nil {
+				var reason Reason
+				if errors.As(err, &reason) {
+					return false, err
+				}
 				return false, fmt.Errorf("diff: reading the result rows: %w", err)
 			}
 			return false, nil

@@ -219,10 +219,10 @@ func (e *Engine) Compute(ctx context.Context, a *dsl.Audience) (*diff.CycleResul
 }
 
 func (e *Engine) query(ctx context.Context, wh executor.Warehouse, a *dsl.Audience, start time.Time) (array.RecordReader, error) {
-	if err := executor.Refresh(ctx, wh); err != nil {
+	ws := e.Workspace()
+	if err := executor.RefreshFor(ctx, wh, dsl.TablesRead(ws.Graph, a)); err != nil {
 		return nil, err
 	}
-	ws := e.Workspace()
 	d, err := planner.ForWarehouse(ws.Warehouse)
 	if err != nil {
 		return nil, err

@@ -173,3 +173,44 @@ func TestComputeAndDeliver(t *testing.T) {
 		t.Fatalf("a failed cycle left %d events", n)
 	}
 }
+
+// TestLoadFailsOnlyItsReaders: a load file missing when the engine opens
+// fails the cycles of the audiences that read its table, as a user error
+// with the load's position, and no other cycle.
+func TestLoadFailsOnlyItsReaders(t *testing.T) {
+	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"ws.la": testWorkspace + `audience emails { match trait email contains "@" }
+`,
+		"profiles.csv": "segment_id,email\nu1,a@x\nu2,b@x\n",
+		"accounts.csv": "id,email\na1,a@x\n",
+	})
+	ws, diags := dsl.Load(dir, dsl.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	e, err := Open(ctx, ws, Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatalf("a missing load file failed Open: %v", err)
+	}
+	defer e.Close()
+	for _, name := range []string{"outstanding", "emails"} {
+		if err := e.Store().Enable(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res, err := e.Compute(ctx, ws.Audience("emails")); err != nil || res.Members != 2 {
+		t.Fatalf("the audience that reads no missing file: %+v %v", res, err)
+	}
+	_, err = e.Compute(ctx, ws.Audience("outstanding"))
+	if !IsUserError(err) || !strings.Contains(err.Error(), `ws.la:5:3: load "BANK.CREDIT_CARDS": the file `) {
+		t.Fatalf("the audience that reads the missing file: %v", err)
+	}
+	st, _ := e.Store().State("outstanding")
+	runs, _ := e.Store().Runs("outstanding")
+	if st.Status != diff.Failed || !strings.HasPrefix(st.Error, "ws.la:5:3: load") || len(runs) != 1 || runs[0].OK {
+		t.Fatalf("state %+v, runs %+v", st, runs)
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/executor"
+	"github.com/linkaud/linkaud/planner"
 )
 
 // A cycle that fails because the warehouse does not know a table, column
@@ -28,6 +29,9 @@ type explainedError struct {
 
 func (e *explainedError) Error() string { return e.msg }
 func (e *explainedError) Unwrap() error { return e.err }
+
+// IsReason implements diff.Reason.
+func (e *explainedError) IsReason() {}
 
 // explain rewords err when it is a binding failure the column checks can
 // place, else returns it as it is.
@@ -69,4 +73,18 @@ func (r *explainingReader) Err() error {
 	}
 	r.once.Do(func() { r.err = r.explain(err) })
 	return r.err
+}
+
+// IsUserError reports whether err, why a cycle failed, is the workspace's
+// to fix rather than the warehouse's or the state's: a load file missing
+// or unreadable, a table, column or type the warehouse does not have as
+// the workspace uses it, a plan the planner refuses. `linkaud run` exits 1
+// for those, 2 for the others.
+func IsUserError(err error) bool {
+	var (
+		load    *executor.LoadError
+		ee      *explainedError
+		planErr *planner.Error
+	)
+	return errors.As(err, &load) || errors.As(err, &ee) || errors.As(err, &planErr)
 }

@@ -162,7 +162,10 @@ func openDuckDB(ctx context.Context, w *dsl.Warehouse, opts Options) (*DuckDB, e
 			return nil, fmt.Errorf("duckdb: setting the session time zone to UTC: %w", err)
 		}
 	}
-	if err := d.Refresh(ctx); err != nil {
+	// A load that fails fails the cycles that read it (RefreshFor), not
+	// the warehouse.
+	var failed LoadErrors
+	if err := d.Refresh(ctx); err != nil && !errors.As(err, &failed) {
 		d.Close()
 		return nil, err
 	}
@@ -423,29 +426,40 @@ func (e *undefinedError) Unwrap() []error { return []error{e.err, ErrUndefined} 
 //	CREATE SCHEMA IF NOT EXISTS "S";
 //	CREATE OR REPLACE VIEW "S"."T" AS SELECT * FROM read_parquet('…');
 //
-// in one transaction. DuckDB rebinds a view on every query, so a view
-// already follows its file's rows and columns; refreshing at the start of a
-// cycle re-creates views dropped by hand in a database file and, above all,
-// fails the cycle up front, naming the load, when a file has gone missing
-// or no longer reads.
+// each on its own, so that one file gone missing leaves the other views
+// as they are. DuckDB rebinds a view on every query, so a view already
+// follows its file's rows and columns; refreshing at the start of a cycle
+// re-creates views dropped by hand in a database file and, above all,
+// fails the cycles that read a file that has gone missing or no longer
+// reads up front, naming the load (LoadErrors).
 func (d *DuckDB) Refresh(ctx context.Context) error {
 	if len(d.loads) == 0 {
 		return nil
 	}
+	// An attachment that fails (a file another process holds) is the
+	// warehouse's failure, not one of a load.
+	release, err := d.Hold(ctx)
+	if err != nil {
+		return fmt.Errorf("refreshing loads: %w", err)
+	}
+	defer release()
 	d.refreshMu.Lock()
 	defer d.refreshMu.Unlock()
-	stmts := []string{"BEGIN TRANSACTION"}
+	var failed LoadErrors
 	for _, l := range d.loads {
-		s, err := loadStatements(l)
-		if err != nil {
-			return err
+		stmts, err := loadStatements(l)
+		if err == nil {
+			err = d.exec(ctx, stmts...)
+			if err != nil && (ctx.Err() != nil || errors.Is(err, ErrClosed)) {
+				return fmt.Errorf("refreshing loads: %w", err)
+			}
 		}
-		stmts = append(stmts, s...)
+		if err != nil {
+			failed = append(failed, &LoadError{Load: l, Err: err})
+		}
 	}
-	stmts = append(stmts, "COMMIT")
-	if err := d.exec(ctx, stmts...); err != nil {
-		// exec dropped the connection, and with it the open transaction.
-		return fmt.Errorf("refreshing loads: %w", err)
+	if len(failed) > 0 {
+		return failed
 	}
 	return nil
 }
@@ -453,14 +467,23 @@ func (d *DuckDB) Refresh(ctx context.Context) error {
 func loadStatements(l *dsl.TableFile) ([]string, error) {
 	var stmts []string
 	if len(l.Table) < 1 || len(l.Table) > 3 {
-		return nil, fmt.Errorf("%s: load %q: a table name has one to three parts", l.Start, l.Table)
+		return nil, errors.New("a table name has one to three parts")
 	}
 	if len(l.Table) > 1 {
 		stmts = append(stmts, "CREATE SCHEMA IF NOT EXISTS "+quoteIdents(l.Table[:len(l.Table)-1]))
 	}
 	reader, err := fileReader(l.File)
 	if err != nil {
-		return nil, fmt.Errorf("%s: load %q: %w", l.Start, l.Table, err)
+		return nil, err
+	}
+	if !strings.ContainsAny(l.File, "*?[") {
+		// DuckDB's message for a missing file is about glob patterns.
+		if _, err := os.Stat(l.File); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("the file %s does not exist", l.File)
+			}
+			return nil, err
+		}
 	}
 	stmts = append(stmts, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT * FROM %s(%s)",
 		quoteIdents(l.Table), reader, quoteString(l.File)))

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/linkaud/linkaud/dsl"
+	"github.com/linkaud/linkaud/grammar"
 )
 
 func openDuck(t testing.TB, w *dsl.Warehouse, opts Options) *DuckDB {
@@ -402,13 +403,34 @@ func TestDuckDBLoads(t *testing.T) {
 	}
 }
 
-func TestDuckDBOpenMissingFile(t *testing.T) {
+// TestDuckDBLoadMissingFile: a load whose file is missing fails what reads
+// its table, not the warehouse nor the other loads.
+func TestDuckDBLoadMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ok.csv"), []byte("id\n1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	at := grammar.Pos{Filename: filepath.Join(dir, "ws.la"), Line: 3, Column: 5}
 	w := &dsl.Warehouse{Type: "duckdb", Loads: []*dsl.TableFile{
-		{Table: dsl.TableName{"A", "B"}, File: filepath.Join(t.TempDir(), "nope.csv")},
+		{Range: dsl.Range{Start: at}, Table: dsl.TableName{"A", "B"}, File: filepath.Join(dir, "nope.csv")},
+		{Table: dsl.TableName{"A", "OK"}, File: filepath.Join(dir, "ok.csv")},
 	}}
-	_, err := Open(context.Background(), w, Options{})
-	if err == nil || !strings.Contains(err.Error(), "nope.csv") {
-		t.Fatalf("err = %v", err)
+	ctx := context.Background()
+	d, err := Open(ctx, w, Options{})
+	if err != nil {
+		t.Fatalf("a missing load file failed the warehouse: %v", err)
+	}
+	defer d.Close()
+	var failed LoadErrors
+	err = RefreshFor(ctx, d, []dsl.TableName{{"A", "OK"}, {"a", "b"}})
+	if !errors.As(err, &failed) || len(failed) != 1 || err.Error() != `ws.la:3:5: load "A.B": the file `+filepath.Join(dir, "nope.csv")+` does not exist` {
+		t.Fatalf("RefreshFor of the missing file's table: %v", err)
+	}
+	if err := RefreshFor(ctx, d, []dsl.TableName{{"A", "OK"}}); err != nil {
+		t.Fatalf("RefreshFor of another table: %v", err)
+	}
+	if got := query(t, d, `SELECT count(*) FROM "A"."OK"`); len(got) != 1 {
+		t.Fatalf("the other load: %v", got)
 	}
 }
 

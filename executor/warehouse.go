@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"google.golang.org/api/option"
@@ -49,18 +51,91 @@ type Warehouse interface {
 type Refresher interface {
 	// Refresh re-creates the file-backed views and checks that every file
 	// still reads, so that a cycle fails up front, naming the file, rather
-	// than in the middle of a query. It is atomic: on error the previous
-	// definitions stay.
+	// than in the middle of a query. Each load is refreshed on its own:
+	// when some fail, the others are refreshed and the error is a
+	// LoadErrors listing the failed ones (their previous definitions
+	// stay); any other error is the warehouse's.
 	Refresh(ctx context.Context) error
 }
 
-// Refresh calls w's Refresh if it has one; the engine calls it at the start
-// of every compute cycle.
+// Refresh calls w's Refresh if it has one.
 func Refresh(ctx context.Context, w Warehouse) error {
 	if r, ok := w.(Refresher); ok {
 		return r.Refresh(ctx)
 	}
 	return nil
+}
+
+// RefreshFor refreshes w's loads before a statement that reads tables
+// (dsl.TablesRead): it fails with the loads of those tables that failed,
+// and only with them, so that one broken file fails only the audiences
+// that read it. The engine calls it at the start of every compute cycle.
+func RefreshFor(ctx context.Context, w Warehouse, tables []dsl.TableName) error {
+	err := Refresh(ctx, w)
+	var failed LoadErrors
+	if !errors.As(err, &failed) {
+		return err
+	}
+	return failed.For(tables)
+}
+
+// LoadError is a load whose file is missing or does not read: the
+// workspace's to fix (a user error), not the warehouse's.
+type LoadError struct {
+	Load *dsl.TableFile
+	Err  error
+}
+
+func (e *LoadError) Error() string {
+	p := e.Load.Start
+	return fmt.Sprintf("%s:%d:%d: load %q: %v", filepath.Base(p.Filename), p.Line, p.Column, e.Load.Table.String(), e.Err)
+}
+
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// IsReason says the message is for people as it is (diff.Reason).
+func (e *LoadError) IsReason() {}
+
+// LoadErrors are the loads a Refresh could not refresh.
+type LoadErrors []*LoadError
+
+func (e LoadErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, le := range e {
+		msgs[i] = le.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// IsReason says the message is for people as it is (diff.Reason).
+func (e LoadErrors) IsReason() {}
+
+// Unwrap lets errors.As find each *LoadError.
+func (e LoadErrors) Unwrap() []error {
+	out := make([]error, len(e))
+	for i, le := range e {
+		out[i] = le
+	}
+	return out
+}
+
+// For returns the failed loads of tables (names compared as the checks
+// compare them, case-insensitively), nil when none of them failed.
+func (e LoadErrors) For(tables []dsl.TableName) error {
+	read := map[string]bool{}
+	for _, t := range tables {
+		read[strings.ToUpper(t.String())] = true
+	}
+	var out LoadErrors
+	for _, le := range e {
+		if read[strings.ToUpper(le.Load.Table.String())] {
+			out = append(out, le)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // QueryOptions are per-statement options.

@@ -244,7 +244,23 @@ func (c *Config) errorf(key, format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf("destination %s: %s: %s", c.Name, key, fmt.Sprintf(format, args...)))
 }
 
-func (c *Config) err() error { return errors.Join(c.errs...) }
+func (c *Config) err() error {
+	if len(c.errs) == 0 {
+		return nil
+	}
+	return &configError{errors.Join(c.errs...)}
+}
+
+// ErrConfig is matched by the error of a destination whose block cannot
+// be used as the environment is (an env() variable unset, a secret too
+// short to redact, a bad setting): the workspace's or the deployment's
+// to fix, a user error. Only that destination fails.
+var ErrConfig = errors.New("sinks: the destination's settings cannot be used")
+
+type configError struct{ err error }
+
+func (e *configError) Error() string   { return e.err.Error() }
+func (e *configError) Unwrap() []error { return []error{e.err, ErrConfig} }
 
 // Has reports whether the block sets key.
 func (c *Config) Has(key string) bool {

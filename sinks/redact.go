@@ -183,8 +183,9 @@ func ShortSecret(v string, whole bool) string {
 
 // CheckSecrets reports, at the position of each env("…") setting of the
 // workspace's destinations, a secret whose variable is set to a value too
-// short to redact safely (ShortSecret). Unset variables are not reported:
-// the environment of `linkaud check` may not be the worker's.
+// short to redact safely (ShortSecret), an error, and a variable that is
+// not set, a warning only: the environment of `linkaud check` may not be
+// the worker's.
 func CheckSecrets(ws *dsl.Workspace, lookupEnv func(string) (string, bool)) dsl.Diagnostics {
 	var out dsl.Diagnostics
 	for _, d := range ws.Destinations {
@@ -201,6 +202,8 @@ func CheckSecrets(ws *dsl.Workspace, lookupEnv func(string) (string, bool)) dsl.
 			}
 			v, ok := lookupEnv(s.Secret.Env)
 			if !ok || v == "" {
+				out = append(out, &dsl.Diagnostic{Severity: dsl.Warning, Subject: s.Range,
+					Summary: fmt.Sprintf("destination %s: %s: the environment variable %s is not set: where it is unset, delivery to %s fails (%s); the other destinations are not affected", d.Name, key, s.Secret.Env, d.Name, activationsOf(ws, d))})
 				continue
 			}
 			if why := ShortSecret(v, kinds[key] == Secret); why != "" {
@@ -320,3 +323,20 @@ func (e *redactedError) Error() string { return e.msg }
 
 // Is lets errors.Is see through to the original chain without exposing it.
 func (e *redactedError) Is(target error) bool { return errors.Is(e.orig, target) }
+
+// activationsOf names the activations delivering to d, for messages.
+func activationsOf(ws *dsl.Workspace, d *dsl.Destination) string {
+	var names []string
+	for _, a := range ws.Activations {
+		if a.Destination == d {
+			names = append(names, a.Name)
+		}
+	}
+	switch len(names) {
+	case 0:
+		return "no activation uses it"
+	case 1:
+		return "activation " + names[0]
+	}
+	return "activations " + strings.Join(names, ", ")
+}

@@ -26,10 +26,13 @@ func (c *checkCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	// Secrets set in this environment but too short to redact safely.
+	// Secrets set in this environment but too short to redact safely
+	// (errors), and env() variables it does not set (warnings).
 	if diags := sinks.CheckSecrets(ws, os.LookupEnv); len(diags) > 0 {
 		dsl.Render(os.Stderr, diags, diagSources(ws, diags))
-		return silentExit(exitUser)
+		if diags.HasErrors() {
+			return silentExit(exitUser)
+		}
 	}
 	if c.Warehouse {
 		if err := checkWarehouse(ws); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -54,6 +55,13 @@ func (c *previewCmd) Run(g *Globals) error {
 	p, err := planner.Compile(a, ws.Graph, d, planner.Options{Now: now, Limit: c.Limit})
 	if err != nil {
 		return userError(err)
+	}
+	if err := executor.RefreshFor(ctx, wh, dsl.TablesRead(ws.Graph, a)); err != nil {
+		var failed executor.LoadErrors
+		if errors.As(err, &failed) {
+			return userError(err)
+		}
+		return infraError(err)
 	}
 	res, err := preview.Run(ctx, wh, p)
 	if err != nil {

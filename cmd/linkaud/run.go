@@ -95,9 +95,30 @@ func (c *runCmd) Run(g *Globals) error {
 		}
 	}
 	if failed := failures(rep); failed != "" {
+		if userFailures(rep) {
+			return userError(errors.New(failed))
+		}
 		return infraError(errors.New(failed))
 	}
 	return nil
+}
+
+// userFailures reports whether every failure of a run is the workspace's
+// or the deployment's to fix (a load file missing, a column the warehouse
+// lacks, a destination's env() variable unset): exit 1 then, as for any
+// user error; a warehouse, destination or state that failed is exit 2.
+func userFailures(rep *engine.RunReport) bool {
+	for _, a := range rep.Audiences {
+		if a.Err != nil && !engine.IsUserError(a.Err) {
+			return false
+		}
+	}
+	for _, d := range rep.Destinations {
+		if d.Err != nil && !errors.Is(d.Err, sinks.ErrConfig) {
+			return false
+		}
+	}
+	return true
 }
 
 // failures says which cycles and deliveries of a run failed, or "".
