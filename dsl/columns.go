@@ -80,8 +80,18 @@ func CheckColumns(ctx context.Context, ws *Workspace, wh ColumnLister) Diagnosti
 // warehouse disagree instead of repeating the warehouse's message about a
 // statement the user never wrote.
 func CheckAudienceColumns(ctx context.Context, g *Graph, a *Audience, wh ColumnLister) Diagnostics {
+	return CheckAudiencesColumns(ctx, g, []*Audience{a}, wh)
+}
+
+// CheckAudiencesColumns is CheckAudienceColumns for several audiences,
+// asking the warehouse about each table once. The engine runs it when it
+// opens or reloads a workspace, leaving out the audiences whose loads
+// failed (their cycles fail with the load's reason instead).
+func CheckAudiencesColumns(ctx context.Context, g *Graph, auds []*Audience, wh ColumnLister) Diagnostics {
 	cc := newColumnChecker(ctx, wh)
-	cc.need(g.Profile.Table, g.Profile.Key, g.Profile.Range, "key of "+g.Profile.Name)
+	if len(auds) > 0 {
+		cc.need(g.Profile.Table, g.Profile.Key, g.Profile.Range, "key of "+g.Profile.Name)
+	}
 	seen := map[*Audience]bool{}
 	var visit func(a *Audience)
 	visit = func(a *Audience) {
@@ -114,7 +124,9 @@ func CheckAudienceColumns(ctx context.Context, g *Graph, a *Audience, wh ColumnL
 			cc.ref(g, e)
 		}
 	}
-	visit(a)
+	for _, a := range auds {
+		visit(a)
+	}
 	cc.diags.Sort()
 	return cc.diags
 }

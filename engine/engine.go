@@ -36,6 +36,10 @@ type Options struct {
 	// cycle reads (HookRowsRead) and the worker (HookCycleStarted, …):
 	// progress bars and metrics. See worker_hooks.go.
 	Hooks []sinks.Hook
+	// CheckColumns makes Open and Reload check the workspace against the
+	// warehouse (check.go): a workspace that does not fit is refused with
+	// a *ColumnCheckError.
+	CheckColumns bool
 	// DeliverRetries overrides every destination's retry budget per
 	// Deliver call when non-zero (sinks.NoRetries: fail fast and leave
 	// the rest for the next cycle, as `linkaud run` does).
@@ -50,8 +54,11 @@ type Engine struct {
 	log   *slog.Logger
 	store *diff.Store
 
-	mu      sync.Mutex
-	ws      *dsl.Workspace
+	mu sync.Mutex
+	ws *dsl.Workspace
+	// unfit are the failures of the audiences that do not fit the
+	// warehouse (Options.CheckColumns, check.go), by name.
+	unfit   map[string]error
 	wh      executor.Warehouse
 	dests   map[string]*openDest
 	limiter map[string]*sinks.RateLimiter
@@ -95,7 +102,16 @@ func Open(ctx context.Context, ws *dsl.Workspace, opts Options) (*Engine, error)
 		store.Close()
 		return nil, fmt.Errorf("opening the warehouse: %w", err)
 	}
+	var unfit map[string]error
+	if opts.CheckColumns {
+		if unfit, err = unfitAudiences(ctx, ws, wh); err != nil {
+			wh.Close()
+			store.Close()
+			return nil, fmt.Errorf("checking the workspace against the warehouse: %w", err)
+		}
+	}
 	return &Engine{
+		unfit:   unfit,
 		opts:    opts,
 		log:     opts.Logger,
 		store:   store,
@@ -133,6 +149,24 @@ func (e *Engine) Reload(ctx context.Context, ws *dsl.Workspace) error {
 		}
 		newWH = wh
 	}
+	if e.opts.CheckColumns {
+		wh := newWH
+		if wh == nil {
+			e.mu.Lock()
+			wh = e.wh
+			e.mu.Unlock()
+		}
+		unfit, err := unfitAudiences(ctx, ws, wh)
+		if err == nil {
+			err = columnCheckError(ws, unfit)
+		}
+		if err != nil {
+			if newWH != nil {
+				newWH.Close()
+			}
+			return err
+		}
+	}
 	if err := applyDeclared(ws, e.store); err != nil {
 		if newWH != nil {
 			newWH.Close()
@@ -142,6 +176,7 @@ func (e *Engine) Reload(ctx context.Context, ws *dsl.Workspace) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.ws = ws
+	e.unfit = nil
 	if newWH != nil {
 		oldWH := e.wh
 		e.wh = newWH
@@ -180,7 +215,7 @@ func sameWarehouse(a, b *dsl.Warehouse) bool {
 // the run is in its history.
 func (e *Engine) Compute(ctx context.Context, a *dsl.Audience) (*diff.CycleResult, error) {
 	e.mu.Lock()
-	ws, wh := e.ws, e.wh
+	ws, wh, unfit := e.ws, e.wh, e.unfit[a.Name]
 	e.mu.Unlock()
 	start := e.opts.Now().UTC()
 	in := diff.CycleInput{
@@ -193,6 +228,18 @@ func (e *Engine) Compute(ctx context.Context, a *dsl.Audience) (*diff.CycleResul
 	// A database file is attached for the cycle only (DuckDB), so that
 	// other processes can write it between cycles.
 	release, err := executor.Hold(ctx, wh)
+	if err == nil && unfit != nil {
+		// It did not fit when the workspace was opened: it runs once the
+		// warehouse has what it reads.
+		if diags := dsl.CheckAudienceColumns(ctx, ws.Graph, a, wh); diags.HasErrors() {
+			release()
+			err = explained(ws, a, diags, errUnfit)
+		} else {
+			e.mu.Lock()
+			delete(e.unfit, a.Name)
+			e.mu.Unlock()
+		}
+	}
 	var rows array.RecordReader
 	if err == nil {
 		defer release()

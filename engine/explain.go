@@ -23,8 +23,9 @@ import (
 // explainedError is a failure reworded as diagnostics; errors.Is still sees
 // the warehouse's error.
 type explainedError struct {
-	msg string
-	err error
+	msg   string
+	err   error
+	diags dsl.Diagnostics
 }
 
 func (e *explainedError) Error() string { return e.msg }
@@ -50,11 +51,17 @@ func explain(ctx context.Context, wh executor.Warehouse, ws *dsl.Workspace, a *d
 	if !diags.HasErrors() {
 		return err
 	}
+	return explained(ws, a, diags, err)
+}
+
+// explained is err reworded as audience a's diagnostics.
+func explained(ws *dsl.Workspace, a *dsl.Audience, diags dsl.Diagnostics, err error) *explainedError {
 	var b strings.Builder
 	dsl.Render(&b, diags, dsl.Sources(ws.Files))
 	return &explainedError{
-		msg: "the warehouse does not have what audience " + a.Name + " reads (check --warehouse says the same):\n" + strings.TrimRight(b.String(), "\n"),
-		err: err,
+		msg:   "the warehouse does not have what audience " + a.Name + " reads (check --warehouse says the same):\n" + strings.TrimRight(b.String(), "\n"),
+		err:   err,
+		diags: diags,
 	}
 }
 
@@ -85,6 +92,7 @@ func IsUserError(err error) bool {
 		load    *executor.LoadError
 		ee      *explainedError
 		planErr *planner.Error
+		cc      *ColumnCheckError
 	)
-	return errors.As(err, &load) || errors.As(err, &ee) || errors.As(err, &planErr)
+	return errors.As(err, &load) || errors.As(err, &ee) || errors.As(err, &planErr) || errors.As(err, &cc)
 }

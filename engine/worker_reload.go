@@ -58,7 +58,16 @@ func (w *Worker) reloadFromDisk(ctx context.Context, reason string) {
 		return
 	}
 	if err := w.Reload(ctx, ws); err != nil {
-		w.log.Error("reload failed; keeping the previous definitions", "reason", reason, "error", err)
+		var cc *ColumnCheckError
+		if errors.As(err, &cc) {
+			for _, d := range cc.Diags {
+				w.log.Error("workspace diagnostic", "diagnostic", d.Error())
+			}
+			w.log.Error("reload rejected: the workspace does not fit the warehouse; keeping the previous definitions",
+				"reason", reason, "errors", len(cc.Diags))
+		} else {
+			w.log.Error("reload failed; keeping the previous definitions", "reason", reason, "error", err)
+		}
 		w.reloaded(false)
 		return
 	}

@@ -45,6 +45,7 @@ func (c *runCmd) Run(g *Globals) error {
 		return err
 	}
 	opts.DeliverRetries = c.Retries
+	opts.CheckColumns = true
 	if c.Retries == 0 {
 		opts.DeliverRetries = sinks.NoRetries
 	}

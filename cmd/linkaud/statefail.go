@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/linkaud/linkaud/diff"
+	"github.com/linkaud/linkaud/engine"
 	"github.com/linkaud/linkaud/internal/api"
 )
 
@@ -90,6 +91,13 @@ func explainLocked(err error) error {
 // damage and I/O errors are refusals (exit 2, one line); anything else is
 // an infrastructure failure.
 func stateError(err error) error {
+	var cc *engine.ColumnCheckError
+	if errors.As(err, &cc) {
+		// The workspace does not fit the warehouse: what check
+		// --warehouse prints.
+		fmt.Fprintln(os.Stderr, err)
+		return silentExit(exitUser)
+	}
 	if r := refusal(err); r != nil {
 		return r
 	}

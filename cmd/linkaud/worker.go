@@ -80,6 +80,9 @@ func (c *workerCmd) Run(g *Globals) error {
 		Logger: log,
 		Store:  storeOptions(log),
 		Hooks:  []sinks.Hook{m},
+		// Refuse a workspace that does not fit the warehouse, at
+		// start and at every reload.
+		CheckColumns: true,
 		// A connection per concurrent cycle; a max_connections
 		// setting in the workspace still wins.
 		Warehouse: executor.Options{MaxConns: c.MaxConcurrent},
