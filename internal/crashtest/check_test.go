@@ -38,9 +38,15 @@ var (
 // stamps events with the wall clock; the checks above use the bytes).
 func delivered(t *testing.T, dir string, blankTime bool) deliveries {
 	t.Helper()
+	return deliveredTo(t, dir, blankTime, "audit.jsonl", "crm.jsonl")
+}
+
+// deliveredTo is delivered for the file destinations writing files.
+func deliveredTo(t *testing.T, dir string, blankTime bool, files ...string) deliveries {
+	t.Helper()
 	d := deliveries{events: map[string]string{}}
 	idOf := map[string]string{} // event without its messageId → messageId
-	for _, name := range []string{"audit.jsonl", "crm.jsonl"} {
+	for _, name := range files {
 		f, err := os.Open(filepath.Join(dir, "ws", name))
 		if err != nil {
 			t.Fatal(err)
