@@ -507,16 +507,25 @@ const (
 	AudienceEntered
 	AudienceExited
 	AudienceMembershipChanged
+	// EntityChanged is a pair that stays while a selected column of its
+	// entity changed.
+	EntityChanged
 )
 
-var eventKindText = [...]string{"entity_added", "entity_removed", "audience_entered", "audience_exited", "audience_membership_changed"}
+var eventKindText = [...]string{"entity_added", "entity_removed", "audience_entered", "audience_exited", "audience_membership_changed", "entity_changed"}
 
 // String is the DSL spelling, e.g. "entity_added".
 func (k EventKind) String() string { return eventKindText[k] }
 
 // EventName is the Segment event name, e.g. "Entity Added".
 func (k EventKind) EventName() string {
-	return [...]string{"Entity Added", "Entity Removed", "Audience Entered", "Audience Exited", "Audience Membership Changed"}[k]
+	return [...]string{"Entity Added", "Entity Removed", "Audience Entered", "Audience Exited", "Audience Membership Changed", "Entity Changed"}[k]
+}
+
+// IsEntity reports whether the event is about an entity of the path (it
+// names one): entity_added, entity_removed, entity_changed.
+func (k EventKind) IsEntity() bool {
+	return k == EntityAdded || k == EntityRemoved || k == EntityChanged
 }
 
 // Destination is a checked destination block.

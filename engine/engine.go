@@ -244,6 +244,12 @@ func (e *Engine) Compute(ctx context.Context, a *dsl.Audience) (*diff.CycleResul
 	if err == nil {
 		defer release()
 		rows, err = e.query(ctx, wh, a, start)
+		if err == nil {
+			rows = &releasingReader{RecordReader: rows}
+			if a.Primary != nil {
+				in.Lookup = lookup(wh, ws, a)
+			}
+		}
 	}
 	in.QueryTime = time.Since(began)
 	if err != nil {

@@ -440,6 +440,9 @@ func (ev *event) describe() string {
 		if ctx, ok := ev.Properties["_entity_context"].(map[string]any); ok {
 			about += ": " + entityPath(ctx)
 		}
+		if r, ok := ev.Properties["reason"].(string); ok {
+			about += " — " + r
+		}
 	}
 	name := ev.Event
 	if ev.Type == "identify" {
