@@ -106,6 +106,10 @@ type WhyStep struct {
 	SQL  string
 	// Column positions in the statement's rows.
 	Key, HasKey, Where, Child, ChildValue, Matched, Total, Matching int
+	// ChildKind says what ChildValue holds of the next step's matching
+	// rows under the row: "count", "value" (the having's aggregate) or
+	// "exists" (1 or 0).
+	ChildKind string
 	// Parent is the parent's join values (the columns of Step.Rel.On).
 	Parent []int
 	// Terms are the where's top-level terms (for a where that is an
@@ -123,7 +127,7 @@ type WhyTerm struct {
 // WhyEvents lists the profile's events of a performed condition's name.
 type WhyEvents struct {
 	SQL string
-	// Column positions: the time (text; -1 without a time column in use),
+	// Column positions: the time (NULL without a time column),
 	// whether in the window, whether the where holds, whether counted,
 	// and the totals.
 	Time, InWindow, Where, Counted, Total, CountedTotal int
@@ -345,8 +349,10 @@ func (wc *whyCompiler) step(sp, next *stepPlan) (*WhyStep, error) {
 		}
 		child = h
 		v := aggValueSQL(c, next, "m")
+		ws.ChildKind = map[aggKind]string{aggCount: "count", aggValue: "value"}[next.kind]
 		if v == "" {
 			v = "CASE WHEN " + c.gen("m", pkName(0)) + " IS NULL THEN 0 ELSE 1 END"
+			ws.ChildKind = "exists"
 		}
 		ws.ChildValue = add(v)
 	}
@@ -354,54 +360,68 @@ func (wc *whyCompiler) step(sp, next *stepPlan) (*WhyStep, error) {
 		ws.Child = add(truth(child))
 	}
 	ws.Matched = add(truth(and(hasKey, where, child)))
+	// The values the where reads: the row's own columns and the values
+	// carried down to it (a trait, a column of a step above).
 	var seen []string
-	for _, r := range stepColumns(sp.st.Where, sp.i, nil) {
-		if !contains(seen, r) {
-			seen = append(seen, r)
-			ws.Values = append(ws.Values, WhyValue{Label: r, Col: add(c.col("t", r))})
+	for _, r := range whereColumns(sp.st.Where, nil) {
+		if contains(seen, r.String()) {
+			continue
 		}
+		seen = append(seen, r.String())
+		v, err := c.stepScope(sp)(r)
+		if err != nil {
+			return nil, err
+		}
+		ws.Values = append(ws.Values, WhyValue{Label: r.String(), Col: add(v)})
 	}
 	cand := c.newCTE(sp.st.Entity.Name, "why", q.sql())
 	ws.Total, ws.Matching = len(q.cols), len(q.cols)+1
-	wc.pending = append(wc.pending, &pendingSQL{SQL: wc.evidence(cand, len(q.cols), ws.Matched, ws.Key), step: ws})
+	wc.pending = append(wc.pending, &pendingSQL{SQL: wc.evidence(cand, len(q.cols), ws.Matched, ws.Key, true), step: ws})
 	return ws, nil
 }
 
 // evidence is the final SELECT over relation rel of n columns w0…: its
-// rows with the totals, flagged rows first, then by key, limited.
-func (wc *whyCompiler) evidence(rel *cte, n, flag, key int) string {
+// rows with the totals, flagged rows first, then by key (text in byte
+// order, else newest first), limited.
+func (wc *whyCompiler) evidence(rel *cte, n, flag, key int, text bool) string {
 	c := wc.c
 	var cols []string
 	for i := 0; i < n; i++ {
 		cols = append(cols, c.gen("r", "w"+strconv.Itoa(i)))
 	}
 	f := c.gen("r", "w"+strconv.Itoa(flag))
+	order := c.gen("r", "w"+strconv.Itoa(key))
+	if text {
+		order = c.d.SortKey(order)
+	} else {
+		order += " DESC"
+	}
 	cols = append(cols, c.as("COUNT(*) OVER ()", "total"), c.as("SUM("+f+") OVER ()", "flagged"))
 	s := "SELECT " + strings.Join(cols, ",\n  ") + "\nFROM " + c.read(rel, "r") +
-		"\nORDER BY " + f + " DESC, " + c.d.SortKey(c.gen("r", "w"+strconv.Itoa(key))) + " NULLS LAST"
+		"\nORDER BY " + f + " DESC, " + order + " NULLS LAST"
 	if wc.c.opts.Limit > 0 {
 		s += "\nLIMIT " + strconv.Itoa(wc.c.opts.Limit)
 	}
 	return s
 }
 
-// stepColumns lists the columns of step i's own row a where reads.
-func stepColumns(p dsl.Pred, i int, out []string) []string {
+// whereColumns lists the columns a where reads, in order.
+func whereColumns(p dsl.Pred, out []*dsl.ColumnRef) []*dsl.ColumnRef {
 	switch p := p.(type) {
 	case *dsl.PredAnd:
 		for _, t := range p.Terms {
-			out = stepColumns(t, i, out)
+			out = whereColumns(t, out)
 		}
 	case *dsl.PredOr:
 		for _, t := range p.Terms {
-			out = stepColumns(t, i, out)
+			out = whereColumns(t, out)
 		}
 	case *dsl.PredNot:
-		out = stepColumns(p.X, i, out)
+		out = whereColumns(p.X, out)
 	case *dsl.Compare:
 		for _, r := range []*dsl.ColumnRef{p.Column, p.Ref} {
-			if r != nil && r.Source == dsl.SourceStep && r.StepIndex == i {
-				out = append(out, r.Column)
+			if r != nil {
+				out = append(out, r)
 			}
 		}
 	}
@@ -447,9 +467,9 @@ func (wc *whyCompiler) performed(x *dsl.Performed) (*WhyEvents, error) {
 	we := &WhyEvents{Time: -1, InWindow: -1, Where: -1}
 	in, pass := trueExpr, trueExpr
 	if ev.TimeColumn != "" {
-		we.Time = add(c.d.Text(c.col("ev", ev.TimeColumn)))
+		we.Time = add(c.col("ev", ev.TimeColumn))
 	} else {
-		we.Time = add(c.d.Text("NULL"))
+		we.Time = add("NULL")
 	}
 	if x.Within != nil {
 		if in, err = c.window(x, c.col("ev", ev.TimeColumn), *x.Within, false); err != nil {
@@ -475,7 +495,7 @@ func (wc *whyCompiler) performed(x *dsl.Performed) (*WhyEvents, error) {
 	we.Counted = add(truth(and(in, pass)))
 	rel := c.newCTE("events", "why", q.sql())
 	we.Total, we.CountedTotal = len(q.cols), len(q.cols)+1
-	wc.pending = append(wc.pending, &pendingSQL{SQL: wc.evidence(rel, len(q.cols), we.Counted, we.Time), ev: we})
+	wc.pending = append(wc.pending, &pendingSQL{SQL: wc.evidence(rel, len(q.cols), we.Counted, we.Time, false), ev: we})
 	return we, nil
 }
 
