@@ -35,9 +35,9 @@ type Result struct {
 
 // Node is one evaluated node of the condition tree.
 type Node struct {
-	Kind string `json:"kind"` // and, or, not, path, trait, in audience, performed
-	Text string `json:"text"`
-	Holds bool  `json:"holds"`
+	Kind  string `json:"kind"` // and, or, not, path, trait, in audience, performed
+	Text  string `json:"text"`
+	Holds bool   `json:"holds"`
 	// Values are a trait's operands, a path's count or aggregate.
 	Values   []Value `json:"values,omitempty"`
 	Children []*Node `json:"children,omitempty"`
@@ -62,12 +62,12 @@ type Step struct {
 	Where string `json:"where,omitempty"`
 	// Rows and Matching count the related rows and those that match;
 	// Shown lists up to the limit, matching first.
-	Rows     int    `json:"rows"`
+	Rows int `json:"rows"`
 	// Parent names the columns of the parent that the rows' parent
 	// values are (profile.email, account.id).
-	Parent []string `json:"parent"`
-	Matching int    `json:"matching"`
-	Shown    []*Row `json:"shown"`
+	Parent   []string `json:"parent"`
+	Matching int      `json:"matching"`
+	Shown    []*Row   `json:"shown"`
 }
 
 // Row is one related row of a step.
@@ -84,7 +84,7 @@ type Row struct {
 	// whether that holds.
 	Child      any    `json:"child,omitempty"`
 	ChildKind  string `json:"child_kind,omitempty"`
-	ChildHolds *bool `json:"child_holds,omitempty"`
+	ChildHolds *bool  `json:"child_holds,omitempty"`
 }
 
 // Events is the evidence of a performed condition.
