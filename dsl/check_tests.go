@@ -197,7 +197,7 @@ func (c *checker) test(d *grammar.Test, tables []TableName, names []string, used
 			ok = false
 		}
 	}
-	if !ok || t.Audience == nil {
+	if t.Audience == nil {
 		return nil
 	}
 	// Entities and events need the audience's primary path, resolved now.
@@ -205,8 +205,9 @@ func (c *checker) test(d *grammar.Test, tables []TableName, names []string, used
 		for _, e := range cy.Expects {
 			x := src[e]
 			if x.Entity != nil {
-				if e.Entity, e.Step, ok = c.primaryStep(t.Audience, x.Entity); !ok {
-					return nil
+				var found bool
+				if e.Entity, e.Step, found = c.primaryStep(t.Audience, x.Entity); !found {
+					ok = false
 				}
 			}
 			for _, ev := range x.Events {
@@ -215,25 +216,30 @@ func (c *checker) test(d *grammar.Test, tables []TableName, names []string, used
 				case "entered", "exited":
 					if ev.Entity != nil || ev.For != nil {
 						c.errorf(ev, "%s takes the profile's key alone: %s \"KEY\"", ev.Kind.Text, ev.Kind.Text)
-						return nil
+						ok = false
 					}
 				case "added", "removed":
 					if ev.Entity == nil || ev.For == nil {
 						c.errorf(ev, "%s takes an entity, its key and the profile's: %s ENTITY \"KEY\" for \"PROFILE\"", ev.Kind.Text, ev.Kind.Text)
-						return nil
+						ok = false
+						continue
 					}
-					if te.Entity, te.Step, ok = c.primaryStep(t.Audience, ev.Entity); !ok {
-						return nil
+					var found bool
+					if te.Entity, te.Step, found = c.primaryStep(t.Audience, ev.Entity); !found {
+						ok = false
 					}
 					te.Profile = ev.For.Value()
 				default:
 					d := c.errorf(ev.Kind, "unknown event %q: entered, exited, added or removed", ev.Kind.Text)
 					d.Suggestion = suggest(ev.Kind.Text, []string{"entered", "exited", "added", "removed"})
-					return nil
+					ok = false
 				}
 				e.Events = append(e.Events, te)
 			}
 		}
+	}
+	if !ok {
+		return nil
 	}
 	return t
 }

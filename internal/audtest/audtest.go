@@ -307,12 +307,13 @@ func compare(what string, want, got []string) *Failure {
 // load (re)creates every table of the graph for a cycle: from the given
 // CSV file or inline rows, else empty, with the workspace's columns.
 func load(ctx context.Context, db *executor.DuckDB, tables []dsl.TableName, used map[string][]string, types map[string]string, given map[string]*dsl.TestGiven, tmp string, cycle int) error {
-	var stmts []string
+	type stmt struct{ sql, what string }
+	var stmts []stmt
 	schemas := map[string]bool{}
 	for i, t := range tables {
 		if len(t) > 1 && !schemas[strings.ToUpper(strings.Join(t[:len(t)-1], "."))] {
 			schemas[strings.ToUpper(strings.Join(t[:len(t)-1], "."))] = true
-			stmts = append(stmts, "CREATE SCHEMA IF NOT EXISTS "+ident(t[:len(t)-1]))
+			stmts = append(stmts, stmt{"CREATE SCHEMA IF NOT EXISTS " + ident(t[:len(t)-1]), "schema " + strings.Join(t[:len(t)-1], ".")})
 		}
 		name := ident(t)
 		g := given[strings.ToUpper(t.String())]
@@ -321,7 +322,7 @@ func load(ctx context.Context, db *executor.DuckDB, tables []dsl.TableName, used
 			for _, c := range used[t.String()] {
 				cols = append(cols, quote(c)+" "+typeOr(types, t, c, "VARCHAR"))
 			}
-			stmts = append(stmts, "CREATE OR REPLACE TABLE "+name+" ("+strings.Join(cols, ", ")+")")
+			stmts = append(stmts, stmt{"CREATE OR REPLACE TABLE " + name + " (" + strings.Join(cols, ", ") + ")", "empty table " + t.String()})
 			continue
 		}
 		file := g.File
@@ -353,11 +354,18 @@ func load(ctx context.Context, db *executor.DuckDB, tables []dsl.TableName, used
 		if len(typed) > 0 {
 			opts += ", types = {" + strings.Join(typed, ", ") + "}"
 		}
-		stmts = append(stmts, "CREATE OR REPLACE TABLE "+name+" AS SELECT *"+strings.Join(extra, "")+" FROM read_csv("+literal(file)+", "+opts+")")
+		what := "the rows of " + t.String()
+		if g.File != "" {
+			what = t.String() + " from " + g.File
+		}
+		stmts = append(stmts, stmt{"CREATE OR REPLACE TABLE " + name + " AS SELECT *" + strings.Join(extra, "") + " FROM read_csv(" + literal(file) + ", " + opts + ")", what})
 	}
 	for _, s := range stmts {
-		if err := db.Exec(ctx, s); err != nil {
-			return err
+		if err := db.Exec(ctx, s.sql); err != nil {
+			// DuckDB's CSV errors end with a list of its reader's
+			// options after a blank line: the cause comes before.
+			msg, _, _ := strings.Cut(err.Error(), "\n\n")
+			return fmt.Errorf("loading %s: %s", s.what, msg)
 		}
 	}
 	return nil
