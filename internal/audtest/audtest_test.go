@@ -276,4 +276,3 @@ func validateJUnit(root *xmlNode) error {
 	}
 	return nil
 }
-
