@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/linkaud/linkaud/engine"
 )
 
 // WriteText prints one line per test, "ok" or "FAIL", with the time; under
@@ -21,7 +23,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		if !res.Passed() {
 			status = "FAIL"
 		}
-		fmt.Fprintf(b, "%s %s (%s)\n", status, res.Test.Name, round(res.Took))
+		fmt.Fprintf(b, "%s %s  %s\n", status, res.Test.Name, engine.FormatDuration(res.Took))
 		if res.Err != nil {
 			fmt.Fprintf(b, "     %s: the test could not run: %v\n", r.place(res.Test.Range.Start.Filename, res.Test.Range.Start.Line, res.Test.Range.Start.Column), res.Err)
 		}
@@ -49,13 +51,6 @@ func (r *Report) place(file string, line, col int) string {
 		file = rel
 	}
 	return fmt.Sprintf("%s:%d:%d", file, line, col)
-}
-
-func round(d time.Duration) time.Duration {
-	if d < time.Millisecond {
-		return d.Round(time.Microsecond)
-	}
-	return d.Round(time.Millisecond)
 }
 
 // The JUnit XML format, as Ant's JUnit task writes it and its schema
