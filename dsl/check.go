@@ -124,6 +124,7 @@ func (c *checker) check(files []*grammar.File) {
 	var audiences []*grammar.Audience
 	var dests []*grammar.Destination
 	var acts []*grammar.Activation
+	var tests []*grammar.Test
 	for _, f := range files {
 		for _, b := range f.Broken {
 			if c.broken[b.Keyword] == nil {
@@ -148,6 +149,8 @@ func (c *checker) check(files []*grammar.File) {
 				dests = append(dests, d.Destination)
 			case d.Activation != nil:
 				acts = append(acts, d.Activation)
+			case d.Test != nil:
+				tests = append(tests, d.Test)
 			}
 		}
 	}
@@ -230,6 +233,7 @@ func (c *checker) check(files []*grammar.File) {
 			c.ws.Activations = append(c.ws.Activations, ir)
 		}
 	}
+	c.tests(tests)
 }
 
 func posText(n grammar.Node) string {

@@ -27,6 +27,7 @@ type Workspace struct {
 	Audiences    []*Audience // in file and source order
 	Destinations []*Destination
 	Activations  []*Activation
+	Tests        []*Test // test blocks, for `linkaud test` (check_tests.go)
 }
 
 // Audience returns the audience named name, or nil.

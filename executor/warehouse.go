@@ -144,6 +144,11 @@ type QueryOptions struct {
 	// statement's QUERY_TAG (after the query_tag setting, if any), so
 	// warehouse admins can attribute cost; DuckDB ignores it.
 	Tag string
+	// Selective says the statement reads few rows of each table (`linkaud
+	// why`: everything restricted to one profile). PostgreSQL allows
+	// nested loops for it, which the session otherwise turns off for the
+	// whole-table joins of a cycle.
+	Selective bool
 }
 
 // Options configure Open. The zero value is ready to use.

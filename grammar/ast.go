@@ -59,6 +59,7 @@ type Decl struct {
 	Audience    *Audience    `parser:"| @@"`
 	Destination *Destination `parser:"| @@"`
 	Activation  *Activation  `parser:"| @@"`
+	Test        *Test        `parser:"| @@"`
 }
 
 // Warehouse is `warehouse { SETTING* }`.

@@ -149,7 +149,7 @@ func (d *diagnoser) literal(what, after string) {
 	d.next()
 }
 
-const declKeywords = "warehouse, state, graph, audience, destination or activation"
+const declKeywords = "warehouse, state, graph, audience, destination, activation or test"
 
 func (d *diagnoser) decl() {
 	t := d.peek()
@@ -182,6 +182,10 @@ func (d *diagnoser) decl() {
 		d.next()
 		d.name("the activation's name", `"activation"`)
 		d.block(d.what, d.activationClause, "audience, destination, event, send_current, properties or a setting", "audience", "destination", "event", "send_current", "properties")
+	case is(t, "test"):
+		d.next()
+		d.str("the test's name", `"test"`)
+		d.block(d.what, d.testClause, "audience, now, given, expect or then", "audience", "now", "given", "expect", "then")
 	default:
 		d.fail("a declaration: "+declKeywords, TopLevelKeywords...)
 	}

@@ -200,6 +200,8 @@ func declDoc(d *Decl) doc {
 			items[i] = activationClause(c)
 		}
 		return block(cat(dTok("activation"), sp, name(a.Name)), items)
+	case d.Test != nil:
+		return testDoc(d.Test)
 	}
 	return cat()
 }

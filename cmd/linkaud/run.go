@@ -27,9 +27,13 @@ type runCmd struct {
 	Retries     int      `help:"Retries of a failing delivery batch before its events are left in the outbox for the next run." default:"2"`
 	Now         string   `help:"Cycle start, RFC 3339 (default: now): the events' timestamp and the reference of within windows."`
 	Timings     bool     `help:"Print query, diff and delivery times." default:"true" negatable:""`
+	DryRun      bool     `help:"Compute the next cycle and print the events it would emit (JSON lines on standard output, with their messageIds) and the change summary (standard error); commit and deliver nothing."`
 }
 
 func (c *runCmd) Run(g *Globals) error {
+	if c.DryRun && c.DeliverOnly {
+		return userError(errors.New("--dry-run computes a cycle and --deliver-only computes none: give one of them"))
+	}
 	if c.DeliverOnly && len(c.Audience) > 0 {
 		return userError(errors.New("--deliver-only computes nothing: leave out --audience"))
 	}
@@ -63,6 +67,9 @@ func (c *runCmd) Run(g *Globals) error {
 		return stateError(err)
 	}
 	defer e.Close()
+	if c.DryRun {
+		return c.dryRun(ctx, e)
+	}
 	rep, err := e.RunOnce(ctx, engine.RunOptions{Audiences: c.Audience, Enable: c.Enable, DeliverOnly: c.DeliverOnly})
 	var disabled *engine.AudienceDisabledError
 	switch {

@@ -60,6 +60,8 @@ func New(w *engine.Worker, opts Options) http.Handler {
 	mux.HandleFunc("GET /destinations", s.destinations)
 	mux.HandleFunc("GET /audiences", s.list)
 	mux.HandleFunc("GET /audiences/{name}", s.get)
+	mux.HandleFunc("GET /audiences/{name}/why", s.why)
+	mux.HandleFunc("POST /audiences/{name}/dry-run", s.mutate(s.dryRun))
 	mux.HandleFunc("POST /audiences/{name}/run", s.mutate(s.run))
 	mux.HandleFunc("POST /audiences/{name}/enable", s.mutate(s.enable))
 	mux.HandleFunc("POST /audiences/{name}/disable", s.mutate(s.disable))

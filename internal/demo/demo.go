@@ -220,6 +220,8 @@ func (d *demo) run(ctx context.Context) error {
 		"linkaud audiences %[1]s runs outstanding_balance",
 		"linkaud preview %[1]s --audience platinum_cat_owners",
 		"linkaud plan %[1]s --audience premium_heavy_users",
+		"linkaud why %[1]s --audience premium_heavy_users --profile bob",
+		"linkaud test %[1]s",
 		"cat %[1]s/events.jsonl",
 	} {
 		d.printf("  "+c+"\n", d.dir)
