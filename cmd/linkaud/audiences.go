@@ -13,7 +13,7 @@ import (
 	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/engine"
-	"github.com/linkaud/linkaud/internal/api"
+	"github.com/linkaud/linkaud/web"
 )
 
 func init() {
@@ -132,9 +132,9 @@ func (c *audListCmd) Run(g *Globals, d *audiencesDir) error {
 			return infraError(err)
 		}
 		if c.JSON {
-			out := make([]api.Audience, len(all))
+			out := make([]web.Audience, len(all))
 			for i, s := range all {
-				out[i] = api.AudienceOf(s)
+				out[i] = web.AudienceOf(s)
 			}
 			return writeJSONLines(os.Stdout, out)
 		}
@@ -225,7 +225,7 @@ func (c *audStatusCmd) Run(g *Globals, d *audiencesDir) error {
 			return audienceError(err)
 		}
 		if c.JSON {
-			return writeJSONLines(os.Stdout, []api.Audience{api.AudienceOf(s)})
+			return writeJSONLines(os.Stdout, []web.Audience{web.AudienceOf(s)})
 		}
 		var b strings.Builder
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
@@ -301,9 +301,9 @@ func (c *audRunsCmd) Run(g *Globals, d *audiencesDir) error {
 			runs = runs[:c.Limit]
 		}
 		if c.JSON {
-			out := make([]api.Run, len(runs))
+			out := make([]web.Run, len(runs))
 			for i, r := range runs {
-				out[i] = api.RunOf(r)
+				out[i] = web.RunOf(r)
 			}
 			return writeJSONLines(os.Stdout, out)
 		}

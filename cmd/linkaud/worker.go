@@ -15,7 +15,7 @@ import (
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/engine"
 	"github.com/linkaud/linkaud/executor"
-	"github.com/linkaud/linkaud/internal/api"
+	"github.com/linkaud/linkaud/web"
 	"github.com/linkaud/linkaud/internal/metrics"
 	"github.com/linkaud/linkaud/sinks"
 )
@@ -50,7 +50,7 @@ func (c *workerCmd) Run(g *Globals) error {
 		return err
 	}
 	// The token is read once and never logged; only whether it is set.
-	token := os.Getenv(api.TokenEnv)
+	token := os.Getenv(web.TokenEnv)
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
@@ -110,7 +110,7 @@ func (c *workerCmd) Run(g *Globals) error {
 	}
 	addr := ln.Addr().String()
 	srv := &http.Server{
-		Handler:           api.New(w, api.Options{Token: token, Metrics: m.Handler(), Logger: log}),
+		Handler:           web.New(w, web.Options{Token: token, Metrics: m.Handler(), Logger: log}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -122,7 +122,7 @@ func (c *workerCmd) Run(g *Globals) error {
 	if !isLoopback(ln.Addr()) {
 		log.Warn("the HTTP API listens beyond loopback; anyone reaching it can read audience statuses", "addr", addr)
 	}
-	log.Info("listening", "addr", addr, "mutations", map[bool]string{true: "enabled (bearer token)", false: "disabled (" + api.TokenEnv + " unset)"}[token != ""])
+	log.Info("listening", "addr", addr, "mutations", map[bool]string{true: "enabled (bearer token)", false: "disabled (" + web.TokenEnv + " unset)"}[token != ""])
 	// Scripts and tests read the bound address (--listen with port 0)
 	// from this line.
 	fmt.Fprintf(os.Stdout, "linkaud worker: listening on http://%s\n", addr)

@@ -1,4 +1,8 @@
-// Package api is the worker's HTTP API:
+// Package web is the worker's HTTP surface: the JSON API, the console (the
+// web pages at /) with its templates and embedded assets, and the login that
+// guards the console's actions.
+//
+// The JSON API:
 //
 //	GET  /healthz                    200 {"status":"ok"}; 503 while stopping
 //	GET  /metrics                    Prometheus metrics (internal/metrics)
@@ -14,4 +18,4 @@
 // is refused with 403. Errors are JSON {"error": "…"}.
 //
 // Entry point: New.
-package api
+package web
