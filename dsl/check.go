@@ -215,6 +215,7 @@ func (c *checker) check(files []*grammar.File) {
 			c.ws.Destinations = append(c.ws.Destinations, ir)
 		}
 	}
+	c.alerts()
 	actNames := map[string]grammar.Node{}
 	for _, a := range acts {
 		if prev, ok := actNames[a.Name.Text]; ok {

@@ -222,6 +222,9 @@ type Audience struct {
 	Primary *Path
 	// Enrich are the enrichment columns: steps of Primary or traits.
 	Enrich []*ColumnRef
+	// Alerts are the drift alerts (check_alerts.go); they do not change
+	// Version: they watch the membership, they do not define it.
+	Alerts []*Alert
 	// DependsOn are the DSL audiences that `in audience` refers to, directly.
 	DependsOn []*Audience
 	// Version identifies the definition: it changes when the audience, an

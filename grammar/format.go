@@ -297,6 +297,16 @@ func audienceClause(c *AudienceClause) doc {
 		return cat(dTok("match"), sp, or(c.Match))
 	case c.Enrich != nil:
 		return refList("enrich", c.Enrich)
+	case c.Alert != nil:
+		a := c.Alert
+		d := cat(dTok("alert"), sp, name(a.Metric), sp, dTok(a.Op), sp, literal(a.Threshold))
+		if a.Percent {
+			d = append(d, dTok("%"))
+		}
+		if a.Notify != nil {
+			d = append(d, sp, dTok("notify"), sp, name(a.Notify))
+		}
+		return d
 	}
 	return cat()
 }
