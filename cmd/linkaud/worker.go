@@ -102,6 +102,7 @@ func (c *workerCmd) Run(g *Globals) error {
 		return infraError(err)
 	}
 	m.Observe(e.Store(), w.Destinations)
+	m.ObserveHistory(e.Store())
 
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
