@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
 )
 
 // FiredAlert is a drift alert a run crossed (dsl.Alert).
@@ -117,4 +116,3 @@ func (e *emitter) alert(c *cycle, f FiredAlert) error {
 	}
 	return e.batch.Set(eventKey(e.cycle, dest, idx), e.msgBuf, nil)
 }
-

@@ -170,7 +170,7 @@ func TestDriftAlert(t *testing.T) {
 	}
 	var p struct {
 		Type, Event, MessageID string
-		Properties           map[string]any
+		Properties             map[string]any
 	}
 	if err := json.Unmarshal(msgs[0].Payload, &p); err != nil {
 		t.Fatal(err)

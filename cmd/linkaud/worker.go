@@ -15,9 +15,9 @@ import (
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/engine"
 	"github.com/linkaud/linkaud/executor"
-	"github.com/linkaud/linkaud/web"
 	"github.com/linkaud/linkaud/internal/metrics"
 	"github.com/linkaud/linkaud/sinks"
+	"github.com/linkaud/linkaud/web"
 )
 
 func init() {

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/linkaud/linkaud/engine"
-	"github.com/linkaud/linkaud/web"
 	"github.com/linkaud/linkaud/internal/metrics"
 	"github.com/linkaud/linkaud/sinks"
+	"github.com/linkaud/linkaud/web"
 )
 
 // TestRevokedCredentialHaltsThenResumes: a worker delivers to a receiver
