@@ -21,7 +21,7 @@ import (
 )
 
 func init() {
-	register("worker", "Run the daemon: compute enabled audiences on their schedules, deliver their events, serve /healthz, /metrics and /audiences.", &workerCmd{})
+	register("worker", "Run the daemon: compute enabled audiences on their schedules, deliver their events, serve the console at /, /healthz, /metrics and /audiences.", &workerCmd{})
 }
 
 type workerCmd struct {
@@ -76,10 +76,11 @@ func (c *workerCmd) Run(g *Globals) error {
 	}()
 
 	m := metrics.New()
+	rates := web.NewRates()
 	e, err := engine.Open(ctx, ws, engine.Options{
 		Logger: log,
 		Store:  storeOptions(log),
-		Hooks:  []sinks.Hook{m},
+		Hooks:  []sinks.Hook{m, rates},
 		// A connection per concurrent cycle; a max_connections
 		// setting in the workspace still wins.
 		Warehouse: executor.Options{MaxConns: c.MaxConcurrent},
@@ -111,7 +112,9 @@ func (c *workerCmd) Run(g *Globals) error {
 	}
 	addr := ln.Addr().String()
 	srv := &http.Server{
-		Handler:           web.New(w, web.Options{Token: token, Metrics: m.Handler(), Logger: log}),
+		Handler: web.New(w, web.Options{Token: token, Metrics: m.Handler(), Logger: log, Rates: rates,
+			// Beyond loopback the console's pages need a login too.
+			RequireLogin: !isLoopback(ln.Addr())}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
