@@ -323,14 +323,46 @@ func sourceOf(ws *dsl.Workspace, a *dsl.Audience) map[string]any {
 	}
 	all := strings.Split(string(src), "\n")
 	var lines []sourceLine
-	for n := a.Start.Line; n <= a.End.Line && n-1 < len(all); n++ {
-		lines = append(lines, sourceLine{N: n, Text: strings.TrimRight(all[n-1], "\r")})
+	depth := 0
+	for n := a.Start.Line; n-1 < len(all); n++ {
+		text := strings.TrimRight(all[n-1], "\r")
+		lines = append(lines, sourceLine{N: n, Text: text})
+		// The block ends where its braces close (strings and comments
+		// aside): the range's end may reach the next declaration.
+		opened := braces(text, &depth)
+		if opened && depth == 0 {
+			break
+		}
 	}
 	rel := a.Start.Filename
 	if r, err := filepath.Rel(ws.Dir, rel); err == nil && !strings.HasPrefix(r, "..") {
 		rel = r
 	}
 	return map[string]any{"File": rel, "Lines": lines}
+}
+
+// braces updates depth with the braces of one line outside strings and
+// comments, and reports whether the line had any.
+func braces(line string, depth *int) bool {
+	any, inStr := false, false
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case inStr && c == '\\':
+			i++
+		case c == '"':
+			inStr = !inStr
+		case inStr:
+		case c == '#':
+			return any
+		case c == '{':
+			*depth++
+			any = true
+		case c == '}':
+			*depth--
+			any = true
+		}
+	}
+	return any
 }
 
 // sqlOf plans the audience in every dialect; the workspace's comes first.
