@@ -158,7 +158,7 @@ type picture struct {
 // left to right, each box naming the entity and its key, each arrow the
 // join it follows.
 func pathPicture(ws *dsl.Workspace, a *dsl.Audience) picture {
-	const w, gap, h = 150, 70, 44
+	const w, gap, h = 150, 130, 44
 	p := picture{Height: h + 40}
 	add := func(label, key string, where bool) {
 		x := 10 + len(p.Nodes)*(w+gap)
