@@ -234,6 +234,8 @@ type Run struct {
 	Diff       float64   `json:"diff_seconds"`
 	Delivery   float64   `json:"delivery_seconds,omitempty"`
 	Delivered  int64     `json:"delivered,omitempty"`
+	// Alerts are the drift alerts the run fired.
+	Alerts []diff.FiredAlert `json:"alerts,omitempty"`
 	diff.Counts
 }
 
@@ -263,7 +265,7 @@ func RunOf(r diff.RunRecord) Run {
 	return Run{
 		Run: r.Run, Start: r.Start.UTC(), Generation: r.Generation, Version: r.Version, OK: r.OK, Error: r.Error,
 		Query: r.Query.Seconds(), Diff: r.Diff.Seconds(), Delivery: r.Delivery.Seconds(), Delivered: r.Delivered,
-		Counts: r.Counts,
+		Counts: r.Counts, Alerts: r.Alerts,
 	}
 }
 
