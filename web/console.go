@@ -203,9 +203,14 @@ func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
 // ---- audiences ----
 
+// audienceRow is flat: templates look fields up by reflection, which is
+// slow through embedded structs, and this page has a row per audience.
 type audienceRow struct {
-	engine.AudienceStatus
-	Spark   spark
+	Name, Description, Status, Error, Schedule string
+	Defined, Running, Queued                   bool
+	Next                                       time.Time
+	Members                                    int64
+	Spark                                      spark
 	Entered int64
 	Exited  int64
 	HasLast bool
@@ -220,7 +225,8 @@ func (s *server) audiencesPage(w http.ResponseWriter, r *http.Request) {
 	store := s.src.Store()
 	rows := make([]audienceRow, len(sts))
 	for i, st := range sts {
-		rows[i].AudienceStatus = st
+		rows[i] = audienceRow{Name: st.Name, Description: st.Description, Status: st.Status.String(), Error: st.Error,
+			Schedule: st.Schedule, Defined: st.Defined, Running: st.Running, Queued: st.Queued, Next: st.Next, Members: st.Members}
 		if store == nil {
 			continue
 		}

@@ -50,9 +50,23 @@ func (s stateSource) Audiences() ([]engine.AudienceStatus, error) {
 
 func (s stateSource) Audience(name string, history int) (engine.AudienceStatus, []diff.RunRecord, error) {
 	ws, store := s.st.Current()
-	st, err := engine.StatusOf(ws, store, name)
-	if err != nil || history == 0 || store == nil {
+	var st engine.AudienceStatus
+	var err error
+	if a := ws.Audience(name); a != nil && store != nil {
+		// One audience's state, not every one's: pages of one audience
+		// cost the same among 10 or 10,000.
+		var state diff.AudienceState
+		if state, err = store.State(name); err != nil {
+			return st, nil, err
+		}
+		state.Name = name
+		st = engine.AudienceStatus{AudienceState: state, Defined: true, Description: a.Description,
+			Schedule: a.Schedule.String(), Definition: a.Version}
+	} else if st, err = engine.StatusOf(ws, store, name); err != nil {
 		return st, nil, err
+	}
+	if history == 0 || store == nil {
+		return st, nil, nil
 	}
 	runs, err := store.Runs(name)
 	if len(runs) > history {
