@@ -211,9 +211,9 @@ type audienceRow struct {
 	Next                                       time.Time
 	Members                                    int64
 	Spark                                      spark
-	Entered int64
-	Exited  int64
-	HasLast bool
+	Entered                                    int64
+	Exited                                     int64
+	HasLast                                    bool
 }
 
 func (s *server) audiencesPage(w http.ResponseWriter, r *http.Request) {
