@@ -454,3 +454,30 @@ type fixedState struct {
 }
 
 func (s fixedState) Current() (*dsl.Workspace, *diff.Store) { return s.ws, s.store }
+
+// TestRequireLogin: beyond loopback (Options.RequireLogin), every page
+// needs the login, and the login page and assets do not.
+func TestRequireLogin(t *testing.T) {
+	f := newConsoleFixture(t)
+	srv := httptest.NewServer(New(f.w, Options{Token: consoleToken, RequireLogin: true}))
+	defer srv.Close()
+	f.srv = srv
+	c := f.client()
+	for _, p := range []string{"/", "/audience/savers", "/audience/savers/members", "/deliveries"} {
+		if resp, _ := f.get(c, p); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login?next=") {
+			t.Errorf("GET %s without login: %d to %q, want 303 to the login", p, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	for _, p := range []string{"/assets/console.css", "/audiences/savers/history", "/audiences"} {
+		if resp, _ := f.get(c, p); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s without login: %d, want 200 (assets and the JSON API are open to reads)", p, resp.StatusCode)
+		}
+	}
+	csrf := f.csrfOf(c, "/login")
+	if resp := f.post(c, "/login", url.Values{"csrf": {csrf}, "token": {consoleToken}, "next": {"/deliveries"}}); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/deliveries" {
+		t.Fatalf("login: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, body := f.get(c, "/deliveries"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "dead-letters") {
+		t.Errorf("GET /deliveries logged in: %d", resp.StatusCode)
+	}
+}
