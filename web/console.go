@@ -42,6 +42,9 @@ var (
 const (
 	// MembersPageSize is how many members the members view shows at once.
 	MembersPageSize = 50
+	// MaxDeadLettersShown is how many dead letters the deliveries page
+	// lists; Retry all still takes every one of a destination.
+	MaxDeadLettersShown = 500
 	// sparkPoints is how many of the newest history points a sparkline
 	// draws.
 	sparkPoints = 60
@@ -142,19 +145,17 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, name string, p p
 	_, _ = w.Write([]byte(b.String()))
 }
 
+// refuse answers with an error page: status and a message for people.
 func (s *server) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	w.WriteHeader(status)
-	s.renderStatus(w, r, status, msg)
-}
-
-func (s *server) renderStatus(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	t := s.pages["error"]
-	var b strings.Builder
 	p := page{Title: http.StatusText(status), Data: map[string]any{"Status": status, "Message": msg}, CSRF: csrfToken(w, r)}
-	if err := t.ExecuteTemplate(&b, "layout.html", p); err != nil {
-		_, _ = w.Write([]byte(template.HTMLEscapeString(msg)))
-		return
+	var b strings.Builder
+	if err := s.pages["error"].ExecuteTemplate(&b, "layout.html", p); err != nil {
+		b.Reset()
+		b.WriteString(template.HTMLEscapeString(msg))
 	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
 	_, _ = w.Write([]byte(b.String()))
 }
 
@@ -495,8 +496,16 @@ func (s *server) deliveriesPage(w http.ResponseWriter, r *http.Request) {
 		}
 		rows = append(rows, row)
 	}
+	// The first MaxDeadLettersShown (by destination, oldest first): a
+	// destination that rejected a whole backfill must not make the page
+	// as large.
+	more := 0
+	if len(dead) > MaxDeadLettersShown {
+		more = len(dead) - MaxDeadLettersShown
+		dead = dead[:MaxDeadLettersShown]
+	}
 	s.render(w, r, "deliveries", page{Title: "Deliveries", Nav: "deliveries", Data: map[string]any{
-		"Destinations": rows, "Dead": dead,
+		"Destinations": rows, "Dead": dead, "More": more,
 	}})
 }
 
