@@ -1,6 +1,7 @@
 package diff
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -95,10 +96,14 @@ func (e *emitter) alert(c *cycle, f FiredAlert) error {
 		},
 	}
 	p.Context.Personas.Key, p.Context.Personas.ID, p.Context.Personas.Class = e.aud, ComputationID(e.aud), "audience"
-	body, err := json.Marshal(p)
-	if err != nil {
+	// Not HTML-escaped: "size_change > 20%" reads as written.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(p); err != nil {
 		return err
 	}
+	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	dest := f.Notify
 	idx, seen := e.next[dest]
 	if !seen {

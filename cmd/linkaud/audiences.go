@@ -320,6 +320,14 @@ func (c *audRunsCmd) Run(g *Globals, d *audiencesDir) error {
 				result = "FAILED"
 				notes = append(notes, fmt.Sprintf("run %d failed:\n%s", r.Run, engine.Indent(r.Error, "  ")))
 			}
+			for _, a := range r.Alerts {
+				result = "ALERT"
+				note := fmt.Sprintf("run %d: alert %s (%d → %d members)", r.Run, a.Alert, a.Before, a.After)
+				if a.Notify != "" {
+					note += ", sent to " + a.Notify
+				}
+				notes = append(notes, note)
+			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n",
 				r.Run, when(r.Start), result, r.Generation, r.Members, r.Entered, r.Exited, r.Added, r.Removed,
 				r.Events, r.Delivered, dur(r.Query), dur(r.Diff), dur(r.Delivery))
