@@ -60,6 +60,8 @@ type CycleResult struct {
 	Query, Diff time.Duration
 	// Activations counts the events written per activation name.
 	Activations map[string]int64
+	// Alerts are the drift alerts the run fired (alerts.go).
+	Alerts []FiredAlert
 }
 
 // Cycle merges the sorted result rows against the audience's current
@@ -185,6 +187,7 @@ type cycle struct {
 	rowStage stager
 	staged   bool
 	em       *emitter
+	fired    []FiredAlert // drift alerts of the run (alerts.go)
 	pl       payload
 	keyBuf   []byte
 	valBuf   []byte
@@ -602,6 +605,9 @@ func (c *cycle) record(ok bool) *RunRecord {
 // record.
 func (c *cycle) commit(ctx context.Context) (*CycleResult, error) {
 	s := c.s
+	if err := c.alerts(); err != nil {
+		return nil, err
+	}
 	if err := c.ingestStaged(ctx); err != nil {
 		return nil, err
 	}
@@ -677,6 +683,11 @@ func (c *cycle) commit(ctx context.Context) (*CycleResult, error) {
 	// The run record goes last so that it counts the final batch (all but
 	// the record itself).
 	rec := c.record(true)
+	rec.Alerts = c.fired
+	if err := s.putHistory(final, c.aud, rec, c.counts.Members); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
 	rec.BytesWritten += int64(final.Len())
 	if err := s.putRun(final, c.aud, rec); err != nil {
 		s.mu.Unlock()
@@ -707,7 +718,7 @@ func (c *cycle) commit(ctx context.Context) (*CycleResult, error) {
 	}
 	res := &CycleResult{
 		Audience: c.aud, Run: c.runNo, Generation: c.gen, Counts: rec.Counts,
-		Query: rec.Query, Diff: rec.Diff, Activations: map[string]int64{},
+		Query: rec.Query, Diff: rec.Diff, Activations: map[string]int64{}, Alerts: c.fired,
 	}
 	res.BytesWritten = c.bytes
 	for _, a := range c.acts {

@@ -179,6 +179,8 @@
 //	0x08 dest commit                   → outbox index: cycle, remaining (uvarint)
 //	0x09 cycle dest idx(4)             → outbox message
 //	0x0a dest ref                      → dead letter: message, reason, time, seq
+//	0x0b aud                           → size history: a point per run,
+//	                                     downsampled (history.go)
 //
 // A member's key is a prefix of its rows' keys, so one scan of 0x03 aud
 // yields each member followed by its rows — the order of the result rows. A

@@ -17,3 +17,13 @@ const (
 	TableCycle = tCycle
 	TableEvent = tEvent
 )
+
+// History encoding, for the bound tests.
+var (
+	EncodeHistory = encodeHistory
+	DecodeHistory = decodeHistory
+)
+
+func AppendHistory(pts []HistoryPoint, p HistoryPoint) []HistoryPoint {
+	return appendHistory(pts, p, HistoryFullRuns, HistoryMaxPoints)
+}

@@ -218,6 +218,7 @@ func (c *checker) check(files []*grammar.File) {
 			c.ws.Destinations = append(c.ws.Destinations, ir)
 		}
 	}
+	c.alerts()
 	actNames := map[string]grammar.Node{}
 	sends := map[activationKey]*grammar.Activation{}
 	for _, a := range acts {

@@ -229,6 +229,9 @@ type Audience struct {
 	Enabled *bool
 	// EnabledRange is where `enabled` is written.
 	EnabledRange Range
+	// Alerts are the drift alerts (check_alerts.go); they do not change
+	// Version: they watch the membership, they do not define it.
+	Alerts []*Alert
 	// DependsOn are the DSL audiences that `in audience` refers to, directly.
 	DependsOn []*Audience
 	// Version identifies the definition: it changes when the audience, an

@@ -59,7 +59,7 @@ func Settings() []SettingInfo {
 	add("entity", tableKeySpec, "table", "key")
 	add("memberships", membershipsSpec, "table", "profile", "audience")
 	add("events", eventsSpec, "table", "profile", "name", "time")
-	names("audience", []string{"description", "schedule", "match", "enrich", "enabled"})
+	names("audience", []string{"description", "schedule", "match", "enrich", "enabled", "alert"})
 	add("destination", destinationCommon, "type")
 	for typ, spec := range destinationSpecs {
 		add("destination "+typ, spec.settings, spec.required...)

@@ -162,6 +162,18 @@ type AudienceClause struct {
 	// Enabled is `enabled true|false`; any value parses, the checker
 	// says what it takes.
 	Enabled *Value `parser:"| 'enabled' @@"`
+	Alert   *Alert `parser:"| 'alert' @@"`
+}
+
+// Alert is `alert METRIC OP NUMBER[%] [notify DESTINATION]`, e.g.
+// `alert size_change > 20% notify ops`; the checker knows the metrics.
+type Alert struct {
+	span
+	Metric    *Name    `parser:"@@"`
+	Op        string   `parser:"@Op"`
+	Threshold *Literal `parser:"@@"`
+	Percent   bool     `parser:"@'%'?"`
+	Notify    *Name    `parser:"( 'notify' @@ )?"`
 }
 
 // Schedule is `every DURATION`, `daily at "HH:MM"`, `cron "SPEC"` or

@@ -173,7 +173,7 @@ func (d *diagnoser) decl() {
 	case is(t, "audience"):
 		d.next()
 		d.name("the audience's name", `"audience"`)
-		d.block(d.what, d.audienceClause, `description, schedule, match, enrich or enabled`, "description", "schedule", "match", "enrich", "enabled")
+		d.block(d.what, d.audienceClause, `description, schedule, match, enrich, enabled or alert`, "description", "schedule", "match", "enrich", "enabled", "alert")
 	case is(t, "destination"):
 		d.next()
 		d.name("the destination's name", `"destination"`)
@@ -360,6 +360,24 @@ func (d *diagnoser) audienceClause() bool {
 	case is(t, "enabled"):
 		d.next()
 		d.value("true or false", `"enabled"`)
+	case is(t, "alert"):
+		d.next()
+		d.name("what to watch, e.g. size_change,", `"alert"`)
+		if t := d.peek(); t.Type != tokOp {
+			d.fail("a comparison (>, >=, <, <=) after the metric")
+		}
+		d.next()
+		if t := d.peek(); t.Type != tokNumber {
+			d.fail("a threshold such as 20% or 1000 after the comparison")
+		}
+		d.next()
+		if is(d.peek(), "%") {
+			d.next()
+		}
+		if is(d.peek(), "notify") {
+			d.next()
+			d.name("the destination to notify", `"notify"`)
+		}
 	default:
 		return false
 	}

@@ -301,6 +301,16 @@ func audienceClause(c *AudienceClause) doc {
 		return refList("enrich", c.Enrich)
 	case c.Enabled != nil:
 		return cat(dTok("enabled"), sp, value(c.Enabled))
+	case c.Alert != nil:
+		a := c.Alert
+		d := cat(dTok("alert"), sp, name(a.Metric), sp, dTok(a.Op), sp, literal(a.Threshold))
+		if a.Percent {
+			d = append(d, dTok("%"))
+		}
+		if a.Notify != nil {
+			d = append(d, sp, dTok("notify"), sp, name(a.Notify))
+		}
+		return d
 	}
 	return cat()
 }

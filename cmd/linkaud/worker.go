@@ -15,13 +15,13 @@ import (
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/engine"
 	"github.com/linkaud/linkaud/executor"
-	"github.com/linkaud/linkaud/internal/api"
 	"github.com/linkaud/linkaud/internal/metrics"
 	"github.com/linkaud/linkaud/sinks"
+	"github.com/linkaud/linkaud/web"
 )
 
 func init() {
-	register("worker", "Run the daemon: compute enabled audiences on their schedules, deliver their events, serve /healthz, /metrics and /audiences.", &workerCmd{})
+	register("worker", "Run the daemon: compute enabled audiences on their schedules, deliver their events, serve the console at /, /healthz, /metrics and /audiences.", &workerCmd{})
 }
 
 type workerCmd struct {
@@ -50,7 +50,7 @@ func (c *workerCmd) Run(g *Globals) error {
 		return err
 	}
 	// The token is read once and never logged; only whether it is set.
-	token := os.Getenv(api.TokenEnv)
+	token := os.Getenv(web.TokenEnv)
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
@@ -76,10 +76,11 @@ func (c *workerCmd) Run(g *Globals) error {
 	}()
 
 	m := metrics.New()
+	rates := web.NewRates()
 	e, err := engine.Open(ctx, ws, engine.Options{
 		Logger: log,
 		Store:  storeOptions(log),
-		Hooks:  []sinks.Hook{m},
+		Hooks:  []sinks.Hook{m, rates},
 		// Refuse a workspace that does not fit the warehouse, at
 		// start and at every reload.
 		CheckColumns: true,
@@ -105,6 +106,7 @@ func (c *workerCmd) Run(g *Globals) error {
 		return infraError(err)
 	}
 	m.Observe(e.Store(), w.Destinations)
+	m.ObserveHistory(e.Store())
 
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
@@ -113,7 +115,9 @@ func (c *workerCmd) Run(g *Globals) error {
 	}
 	addr := ln.Addr().String()
 	srv := &http.Server{
-		Handler:           api.New(w, api.Options{Token: token, Metrics: m.Handler(), Logger: log}),
+		Handler: web.New(w, web.Options{Token: token, Metrics: m.Handler(), Logger: log, Rates: rates,
+			// Beyond loopback the console's pages need a login too.
+			RequireLogin: !isLoopback(ln.Addr())}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -125,7 +129,7 @@ func (c *workerCmd) Run(g *Globals) error {
 	if !isLoopback(ln.Addr()) {
 		log.Warn("the HTTP API listens beyond loopback; anyone reaching it can read audience statuses", "addr", addr)
 	}
-	log.Info("listening", "addr", addr, "mutations", map[bool]string{true: "enabled (bearer token)", false: "disabled (" + api.TokenEnv + " unset)"}[token != ""])
+	log.Info("listening", "addr", addr, "mutations", map[bool]string{true: "enabled (bearer token)", false: "disabled (" + web.TokenEnv + " unset)"}[token != ""])
 	// Scripts and tests read the bound address (--listen with port 0)
 	// from this line.
 	fmt.Fprintf(os.Stdout, "linkaud worker: listening on http://%s\n", addr)
