@@ -27,6 +27,11 @@ type Workspace struct {
 	Audiences    []*Audience // in file and source order
 	Destinations []*Destination
 	Activations  []*Activation
+
+	// MemoryLimit is the state block's memory_limit in bytes, 0 when not
+	// set: the budget the process divides between the warehouse, the
+	// state and the pipeline (engine.PlanMemory).
+	MemoryLimit int64
 }
 
 // Audience returns the audience named name, or nil.

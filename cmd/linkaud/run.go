@@ -27,6 +27,7 @@ type runCmd struct {
 	Retries     int      `help:"Retries of a failing delivery batch before its events are left in the outbox for the next run." default:"2"`
 	Now         string   `help:"Cycle start, RFC 3339 (default: now): the events' timestamp and the reference of within windows."`
 	Timings     bool     `help:"Print query, diff and delivery times." default:"true" negatable:""`
+	MemoryLimit byteSize `help:"Memory budget of the process, e.g. 512MB: divided between DuckDB, the state and the pipeline (default: the state block's memory_limit, else a quarter of RAM, 512MB to 4GB)." placeholder:"SIZE"`
 }
 
 func (c *runCmd) Run(g *Globals) error {
@@ -45,6 +46,7 @@ func (c *runCmd) Run(g *Globals) error {
 		return err
 	}
 	opts.DeliverRetries = c.Retries
+	opts.MemoryLimit = int64(c.MemoryLimit)
 	if c.Retries == 0 {
 		opts.DeliverRetries = sinks.NoRetries
 	}
@@ -62,6 +64,7 @@ func (c *runCmd) Run(g *Globals) error {
 		return stateError(err)
 	}
 	defer e.Close()
+	applyMemoryPlan(g, e.Memory())
 	rep, err := e.RunOnce(ctx, engine.RunOptions{Audiences: c.Audience, Enable: c.Enable, DeliverOnly: c.DeliverOnly})
 	var disabled *engine.AudienceDisabledError
 	switch {

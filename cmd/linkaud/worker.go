@@ -32,6 +32,7 @@ type workerCmd struct {
 	DeliverInterval time.Duration `help:"How often a destination with events left in its outbox is retried." default:"5s"`
 	Watch           bool          `help:"Reload when a .la file changes (also on SIGHUP)." default:"true" negatable:""`
 	MaxDepth        int           `help:"Deepest path allowed, counting profile (default: the graph's max_depth, else 6)."`
+	MemoryLimit     byteSize      `help:"Memory budget of the process, e.g. 512MB: divided between DuckDB, the state and the pipeline (default: the state block's memory_limit, else a quarter of RAM, 512MB to 4GB)." placeholder:"SIZE"`
 }
 
 func (c *workerCmd) Run(g *Globals) error {
@@ -82,13 +83,15 @@ func (c *workerCmd) Run(g *Globals) error {
 		Hooks:  []sinks.Hook{m},
 		// A connection per concurrent cycle; a max_connections
 		// setting in the workspace still wins.
-		Warehouse: executor.Options{MaxConns: c.MaxConcurrent},
+		Warehouse:   executor.Options{MaxConns: c.MaxConcurrent},
+		MemoryLimit: int64(c.MemoryLimit),
 	})
 	if err != nil {
 		// Another process holding the state is the user's to resolve;
 		// damage and I/O errors are refusals with what to do.
 		return stateError(err)
 	}
+	applyMemoryPlan(g, e.Memory())
 	w, err := engine.NewWorker(e, engine.WorkerOptions{
 		MaxConcurrent:   c.MaxConcurrent,
 		DeliverInterval: c.DeliverInterval,
