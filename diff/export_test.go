@@ -17,3 +17,13 @@ const (
 	TableCycle = tCycle
 	TableEvent = tEvent
 )
+
+// ReceiveOnly is the first half of MoveAudience: to receives aud, from
+// keeps it — what a crash between the two halves leaves.
+func ReceiveOnly(from, to *Store, aud string) error {
+	m, _, err := from.loadMeta(aud)
+	if err != nil {
+		return err
+	}
+	return to.receive(from, aud, m, &MoveReport{})
+}

@@ -32,6 +32,7 @@ type workerCmd struct {
 	DeliverInterval time.Duration `help:"How often a destination with events left in its outbox is retried." default:"5s"`
 	Watch           bool          `help:"Reload when a .la file changes (also on SIGHUP)." default:"true" negatable:""`
 	MaxDepth        int           `help:"Deepest path allowed, counting profile (default: the graph's max_depth, else 6)."`
+	Shard           string        `help:"Run shard K of N workers (K counts from 0, e.g. a StatefulSet pod's ordinal): only the audiences rendezvous hashing gives this shard; each shard needs a state directory of its own." placeholder:"K/N"`
 	MemoryLimit     byteSize      `help:"Memory budget of the process, e.g. 512MB: divided between DuckDB, the state and the pipeline (default: the state block's memory_limit, else a quarter of RAM, 512MB to 4GB)." placeholder:"SIZE"`
 }
 
@@ -44,11 +45,23 @@ func (c *workerCmd) Run(g *Globals) error {
 	case c.DeliverInterval <= 0:
 		return userError(errors.New("--deliver-interval must be positive"))
 	}
+	shard := engine.Shard{K: 0, N: 1}
+	if c.Shard != "" {
+		var err error
+		if shard, err = engine.ParseShard(c.Shard); err != nil {
+			return userError(fmt.Errorf("--shard: %w", err))
+		}
+	}
 	log := g.Logger()
 	dopts := dsl.Options{MaxDepth: c.MaxDepth}
 	ws, err := loadWorkspace(c.Dir, dopts)
 	if err != nil {
 		return err
+	}
+	if shard.N > 1 {
+		all := len(ws.Audiences)
+		ws = shard.Apply(ws)
+		log.Info("shard", "shard", shard.String(), "audiences", len(ws.Audiences), "of", all)
 	}
 	// The token is read once and never logged; only whether it is set.
 	token := os.Getenv(api.TokenEnv)
@@ -96,9 +109,15 @@ func (c *workerCmd) Run(g *Globals) error {
 		MaxConcurrent:   c.MaxConcurrent,
 		DeliverInterval: c.DeliverInterval,
 		StopTimeout:     c.ShutdownTimeout,
-		Load:            func() (*dsl.Workspace, dsl.Diagnostics) { return dsl.Load(c.Dir, dopts) },
-		Watch:           c.Watch,
-		Logger:          log,
+		Load: func() (*dsl.Workspace, dsl.Diagnostics) {
+			ws, diags := dsl.Load(c.Dir, dopts)
+			if ws != nil {
+				ws = shard.Apply(ws)
+			}
+			return ws, diags
+		},
+		Watch:  c.Watch,
+		Logger: log,
 	})
 	if err != nil {
 		e.Close()
