@@ -32,6 +32,7 @@ type workerCmd struct {
 	DeliverInterval time.Duration `help:"How often a destination with events left in its outbox is retried." default:"5s"`
 	Watch           bool          `help:"Reload when a .la file changes (also on SIGHUP)." default:"true" negatable:""`
 	MaxDepth        int           `help:"Deepest path allowed, counting profile (default: the graph's max_depth, else 6)."`
+	State           string        `help:"State directory, instead of the workspace's state setting: a shard's own (each --shard needs one)." type:"path" placeholder:"DIR"`
 	Shard           string        `help:"Run shard K of N workers (K counts from 0, e.g. a StatefulSet pod's ordinal): only the audiences rendezvous hashing gives this shard; each shard needs a state directory of its own." placeholder:"K/N"`
 	MemoryLimit     byteSize      `help:"Memory budget of the process, e.g. 512MB: divided between DuckDB, the state and the pipeline (default: the state block's memory_limit, else a quarter of RAM, 512MB to 4GB)." placeholder:"SIZE"`
 }
@@ -58,6 +59,16 @@ func (c *workerCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	// withState gives a loaded workspace the --state directory.
+	withState := func(ws *dsl.Workspace) *dsl.Workspace {
+		if c.State == "" || ws == nil {
+			return ws
+		}
+		cp := *ws
+		cp.StateDir = c.State
+		return &cp
+	}
+	ws = withState(ws)
 	if shard.N > 1 {
 		all := len(ws.Audiences)
 		ws = shard.Apply(ws)
@@ -112,7 +123,7 @@ func (c *workerCmd) Run(g *Globals) error {
 		Load: func() (*dsl.Workspace, dsl.Diagnostics) {
 			ws, diags := dsl.Load(c.Dir, dopts)
 			if ws != nil {
-				ws = shard.Apply(ws)
+				ws = shard.Apply(withState(ws))
 			}
 			return ws, diags
 		},
