@@ -25,9 +25,9 @@ import (
 // The shares, for a budget B:
 //
 //	fixed        96 MB                 the binary, DuckDB's allocations outside its pool, stacks
-//	Pebble cache B/16, 8 MB … 64 MB
-//	memtables    2 × B/32, 4 MB … 32 MB each (Pebble keeps up to two)
-//	Go heap      B/8, 48 MB … 512 MB    a soft limit (runtime/debug.SetMemoryLimit)
+//	Pebble cache B/32, 4 MB … 64 MB
+//	memtables    2 × B/64, 4 MB … 32 MB each (Pebble keeps up to two)
+//	Go heap      B/8, 40 MB … 512 MB    a soft limit (runtime/debug.SetMemoryLimit)
 //	DuckDB       the rest               memory_limit; threads = B/512 MB, 1 … the CPUs
 //
 // DuckDB's memory_limit bounds its buffer pool, not every allocation, so
@@ -56,9 +56,9 @@ const memoryFixed = 96 << 20
 func PlanMemory(budget int64, cpus int) MemoryPlan {
 	clamp := func(v, lo, hi int64) int64 { return max(lo, min(hi, v)) }
 	p := MemoryPlan{Budget: budget}
-	p.PebbleCache = clamp(budget/16, 8<<20, 64<<20)
-	p.PebbleMemTable = clamp(budget/32, 4<<20, 32<<20)
-	p.GoHeap = clamp(budget/8, 48<<20, 512<<20)
+	p.PebbleCache = clamp(budget/32, 4<<20, 64<<20)
+	p.PebbleMemTable = clamp(budget/64, 4<<20, 32<<20)
+	p.GoHeap = clamp(budget/8, 40<<20, 512<<20)
 	p.FinalBatchBytes = int(clamp(budget/64, 2<<20, diff.DefaultFinalBatchBytes))
 	p.DuckDB = max(budget-memoryFixed-p.PebbleCache-2*p.PebbleMemTable-p.GoHeap, 32<<20)
 	p.DuckDBThreads = int(clamp(budget/(512<<20), 1, int64(max(cpus, 1))))

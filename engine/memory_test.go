@@ -23,10 +23,10 @@ func TestPlanMemory(t *testing.T) {
 		duck, cache, memtable, goHeap int64
 		threads                       int
 	}{
-		// 512MB: 96 fixed + 32 cache + 2×16 memtables + 64 Go = 224; DuckDB the rest.
-		{512 * mb, 2, 288 * mb, 32 * mb, 16 * mb, 64 * mb, 1},
-		// The floors: 8MB cache, 4MB memtables, 48MB Go; DuckDB keeps 32MB at least.
-		{128 * mb, 2, 32 * mb, 8 * mb, 4 * mb, 48 * mb, 1},
+		// 512MB: 96 fixed + 16 cache + 2×8 memtables + 64 Go = 192; DuckDB the rest.
+		{512 * mb, 2, 320 * mb, 16 * mb, 8 * mb, 64 * mb, 1},
+		// The floors: 4MB cache, 4MB memtables, 40MB Go; DuckDB keeps 32MB at least.
+		{128 * mb, 2, 32 * mb, 4 * mb, 4 * mb, 40 * mb, 1},
 		// The ceilings: 64MB cache, 32MB memtables, 512MB Go; a thread per 512MB up to the CPUs.
 		{4096 * mb, 2, (4096 - 96 - 64 - 64 - 512) * mb, 64 * mb, 32 * mb, 512 * mb, 2},
 		{2048 * mb, 8, (2048 - 96 - 64 - 64 - 256) * mb, 64 * mb, 32 * mb, 256 * mb, 4},
@@ -89,7 +89,7 @@ graph { profile { table "ANALYTICS.PROFILES" key segment_id } }
 		got[name] = v
 	}
 	want := map[string]string{
-		"memory_limit":             "288.0 MiB",
+		"memory_limit":             "320.0 MiB",
 		"threads":                  "1",
 		"temp_directory":           filepath.Join(dir, "state", "duckdb-spill"),
 		"preserve_insertion_order": "false",
@@ -100,7 +100,7 @@ graph { profile { table "ANALYTICS.PROFILES" key segment_id } }
 	if p := e.Memory(); p.Budget != 512<<20 || !p.Explicit {
 		t.Errorf("plan %+v", p)
 	}
-	if s := e.Store().Options(); s.CacheBytes != 32<<20 || s.MemTableBytes != 16<<20 {
+	if s := e.Store().Options(); s.CacheBytes != 16<<20 || s.MemTableBytes != 8<<20 {
 		t.Errorf("Pebble cache %d, memtable %d", s.CacheBytes, s.MemTableBytes)
 	}
 }

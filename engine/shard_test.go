@@ -8,12 +8,12 @@ import (
 func TestParseShard(t *testing.T) {
 	for spec, want := range map[string]string{
 		"0/3": "", "2/3": "", "0/1": "",
-		"3/2": `shard "3/2": K counts from 0 to N-1 (2 workers are shards 0/2 … 1/2)`,
-		"2/2": `shard "2/2": K counts from 0 to N-1 (2 workers are shards 0/2 … 1/2)`,
-		"0/0": `shard "0/0": N, the number of workers, must be at least 1`,
+		"3/2":  `shard "3/2": K counts from 0 to N-1 (2 workers are shards 0/2 … 1/2)`,
+		"2/2":  `shard "2/2": K counts from 0 to N-1 (2 workers are shards 0/2 … 1/2)`,
+		"0/0":  `shard "0/0": N, the number of workers, must be at least 1`,
 		"-1/3": `shard "-1/3": K counts from 0 to N-1 (3 workers are shards 0/3 … 2/3)`,
-		"1":   `shard "1": write K/N, this worker's shard K of N workers, counted from 0 (0/3, 1/3, 2/3)`,
-		"a/b": `shard "a/b": write K/N, this worker's shard K of N workers, counted from 0 (0/3, 1/3, 2/3)`,
+		"1":    `shard "1": write K/N, this worker's shard K of N workers, counted from 0 (0/3, 1/3, 2/3)`,
+		"a/b":  `shard "a/b": write K/N, this worker's shard K of N workers, counted from 0 (0/3, 1/3, 2/3)`,
 	} {
 		s, err := ParseShard(spec)
 		got := ""
