@@ -170,11 +170,7 @@ func (c *checker) check(files []*grammar.File) {
 			c.errorf(s, "state declared again (first at %s)", posText(states[0]))
 			continue
 		}
-		if s.Path.Str == nil {
-			c.errorf(s.Path, "state takes a directory as a string, e.g. state \".linkaud\"")
-			continue
-		}
-		c.ws.StateDir = c.absPath(s.Path.Str.Value())
+		c.state(s)
 	}
 	for i, g := range graphs {
 		if i == 0 {

@@ -28,6 +28,11 @@ type Workspace struct {
 	Destinations []*Destination
 	Activations  []*Activation
 	Tests        []*Test // test blocks, for `linkaud test` (check_tests.go)
+
+	// MemoryLimit is the state block's memory_limit in bytes, 0 when not
+	// set: the budget the process divides between the warehouse, the
+	// state and the pipeline (engine.PlanMemory).
+	MemoryLimit int64
 }
 
 // Audience returns the audience named name, or nil.

@@ -54,6 +54,7 @@ func Settings() []SettingInfo {
 		}
 		add("warehouse "+typ, spec, req...)
 	}
+	add("state", stateSpec)
 	names("graph", graphItems)
 	add("profile", tableKeySpec, "table", "key")
 	add("entity", tableKeySpec, "table", "key")

@@ -68,10 +68,14 @@ type Warehouse struct {
 	Settings []*Setting `parser:"'warehouse' '{' @@* '}'"`
 }
 
-// State is `state "DIR"`.
+// State is `state "DIR" [{ SETTING* }]`: where the state lives and, in
+// the optional block, how the process running it may use the machine
+// (memory_limit).
 type State struct {
 	span
-	Path *Value `parser:"'state' @@"`
+	Path     *Value     `parser:"'state' @@"`
+	Block    bool       `parser:"( @'{'"`
+	Settings []*Setting `parser:"  @@* '}' )?"`
 }
 
 // Setting is `KEY VALUE [from VALUE]`, the generic body of warehouse,

@@ -167,6 +167,9 @@ func (d *diagnoser) decl() {
 	case is(t, "state"):
 		d.next()
 		d.value("the state directory (a string)", `"state"`)
+		if is(d.peek(), "{") {
+			d.block("state", d.setting, "a setting (key value)")
+		}
 	case is(t, "graph"):
 		d.next()
 		d.block("graph", d.graphItem, "profile, entity, relationship, memberships, events or a setting", "profile", "entity", "relationship", "memberships", "events")

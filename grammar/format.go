@@ -177,7 +177,11 @@ func declDoc(d *Decl) doc {
 	case d.Warehouse != nil:
 		return block(dTok("warehouse"), settings(d.Warehouse.Settings))
 	case d.State != nil:
-		return cat(dTok("state"), sp, value(d.State.Path))
+		head := cat(dTok("state"), sp, value(d.State.Path))
+		if !d.State.Block {
+			return head
+		}
+		return block(head, settings(d.State.Settings))
 	case d.Graph != nil:
 		items := make([]doc, len(d.Graph.Items))
 		for i, it := range d.Graph.Items {
