@@ -67,4 +67,3 @@ func (l *typedLoadAware) ColumnTypes(ctx context.Context, t dsl.TableName) ([]ds
 	}
 	return l.typer.ColumnTypes(ctx, t)
 }
-
