@@ -47,7 +47,7 @@ demo: build
 # and at random times (>= 100 kills); prints a summary line. `make test`
 # runs a smaller share of the same suite.
 test-crash:
-	LINKAUD_CRASH_FULL=1 $(GO) test -count=1 -timeout 60m -v -run 'TestCrashPoints|TestRandomKills|TestWorkerKills' ./internal/crashtest
+	LINKAUD_CRASH_FULL=1 $(GO) test -count=1 -timeout 60m -v -run 'TestCrashPoints|TestRandomKills|TestWorkerKills|TestUpgradeCrashPoints' ./internal/crashtest
 
 # Damage the state file by file (single-bit flips and truncations of
 # write-ahead logs, sstables, MANIFEST, OPTIONS and the commit record; a

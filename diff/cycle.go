@@ -36,7 +36,19 @@ type CycleInput struct {
 	// QueryTime is how long the engine waited for the warehouse before
 	// handing over Rows; it is added to the run's query time.
 	QueryTime time.Duration
+	// Lookup, when set, reads the current values of removed entities for
+	// their Entity Removed events; without it they carry the last values
+	// seen.
+	Lookup Lookup
 }
+
+// Lookup reads entities of one step of the audience's path by key: a
+// result whose first column is the key (as text) and whose other columns
+// are the step's enrichment columns in Layout.Enrich order, for the keys
+// given (at most LookupBatch), in any order; a key no row has is gone.
+// Cycle calls it after the result rows ended, once per LookupBatch keys of
+// a step with Entity Removed events, and releases the reader.
+type Lookup func(ctx context.Context, step int, keys []string) (array.RecordReader, error)
 
 // CycleResult describes a successful cycle.
 type CycleResult struct {
@@ -48,6 +60,8 @@ type CycleResult struct {
 	Query, Diff time.Duration
 	// Activations counts the events written per activation name.
 	Activations map[string]int64
+	// Alerts are the drift alerts the run fired (alerts.go).
+	Alerts []FiredAlert
 }
 
 // Cycle merges the sorted result rows against the audience's current
@@ -173,12 +187,14 @@ type cycle struct {
 	rowStage stager
 	staged   bool
 	em       *emitter
+	fired    []FiredAlert // drift alerts of the run (alerts.go)
 	pl       payload
 	keyBuf   []byte
 	valBuf   []byte
 	ends     []int
 	nulls    []bool
-	frags    [2][][]byte
+	frags    [4][][]byte
+	idBuf    []byte
 
 	prof struct {
 		key                  []byte
@@ -189,20 +205,6 @@ type cycle struct {
 	counts Counts
 	bytes  int64
 	rd     *rowReader
-}
-
-// level tracks the (profile, key_0..key_k) pairs of one entity step that
-// activations name, while the merge passes over them in order.
-type level struct {
-	k      int
-	acts   []*actSpec
-	oldOK  bool // N-1's path to step k is the same as N's
-	active bool
-	prefix []byte
-	inOld  bool
-	inNew  bool
-	oldVal []byte
-	newVal []byte
 }
 
 func (c *cycle) close() {
@@ -273,6 +275,7 @@ func (c *cycle) prepare() error {
 		}
 		l.acts = append(l.acts, sp)
 	}
+	c.prepareLevels()
 	c.dp = dataPrefix(c.aud)
 	// Staged batches are committed and reset at StageBatchBytes: keep
 	// their buffers rather than grow new ones each time.
@@ -364,6 +367,9 @@ func (c *cycle) run(ctx context.Context) error {
 		}
 	}
 	if err := c.endProfile(); err != nil {
+		return err
+	}
+	if err := c.flushRemovals(ctx); err != nil {
 		return err
 	}
 	if ns.dups > 0 {
@@ -554,132 +560,14 @@ func (c *cycle) audienceEvent(a *actSpec, event string, in bool) error {
 		if err != nil {
 			return nil, err
 		}
-		return c.pl.audience(dst, a, event, id, prof, in, l, tf), nil
-	})
-}
-
-// row handles an entity row key: it feeds the levels activations name.
-func (c *cycle) row(key []byte, hasO bool, oVal []byte, hasN bool, nVal []byte) error {
-	if len(c.levels) == 0 {
-		return nil
-	}
-	var err error
-	c.ends, c.nulls, err = elemEnds(key, c.ends[:0], c.nulls[:0])
-	if err != nil {
-		return err
-	}
-	for _, l := range c.levels {
-		if len(c.ends) < l.k+2 {
-			continue
-		}
-		chain := true
-		for j := 1; j <= l.k+1; j++ {
-			if c.nulls[j] {
-				chain = false
-				break
+		reason := ""
+		if !in {
+			reason = ReasonNoLongerMatches
+			if c.old.Version != "" && c.old.Version != c.in.Audience.Version {
+				reason = ReasonDefinitionChanged
 			}
 		}
-		inO, inN := hasO && l.oldOK, hasN
-		if !chain || (!inO && !inN) {
-			continue
-		}
-		p := key[:c.ends[l.k+1]]
-		if l.active && !bytes.Equal(l.prefix, p) {
-			if err := c.endLevel(l); err != nil {
-				return err
-			}
-		}
-		if len(p) == len(key) && c.sameArity {
-			// The pair is the whole key, which no other item has: decide
-			// now, without copying values.
-			if err := c.pair(l, pairState{p, inO, inN, oVal, nVal}); err != nil {
-				return err
-			}
-			continue
-		}
-		if !l.active {
-			l.active, l.inOld, l.inNew = true, false, false
-			l.prefix = append(l.prefix[:0], p...)
-		}
-		if inO && !l.inOld {
-			l.inOld = true
-			l.oldVal = append(l.oldVal[:0], oVal...)
-		}
-		if inN && !l.inNew {
-			l.inNew = true
-			l.newVal = append(l.newVal[:0], nVal...)
-		}
-	}
-	return nil
-}
-
-// endProfile closes the pairs of the current profile.
-func (c *cycle) endProfile() error {
-	for _, l := range c.levels {
-		if l.active {
-			if err := c.endLevel(l); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// endLevel emits the entity events of the pair l has gathered.
-func (c *cycle) endLevel(l *level) error {
-	l.active = false
-	return c.pair(l, pairState{l.prefix, l.inOld, l.inNew, l.oldVal, l.newVal})
-}
-
-// pairState is one (profile, key_0..key_k) pair: whether N-1 and N have
-// it, and the step values of its first row on each side.
-type pairState struct {
-	key            []byte
-	inOld, inNew   bool
-	oldVal, newVal []byte
-}
-
-// pair emits the entity events of one pair.
-func (c *cycle) pair(l *level, p pairState) error {
-	for _, a := range l.acts {
-		switch a.kind {
-		case dsl.EntityAdded:
-			if (a.first && a.sendCurrent && p.inNew) || (!a.first && p.inNew && !p.inOld) {
-				if err := c.entityEvent(a, &p, EventEntityAdded, true); err != nil {
-					return err
-				}
-			}
-		case dsl.EntityRemoved:
-			if !a.first && p.inOld && !p.inNew {
-				if err := c.entityEvent(a, &p, EventEntityRemoved, false); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
-func (c *cycle) entityEvent(a *actSpec, p *pairState, event string, in bool) error {
-	lay, traits, vals := c.newL, c.prof.newTraits, p.newVal
-	if !in {
-		lay, traits, vals = c.oldL, c.prof.oldTraits, p.oldVal
-	}
-	return c.em.emit(a, event, TypeTrack, p.key, func(dst []byte, id string) ([]byte, error) {
-		keys, err := decodeTuple(p.key)
-		if err != nil {
-			return nil, err
-		}
-		tf, err := splitFragments(traits, len(lay.traitCols()), c.frags[0])
-		if err != nil {
-			return nil, err
-		}
-		sf, err := splitFragments(vals, len(lay.stepCols()), c.frags[1])
-		if err != nil {
-			return nil, err
-		}
-		c.frags[0], c.frags[1] = tf, sf
-		return c.pl.entity(dst, a, event, id, keys, in, lay, tf, sf), nil
+		return c.pl.audience(dst, a, event, id, prof, in, l, tf, reason), nil
 	})
 }
 
@@ -717,6 +605,9 @@ func (c *cycle) record(ok bool) *RunRecord {
 // record.
 func (c *cycle) commit(ctx context.Context) (*CycleResult, error) {
 	s := c.s
+	if err := c.alerts(); err != nil {
+		return nil, err
+	}
 	if err := c.ingestStaged(ctx); err != nil {
 		return nil, err
 	}
@@ -792,6 +683,11 @@ func (c *cycle) commit(ctx context.Context) (*CycleResult, error) {
 	// The run record goes last so that it counts the final batch (all but
 	// the record itself).
 	rec := c.record(true)
+	rec.Alerts = c.fired
+	if err := s.putHistory(final, c.aud, rec, c.counts.Members); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
 	rec.BytesWritten += int64(final.Len())
 	if err := s.putRun(final, c.aud, rec); err != nil {
 		s.mu.Unlock()
@@ -822,7 +718,7 @@ func (c *cycle) commit(ctx context.Context) (*CycleResult, error) {
 	}
 	res := &CycleResult{
 		Audience: c.aud, Run: c.runNo, Generation: c.gen, Counts: rec.Counts,
-		Query: rec.Query, Diff: rec.Diff, Activations: map[string]int64{},
+		Query: rec.Query, Diff: rec.Diff, Activations: map[string]int64{}, Alerts: c.fired,
 	}
 	res.BytesWritten = c.bytes
 	for _, a := range c.acts {

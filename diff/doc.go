@@ -36,23 +36,43 @@
 // Events follow DESIGN.md. Per profile: Audience Entered / Exited (in N
 // and not N-1, or the reverse) and Audience Membership Changed (an
 // identify with trait <audience>: true|false). Per activation naming an
-// entity at step k: Entity Added / Removed for each (profile, key_0..key_k)
-// pair in N and not N-1, or the reverse — the rows projected onto the step,
-// distinct; a pair with a NULL key (a chain that stops above step k) is no
-// pair. An activation's first cycle (no earlier successful cycle knew it,
+// entity at step k: Entity Added / Removed for each (profile, key_k) pair
+// in N and not N-1, or the reverse, where a pair is in a generation when
+// at least one of its rows' chains (profile, key_0..key_k) is — two
+// wishlists holding one product are one pair, and a chain more or less to
+// it sends nothing; a chain with a NULL key (one that stops above step k)
+// is no pair. For k = 0 a pair's chains are one run of the key order; below
+// it they are spread over the profile's rows, so pairs.go gathers a
+// profile's pairs by entity key and decides them at the profile's end,
+// in entity-key order. Entity Changed (entity_changed) goes to a pair in
+// both whose step-k columns that the activation sends differ between the
+// first chain of each side. An activation's first cycle (no earlier successful cycle knew it,
 // or its event, entity or destination changed) sends nothing unless
 // send_current, and then Entered, Added or Membership Changed for everyone
 // in N. A new audience version diffs against the previous version's
 // membership and pairs. When the path down to an activation's entity
 // changed, the old pairs name other chains: the activation starts afresh,
-// as a new one would.
+// as a new one would. The stored rows are the same whatever the
+// activations: pairs are derived from them each cycle, so a state written
+// when pairs were chains needs no rewrite.
+//
+// Entity Removed says why (properties.reason: no_longer_matches while the
+// profile stays in, profile_exited) and, with CycleInput.Lookup, carries
+// the entity's current values when the warehouse still has it
+// (entity_values current; else last_seen, the values of N-1). The
+// removals are held until the merge ends — the result stream, and the
+// connection it holds, are done by then — and their keys looked up per
+// step, LookupBatch at a time, so their events follow the cycle's others.
+// Audience Exited says no_longer_matches, or definition_changed when the
+// cycle is a new version's first.
 //
 // Payloads are Segment-spec JSON built at cycle time, keys in a fixed
 // order: type, event, userId, messageId (derived from activation, event,
-// profile, entity keys and generation, so a redelivery carries the same
-// one), timestamp (the cycle start), then properties — audience_key, the
-// audience boolean, the enriched traits, and for entity events
-// _entity_context nested from the path's top entity down to the named one
+// profile, the named entity's key and generation, so a redelivery carries
+// the same one), timestamp (the cycle start), then properties — audience_key, the
+// audience boolean, the enriched traits, reason, entity_values, changes,
+// and for entity events _entity_context (its first chain in key order)
+// nested from the path's top entity down to the named one
 // (each level: its key column, its enrichment columns, the next level) —
 // or, for Membership Changed, traits {<audience>: bool}; last
 // context.personas. Activation properties select the enrichment columns
@@ -159,6 +179,8 @@
 //	0x08 dest commit                   → outbox index: cycle, remaining (uvarint)
 //	0x09 cycle dest idx(4)             → outbox message
 //	0x0a dest ref                      → dead letter: message, reason, time, seq
+//	0x0b aud                           → size history: a point per run,
+//	                                     downsampled (history.go)
 //
 // A member's key is a prefix of its rows' keys, so one scan of 0x03 aud
 // yields each member followed by its rows — the order of the result rows. A

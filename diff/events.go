@@ -17,6 +17,7 @@ import (
 const (
 	EventEntityAdded       = "Entity Added"
 	EventEntityRemoved     = "Entity Removed"
+	EventEntityChanged     = "Entity Changed"
 	EventAudienceEntered   = "Audience Entered"
 	EventAudienceExited    = "Audience Exited"
 	EventMembershipChanged = "Audience Membership Changed"
@@ -34,6 +35,8 @@ type actSpec struct {
 	sig         string // identity across cycles (see signature)
 	props       map[string]bool
 	events      int64
+	// changes are the columns an Entity Changed activation compares.
+	changes []changeCol
 }
 
 // signature identifies what an activation sends and where: when it changes
@@ -44,7 +47,7 @@ func signature(a *dsl.Activation, l Layout) string {
 	b.WriteString(a.Event.String())
 	b.WriteByte('|')
 	b.WriteString(a.Destination.Name)
-	if a.Event == dsl.EntityAdded || a.Event == dsl.EntityRemoved {
+	if a.Event.IsEntity() {
 		for _, s := range l.Steps[:a.EntityStep+1] {
 			b.WriteByte('|')
 			b.WriteString(s.Entity)
@@ -61,11 +64,11 @@ func newActSpec(a *dsl.Activation, aud *dsl.Audience, l Layout) (*actSpec, error
 		return nil, fmt.Errorf("diff: activation %s belongs to audience %s, not %s", a.Name, a.Audience.Name, aud.Name)
 	case a.Destination == nil || a.Destination.Name == "":
 		return nil, fmt.Errorf("diff: activation %s has no destination", a.Name)
-	case a.Event < dsl.EntityAdded || a.Event > dsl.AudienceMembershipChanged:
+	case a.Event < dsl.EntityAdded || a.Event > dsl.EntityChanged:
 		return nil, fmt.Errorf("diff: activation %s: unknown event %d", a.Name, a.Event)
 	}
 	sp := &actSpec{name: a.Name, dest: a.Destination.Name, kind: a.Event, step: -1, sendCurrent: a.SendCurrent}
-	if a.Event == dsl.EntityAdded || a.Event == dsl.EntityRemoved {
+	if a.Event.IsEntity() {
 		if a.EntityStep < 0 || a.EntityStep >= len(l.Steps) {
 			return nil, fmt.Errorf("diff: activation %s names step %d of a %d-step path", a.Name, a.EntityStep, len(l.Steps))
 		}
@@ -98,8 +101,9 @@ func (a *actSpec) includes(l Layout, e Enrich) bool {
 
 // MessageID derives an event's messageId from (activation, event, profile,
 // entity, generation): the same event of the same generation always has
-// the same id, so a redelivery can be deduplicated. entity is the keys of
-// the chain down to the named entity (nil for audience events).
+// the same id, so a redelivery can be deduplicated. entity is the key of
+// the named entity (nil for audience events): an entity event is about
+// the (profile, entity) pair, whichever chains reach it.
 func MessageID(activation, event, profile string, entity []string, generation uint64) string {
 	var key []byte
 	key = appendString(key, profile)
@@ -332,20 +336,65 @@ func (p *payload) properties(dst []byte, a *actSpec, l Layout, in bool, traits [
 	return p.traits(dst, a, l, traits, true)
 }
 
-// audience is an Audience Entered or Exited event.
-func (p *payload) audience(dst []byte, a *actSpec, event, id string, userID []byte, in bool, l Layout, traits [][]byte) []byte {
+// audience is an Audience Entered or Exited event; reason, when set, is
+// the Exited event's properties.reason.
+func (p *payload) audience(dst []byte, a *actSpec, event, id string, userID []byte, in bool, l Layout, traits [][]byte, reason string) []byte {
 	dst = p.head(dst, TypeTrack, event, id, userID)
 	dst = p.properties(dst, a, l, in, traits)
+	if reason != "" {
+		dst = append(dst, `,"reason":`...)
+		dst = appendJSONString(dst, reason)
+	}
 	dst = append(dst, '}')
 	return p.tail(dst, a, l, traits)
 }
 
-// entity is an Entity Added or Removed event: keys[0] is the profile,
-// keys[1..k+1] the chain down to the named entity, steps the values of the
-// row's step columns (Layout.stepCols order).
-func (p *payload) entity(dst []byte, a *actSpec, event, id string, keys [][]byte, in bool, l Layout, traits, steps [][]byte) []byte {
+// entityExtra are the properties particular to one kind of entity event.
+type entityExtra struct {
+	reason  string   // Entity Removed: why (Reason*)
+	values  string   // Entity Removed: where the entity's values come from (Values*)
+	changes []change // Entity Changed: the compared columns that changed
+	// current replaces, at positions oldStep of the step values, the
+	// removed entity's values by the ones the lookup read.
+	current [][]byte
+	oldStep []int
+}
+
+// change is one changed column of an Entity Changed event: JSON values.
+type change struct {
+	name     string
+	from, to []byte
+}
+
+// entity is an entity event: keys[0] is the profile, keys[1..k+1] the
+// chain down to the named entity, steps the values of the row's step
+// columns (Layout.stepCols order).
+func (p *payload) entity(dst []byte, a *actSpec, event, id string, keys [][]byte, in bool, l Layout, traits, steps [][]byte, x *entityExtra) []byte {
 	dst = p.head(dst, TypeTrack, event, id, keys[0])
 	dst = p.properties(dst, a, l, in, traits)
+	if x.reason != "" {
+		dst = append(dst, `,"reason":`...)
+		dst = appendJSONString(dst, x.reason)
+	}
+	if x.values != "" {
+		dst = append(dst, `,"entity_values":`...)
+		dst = appendJSONString(dst, x.values)
+	}
+	if len(x.changes) > 0 {
+		dst = append(dst, `,"changes":{`...)
+		for i, ch := range x.changes {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, ch.name)
+			dst = append(dst, `:{"from":`...)
+			dst = append(dst, ch.from...)
+			dst = append(dst, `,"to":`...)
+			dst = append(dst, ch.to...)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, '}')
+	}
 	dst = append(dst, `,"_entity_context":{`...)
 	k := len(keys) - 2
 	for j := 0; j <= k; j++ {

@@ -32,7 +32,7 @@ func BenchmarkEventEncoding(b *testing.B) {
 			key = appendString(key, string(k))
 		}
 		id := messageID(a.name, EventEntityAdded, key, 7)
-		buf = p.entity(buf[:0], a, EventEntityAdded, id, keys, true, l, traits, steps)
+		buf = p.entity(buf[:0], a, EventEntityAdded, id, keys, true, l, traits, steps, &entityExtra{})
 		m := Message{ID: id, Activation: a.name, Destination: a.dest, Audience: p.aud,
 			Event: EventEntityAdded, Type: TypeTrack, UserID: profile, Payload: buf}
 		msg = encodeMessage(msg[:0], &m)

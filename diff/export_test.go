@@ -17,3 +17,23 @@ const (
 	TableCycle = tCycle
 	TableEvent = tEvent
 )
+
+// History encoding, for the bound tests.
+var (
+	EncodeHistory = encodeHistory
+	DecodeHistory = decodeHistory
+)
+
+func AppendHistory(pts []HistoryPoint, p HistoryPoint) []HistoryPoint {
+	return appendHistory(pts, p, HistoryFullRuns, HistoryMaxPoints)
+}
+
+// ReceiveOnly is the first half of MoveAudience: to receives aud, from
+// keeps it — what a crash between the two halves leaves.
+func ReceiveOnly(from, to *Store, aud string) error {
+	m, _, err := from.loadMeta(aud)
+	if err != nil {
+		return err
+	}
+	return to.receive(from, aud, m, &MoveReport{})
+}

@@ -39,6 +39,10 @@ type world struct {
 	printed map[string]uint64 // last Seq printed per destination
 	clock   time.Time
 	logs    *bytes.Buffer
+	// tables are the warehouse's entity tables the cycles' lookups read,
+	// by audience and entity: key, then the step's enrichment values.
+	tables  map[string][][]any
+	lookups []string // the lookups of the current cycle
 }
 
 type audienceDef struct {
@@ -53,6 +57,7 @@ func newWorld(t testing.TB) *world {
 		auds:    map[string]*audienceDef{},
 		dests:   map[string]*dsl.Destination{},
 		printed: map[string]uint64{},
+		tables:  map[string][][]any{},
 		clock:   time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC),
 		logs:    &bytes.Buffer{},
 	}
@@ -133,6 +138,8 @@ func (w *world) run(t *testing.T, d *datadriven.TestData) string {
 		return w.status(name)
 	case "cycle":
 		return w.cycle(t, d)
+	case "table":
+		return w.defineTable(t, d)
 	case "state":
 		var name string
 		d.ScanArgs(t, "audience", &name)
@@ -359,6 +366,7 @@ func (w *world) defineActivation(t *testing.T, d *datadriven.TestData) string {
 		"entity_added": dsl.EntityAdded, "entity_removed": dsl.EntityRemoved,
 		"audience_entered": dsl.AudienceEntered, "audience_exited": dsl.AudienceExited,
 		"audience_membership_changed": dsl.AudienceMembershipChanged,
+		"entity_changed":              dsl.EntityChanged,
 	}
 	kind, ok := kinds[event]
 	if !ok {
@@ -463,14 +471,22 @@ func (w *world) cycle(t *testing.T, d *datadriven.TestData) string {
 	if failAfter >= 0 {
 		reader = &failingReader{RecordReader: rr, left: failAfter}
 	}
-	res, err := w.store.Cycle(context.Background(), diff.CycleInput{
+	in := diff.CycleInput{
 		Audience:    def.aud,
 		Layout:      layout,
 		Activations: w.activationsOf(name),
 		Rows:        reader,
 		Start:       w.clock,
-	})
+	}
+	w.lookups = nil
+	if w.hasTables(name) {
+		in.Lookup = w.lookup(t, def, layout)
+	}
+	res, err := w.store.Cycle(context.Background(), in)
 	var b strings.Builder
+	for _, l := range w.lookups {
+		b.WriteString(l + "\n")
+	}
 	if err != nil {
 		fmt.Fprintf(&b, "error: %v\n", err)
 	} else {
@@ -490,6 +506,74 @@ func (w *world) cycle(t *testing.T, d *datadriven.TestData) string {
 	}
 	b.WriteString(w.newEvents(t, d.HasArg("payload")))
 	return b.String()
+}
+
+// table audience=A entity=E
+//
+// Input: the rows of entity E's table as the warehouse holds it now, one
+// per line, `key | value …` (the values of the step's enrichment columns,
+// in order). Once an audience has a table, its cycles look up removed
+// entities in it, and print each lookup's keys.
+func (w *world) defineTable(t *testing.T, d *datadriven.TestData) string {
+	var name, ent string
+	d.ScanArgs(t, "audience", &name)
+	d.ScanArgs(t, "entity", &ent)
+	rows := [][]any{}
+	for _, line := range strings.Split(d.Input, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		keyPart, valPart, _ := strings.Cut(line, "|")
+		row := []any{strings.TrimSpace(keyPart)}
+		for _, v := range tokens(t, d, valPart) {
+			row = append(row, parseValue(t, d, v))
+		}
+		rows = append(rows, row)
+	}
+	w.tables[name+"/"+ent] = rows
+	return ""
+}
+
+func (w *world) hasTables(aud string) bool {
+	for k := range w.tables {
+		if strings.HasPrefix(k, aud+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// lookup answers a cycle's lookups from the audience's tables; an entity
+// without a table has no rows.
+func (w *world) lookup(t testing.TB, def *audienceDef, l diff.Layout) diff.Lookup {
+	return func(_ context.Context, step int, keys []string) (array.RecordReader, error) {
+		ent := l.Steps[step].Entity
+		w.lookups = append(w.lookups, "lookup "+ent+": "+strings.Join(keys, " "))
+		fields := []arrow.Field{{Name: "key", Type: arrow.BinaryTypes.String}}
+		for j, e := range l.Enrich {
+			if e.Step == step {
+				fields = append(fields, arrow.Field{Name: e.Name, Type: def.types[j], Nullable: true})
+			}
+		}
+		schema := arrow.NewSchema(fields, nil)
+		rb := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		defer rb.Release()
+		for _, row := range w.tables[def.aud.Name+"/"+ent] {
+			if !slices.Contains(keys, row[0].(string)) {
+				continue
+			}
+			if len(row) != len(fields) {
+				t.Fatalf("table %s: row %v has %d columns, want %d", ent, row, len(row), len(fields))
+			}
+			for c, v := range row {
+				appendValue(t, rb.Field(c), v)
+			}
+		}
+		rec := rb.NewRecordBatch()
+		defer rec.Release()
+		return array.NewRecordReader(schema, []arrow.RecordBatch{rec})
+	}
 }
 
 // newEvents prints the messages that became pending since the last print,

@@ -151,6 +151,7 @@ const (
 	tIndex      = 0x08 // tIndex dest commit(8) → cycle(8), remaining (uvarint)
 	tEvent      = 0x09 // tEvent cycle(8) dest idx(4) → message
 	tDead       = 0x0a // tDead dest seq(8) → dead letter
+	tHistory    = 0x0b // tHistory aud → size history (history.go)
 )
 
 // Global counters.

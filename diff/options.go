@@ -155,3 +155,6 @@ func (o *Options) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Options returns the options the store was opened with, defaults filled.
+func (s *Store) Options() Options { return s.opts }

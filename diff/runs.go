@@ -26,6 +26,8 @@ type RunRecord struct {
 	Counts
 	// Delivered is what RecordDelivery reported.
 	Delivered int64 `json:"delivered,omitempty"`
+	// Alerts are the drift alerts the run fired: the run is marked.
+	Alerts []FiredAlert `json:"alerts,omitempty"`
 }
 
 // Counts are the changes of one cycle.

@@ -578,6 +578,9 @@ func (s *Store) abandon(id uint64, mk cycleMarker, cause error, rec *RunRecord) 
 	if err := s.putRun(b, mk.Audience, rec); err != nil {
 		return err
 	}
+	if err := s.putHistory(b, mk.Audience, rec, m.Members); err != nil {
+		return err
+	}
 	return b.Commit(pebble.Sync)
 }
 
@@ -679,6 +682,9 @@ func (s *Store) Purge(aud string) (err error) {
 		if err := b.DeleteRange(p, prefixEnd(p), nil); err != nil {
 			return err
 		}
+	}
+	if err := b.Delete(historyKey(aud), nil); err != nil {
+		return err
 	}
 	m, _, err := s.loadMeta(aud)
 	if err != nil {

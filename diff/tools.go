@@ -48,7 +48,7 @@ func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 && len(r.Damage) 
 var tableNames = map[byte]string{
 	tGlobal: "counters", tMeta: "audiences", tData: "members", tDelta: "staged",
 	tActivation: "activations", tRun: "runs", tCycle: "cycles", tIndex: "outbox index",
-	tEvent: "outbox", tDead: "dead letters",
+	tEvent: "outbox", tDead: "dead letters", tHistory: "history",
 }
 
 func tableName(k []byte) string {
@@ -195,6 +195,10 @@ func (s *Store) Verify() (*VerifyReport, error) {
 		case tRun, tCycle:
 			if !json.Valid(v) {
 				problem(k, errBadValue)
+			}
+		case tHistory:
+			if _, err := decodeHistory(v); err != nil {
+				problem(k, err)
 			}
 		case tIndex:
 			d, _, n, err := decodeElem(k[1:])

@@ -153,6 +153,7 @@ var activationClauses = []string{"audience", "destination", "event", "send_curre
 var eventKinds = map[string]EventKind{
 	"entity_added": EntityAdded, "entity_removed": EntityRemoved, "audience_entered": AudienceEntered,
 	"audience_exited": AudienceExited, "audience_membership_changed": AudienceMembershipChanged,
+	"entity_changed": EntityChanged,
 }
 
 func (c *checker) activation(a *grammar.Activation) *Activation {
@@ -223,7 +224,7 @@ func (c *checker) activation(a *grammar.Activation) *Activation {
 	if event != nil {
 		c.event(ir, event)
 	}
-	if ir.SendCurrent && (ir.Event == EntityRemoved || ir.Event == AudienceExited) && event != nil {
+	if ir.SendCurrent && (ir.Event == EntityRemoved || ir.Event == AudienceExited || ir.Event == EntityChanged) && event != nil {
 		c.errorf(a.Name, "send_current applies to entity_added, audience_entered and audience_membership_changed, not %s", ir.Event)
 	}
 	if propsGiven && ir.Audience != nil && ir.Audience.Match != nil {
@@ -241,6 +242,7 @@ func (c *checker) activation(a *grammar.Activation) *Activation {
 		}
 	}
 	c.identifierTrait(ir, a.Name)
+	c.entityChanged(ir, a.Name)
 	if len(c.diags) > n {
 		return nil
 	}
@@ -334,7 +336,7 @@ func (c *checker) event(ir *Activation, e *grammar.Event) {
 		return
 	}
 	ir.Event = kind
-	entityEvent := kind == EntityAdded || kind == EntityRemoved
+	entityEvent := kind.IsEntity()
 	switch {
 	case entityEvent && e.Entity == nil:
 		c.errorf(e.Kind, "%s names the entity it is about, e.g. %s credit_card", kind, kind)

@@ -124,6 +124,7 @@ func (c *checker) check(files []*grammar.File) {
 	var audiences []*grammar.Audience
 	var dests []*grammar.Destination
 	var acts []*grammar.Activation
+	var tests []*grammar.Test
 	for _, f := range files {
 		for _, b := range f.Broken {
 			if c.broken[b.Keyword] == nil {
@@ -148,6 +149,8 @@ func (c *checker) check(files []*grammar.File) {
 				dests = append(dests, d.Destination)
 			case d.Activation != nil:
 				acts = append(acts, d.Activation)
+			case d.Test != nil:
+				tests = append(tests, d.Test)
 			}
 		}
 	}
@@ -167,11 +170,7 @@ func (c *checker) check(files []*grammar.File) {
 			c.errorf(s, "state declared again (first at %s)", posText(states[0]))
 			continue
 		}
-		if s.Path.Str == nil {
-			c.errorf(s.Path, "state takes a directory as a string, e.g. state \".linkaud\"")
-			continue
-		}
-		c.ws.StateDir = c.absPath(s.Path.Str.Value())
+		c.state(s)
 	}
 	for i, g := range graphs {
 		if i == 0 {
@@ -215,6 +214,7 @@ func (c *checker) check(files []*grammar.File) {
 			c.ws.Destinations = append(c.ws.Destinations, ir)
 		}
 	}
+	c.alerts()
 	actNames := map[string]grammar.Node{}
 	sends := map[activationKey]*grammar.Activation{}
 	for _, a := range acts {
@@ -230,6 +230,7 @@ func (c *checker) check(files []*grammar.File) {
 			c.ws.Activations = append(c.ws.Activations, ir)
 		}
 	}
+	c.tests(tests)
 }
 
 func posText(n grammar.Node) string {

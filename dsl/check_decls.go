@@ -19,6 +19,7 @@ var warehouseSpecs = map[string]map[string]settingSpec{
 		"memory_limit":    {kind: "string"},
 		"max_connections": {kind: "int"},
 		"access_mode":     {kind: "string"},
+		"temp_directory":  {kind: "string"},
 	},
 	"snowflake": {
 		"type":             {kind: "ident"},

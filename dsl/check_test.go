@@ -59,6 +59,13 @@ func runCheck(srcs map[string][]byte) string {
 		b.WriteString("ok\n")
 		for _, a := range ws.Audiences {
 			b.WriteString(CanonicalAudience(a))
+			for _, al := range a.Alerts {
+				b.WriteString("alert of " + a.Name + ": " + al.String())
+				if al.Notify != nil {
+					b.WriteString(" notify " + al.Notify.Name)
+				}
+				b.WriteString("\n")
+			}
 		}
 		for _, act := range ws.Activations {
 			b.WriteString(activationString(act))

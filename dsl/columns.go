@@ -185,6 +185,9 @@ type columnChecker struct {
 	diags  Diagnostics
 	// reported avoids repeating one missing table or column per use.
 	reported map[string]bool
+	// used, when set, only records the columns asked for (UsedColumns).
+	used  map[string][]string
+	order *[]TableName
 }
 
 func (cc *columnChecker) table(t TableName) *tableInfo {
@@ -217,6 +220,10 @@ func (cc *columnChecker) table(t TableName) *tableInfo {
 
 func (cc *columnChecker) need(t TableName, column string, r Range, what string) {
 	if len(t) == 0 || column == "" {
+		return
+	}
+	if cc.used != nil {
+		cc.use(t, column)
 		return
 	}
 	if cc.reported == nil {

@@ -27,6 +27,12 @@ type Workspace struct {
 	Audiences    []*Audience // in file and source order
 	Destinations []*Destination
 	Activations  []*Activation
+	Tests        []*Test // test blocks, for `linkaud test` (check_tests.go)
+
+	// MemoryLimit is the state block's memory_limit in bytes, 0 when not
+	// set: the budget the process divides between the warehouse, the
+	// state and the pipeline (engine.PlanMemory).
+	MemoryLimit int64
 }
 
 // Audience returns the audience named name, or nil.
@@ -228,6 +234,9 @@ type Audience struct {
 	Enabled *bool
 	// EnabledRange is where `enabled` is written.
 	EnabledRange Range
+	// Alerts are the drift alerts (check_alerts.go); they do not change
+	// Version: they watch the membership, they do not define it.
+	Alerts []*Alert
 	// DependsOn are the DSL audiences that `in audience` refers to, directly.
 	DependsOn []*Audience
 	// Version identifies the definition: it changes when the audience, an
@@ -507,16 +516,25 @@ const (
 	AudienceEntered
 	AudienceExited
 	AudienceMembershipChanged
+	// EntityChanged is a pair that stays while a selected column of its
+	// entity changed.
+	EntityChanged
 )
 
-var eventKindText = [...]string{"entity_added", "entity_removed", "audience_entered", "audience_exited", "audience_membership_changed"}
+var eventKindText = [...]string{"entity_added", "entity_removed", "audience_entered", "audience_exited", "audience_membership_changed", "entity_changed"}
 
 // String is the DSL spelling, e.g. "entity_added".
 func (k EventKind) String() string { return eventKindText[k] }
 
 // EventName is the Segment event name, e.g. "Entity Added".
 func (k EventKind) EventName() string {
-	return [...]string{"Entity Added", "Entity Removed", "Audience Entered", "Audience Exited", "Audience Membership Changed"}[k]
+	return [...]string{"Entity Added", "Entity Removed", "Audience Entered", "Audience Exited", "Audience Membership Changed", "Entity Changed"}[k]
+}
+
+// IsEntity reports whether the event is about an entity of the path (it
+// names one): entity_added, entity_removed, entity_changed.
+func (k EventKind) IsEntity() bool {
+	return k == EntityAdded || k == EntityRemoved || k == EntityChanged
 }
 
 // Destination is a checked destination block.

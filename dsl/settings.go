@@ -54,12 +54,13 @@ func Settings() []SettingInfo {
 		}
 		add("warehouse "+typ, spec, req...)
 	}
+	add("state", stateSpec)
 	names("graph", graphItems)
 	add("profile", tableKeySpec, "table", "key")
 	add("entity", tableKeySpec, "table", "key")
 	add("memberships", membershipsSpec, "table", "profile", "audience")
 	add("events", eventsSpec, "table", "profile", "name", "time")
-	names("audience", []string{"description", "schedule", "match", "enrich", "enabled"})
+	names("audience", []string{"description", "schedule", "match", "enrich", "enabled", "alert"})
 	add("destination", destinationCommon, "type")
 	for typ, spec := range destinationSpecs {
 		add("destination "+typ, spec.settings, spec.required...)

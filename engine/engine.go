@@ -40,6 +40,10 @@ type Options struct {
 	// warehouse (check.go): a workspace that does not fit is refused with
 	// a *ColumnCheckError.
 	CheckColumns bool
+	// MemoryLimit is the memory budget in bytes (--memory-limit); 0: the
+	// state block's memory_limit, else DefaultMemoryBudget. MemoryPlan
+	// says how it is divided; fields set above win over the plan.
+	MemoryLimit int64
 	// DeliverRetries overrides every destination's retry budget per
 	// Deliver call when non-zero (sinks.NoRetries: fail fast and leave
 	// the rest for the next cycle, as `linkaud run` does).
@@ -50,9 +54,10 @@ type Options struct {
 // are safe for concurrent use; cycles of different audiences run in
 // parallel, and one destination is delivered by one goroutine at a time.
 type Engine struct {
-	opts  Options
-	log   *slog.Logger
-	store *diff.Store
+	opts   Options
+	log    *slog.Logger
+	store  *diff.Store
+	memory MemoryPlan
 
 	mu sync.Mutex
 	ws *dsl.Workspace
@@ -88,6 +93,8 @@ func Open(ctx context.Context, ws *dsl.Workspace, opts Options) (*Engine, error)
 	if opts.Sinks.Logger == nil {
 		opts.Sinks.Logger = opts.Logger
 	}
+	memory := MemoryPlanFor(ws, opts.MemoryLimit)
+	memory.apply(&opts, ws)
 	opts.Store.FS = crashpoint.FS(opts.Store.FS)
 	store, err := diff.Open(ws.StateDir, opts.Store)
 	if err != nil {
@@ -115,6 +122,7 @@ func Open(ctx context.Context, ws *dsl.Workspace, opts Options) (*Engine, error)
 		opts:    opts,
 		log:     opts.Logger,
 		store:   store,
+		memory:  memory,
 		ws:      ws,
 		wh:      wh,
 		dests:   map[string]*openDest{},
@@ -122,6 +130,9 @@ func Open(ctx context.Context, ws *dsl.Workspace, opts Options) (*Engine, error)
 		health:  map[string]DestinationHealth{},
 	}, nil
 }
+
+// Memory is how the engine divided its memory budget.
+func (e *Engine) Memory() MemoryPlan { return e.memory }
 
 // Store is the engine's state: lifecycle, runs, outbox, dead letters.
 func (e *Engine) Store() *diff.Store { return e.store }
@@ -244,13 +255,19 @@ func (e *Engine) Compute(ctx context.Context, a *dsl.Audience) (*diff.CycleResul
 	if err == nil {
 		defer release()
 		rows, err = e.query(ctx, wh, a, start)
+		if err == nil {
+			rows = &releasingReader{RecordReader: rows}
+			if a.Primary != nil {
+				in.Lookup = lookup(wh, ws, a)
+			}
+		}
 	}
 	in.QueryTime = time.Since(began)
 	if err != nil {
 		// The differ records the failure through its one failure path.
-		rows = failedRows(in.Layout, explain(ctx, wh, ws, a, err))
+		rows = failedRows(in.Layout, e.memory.memoryError(explain(ctx, wh, ws, a, err)))
 	} else {
-		rows = &explainingReader{RecordReader: crashpoint.Rows(rows), explain: func(err error) error { return explain(ctx, wh, ws, a, err) }}
+		rows = &explainingReader{RecordReader: crashpoint.Rows(rows), explain: func(err error) error { return e.memory.memoryError(explain(ctx, wh, ws, a, err)) }}
 	}
 	rows = e.watchRows(a.Name, rows)
 	in.Rows = rows

@@ -408,6 +408,11 @@ func (w *Worker) cycle(s *sched, a *dsl.Audience, acts []*dsl.Activation) {
 				kick = append(kick, d)
 			}
 		}
+		for _, f := range res.Alerts {
+			if d := w.dests[f.Notify]; f.Notify != "" && d != nil {
+				kick = append(kick, d)
+			}
+		}
 	}
 	w.mu.Unlock()
 	for _, d := range kick {

@@ -84,6 +84,11 @@ func openDuckDB(ctx context.Context, w *dsl.Warehouse, opts Options) (*DuckDB, e
 		return nil, errors.New("duckdb: cannot create a configuration")
 	}
 	defer bindings.DestroyConfig(&cfg)
+	for name, value := range opts.DuckDB.settings(w.Settings) {
+		if bindings.SetConfig(cfg, name, value) == bindings.StateError {
+			return nil, fmt.Errorf("duckdb: setting %s = %q (from the memory budget) is not accepted", name, value)
+		}
+	}
 	for name, value := range w.Settings {
 		if name == settingAccessMode {
 			continue // the database file's, at ATTACH
@@ -411,6 +416,9 @@ func duckError(msg string) error {
 	if strings.HasPrefix(msg, "Binder Error") || strings.HasPrefix(msg, "Catalog Error") {
 		// A name the statement uses: the column checks can place it.
 		return &undefinedError{err}
+	}
+	if strings.HasPrefix(msg, "Out of Memory Error") {
+		return fmt.Errorf("%w: %w", ErrOutOfMemory, err)
 	}
 	return err
 }

@@ -75,6 +75,10 @@ type pgReader struct {
 	stop    chan struct{} // closed by finish: produce gives up
 	clean   bool          // produce read the result to its end without error
 	once    sync.Once
+	// restore is the statement that puts back a session setting the
+	// query changed (QueryOptions.Selective), run before the connection
+	// goes back to the pool; if it fails the connection is closed.
+	restore string
 
 	schema *arrow.Schema
 	readerState
@@ -235,6 +239,11 @@ func (r *pgReader) finish() {
 			}
 		}
 		r.end()
+		if r.clean && r.restore != "" {
+			if _, err := r.conn.Exec(context.Background(), r.restore); err != nil {
+				r.clean = false
+			}
+		}
 		if r.clean {
 			r.conn.Release()
 		} else {

@@ -352,6 +352,16 @@ func (pg *Postgres) Query(ctx context.Context, query string, opts QueryOptions) 
 	query = "/* " + commentSafe(pg.applicationName()+" "+opts.Tag) + " */\n" + query
 	r := &pgReader{pg: pg, ctx: ctx, end: end, conn: c}
 	r.refs.Store(1)
+	if opts.Selective && pg.dialect != "redshift" {
+		// A statement restricted to a few rows (one profile's) wants the
+		// nested loops the session turns off for whole-table cycles.
+		if _, err := c.Exec(ctx, "SET enable_nestloop = on"); err != nil {
+			err = pg.error(ctx, err)
+			r.finish()
+			return nil, err
+		}
+		r.restore = "SET enable_nestloop = off"
+	}
 	if err := r.start(query); err != nil {
 		err = pg.error(ctx, err)
 		r.finish()

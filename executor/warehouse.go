@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -144,6 +145,11 @@ type QueryOptions struct {
 	// statement's QUERY_TAG (after the query_tag setting, if any), so
 	// warehouse admins can attribute cost; DuckDB ignores it.
 	Tag string
+	// Selective says the statement reads few rows of each table (`linkaud
+	// why`: everything restricted to one profile). PostgreSQL allows
+	// nested loops for it, which the session otherwise turns off for the
+	// whole-table joins of a cycle.
+	Selective bool
 }
 
 // Options configure Open. The zero value is ready to use.
@@ -162,7 +168,54 @@ type Options struct {
 	// tests point them at fakes of BigQuery's REST API and of the Storage
 	// Read API (endpoints, TLS roots). Production leaves it empty.
 	GoogleAPI GoogleAPI
+	// DuckDB bounds an embedded DuckDB, for the settings its warehouse
+	// block does not name itself: the engine fills it from the memory
+	// budget (engine.PlanMemory). Zero fields leave DuckDB's defaults.
+	DuckDB DuckDBLimits
 }
+
+// DuckDBLimits are the DuckDB settings a memory budget decides.
+type DuckDBLimits struct {
+	// MemoryLimit is DuckDB's memory_limit in bytes: its buffer pool,
+	// which joins, aggregates and the ORDER BY live in.
+	MemoryLimit int64
+	// Threads is DuckDB's threads; each needs working memory of its own.
+	Threads int
+	// TempDir is DuckDB's temp_directory, where it spills what does not
+	// fit in MemoryLimit. An in-memory database has none by default, so
+	// without it a large sort fails instead of spilling.
+	TempDir string
+	// NoInsertionOrder sets preserve_insertion_order = false: plans order
+	// their results themselves, and keeping insertion order costs memory.
+	// Set only under an explicit budget.
+	NoInsertionOrder bool
+}
+
+// settings returns the DuckDB options l decides, leaving out those named
+// in the warehouse block (the user's word wins).
+func (l DuckDBLimits) settings(set map[string]string) map[string]string {
+	out := map[string]string{}
+	add := func(name, value string) {
+		if _, ok := set[name]; !ok && value != "" {
+			out[name] = value
+		}
+	}
+	if l.MemoryLimit > 0 {
+		add("memory_limit", strconv.FormatInt(l.MemoryLimit>>20, 10)+"MiB")
+	}
+	if l.Threads > 0 {
+		add("threads", strconv.Itoa(l.Threads))
+	}
+	add("temp_directory", l.TempDir)
+	if l.NoInsertionOrder {
+		add("preserve_insertion_order", "false")
+	}
+	return out
+}
+
+// ErrOutOfMemory is wrapped by a statement that failed for want of memory
+// under the warehouse's memory limit.
+var ErrOutOfMemory = errors.New("warehouse: out of memory")
 
 // GoogleAPI holds client options for Google's APIs.
 type GoogleAPI struct {

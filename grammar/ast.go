@@ -59,6 +59,7 @@ type Decl struct {
 	Audience    *Audience    `parser:"| @@"`
 	Destination *Destination `parser:"| @@"`
 	Activation  *Activation  `parser:"| @@"`
+	Test        *Test        `parser:"| @@"`
 }
 
 // Warehouse is `warehouse { SETTING* }`.
@@ -67,10 +68,14 @@ type Warehouse struct {
 	Settings []*Setting `parser:"'warehouse' '{' @@* '}'"`
 }
 
-// State is `state "DIR"`.
+// State is `state "DIR" [{ SETTING* }]`: where the state lives and, in
+// the optional block, how the process running it may use the machine
+// (memory_limit).
 type State struct {
 	span
-	Path *Value `parser:"'state' @@"`
+	Path     *Value     `parser:"'state' @@"`
+	Block    bool       `parser:"( @'{'"`
+	Settings []*Setting `parser:"  @@* '}' )?"`
 }
 
 // Setting is `KEY VALUE [from VALUE]`, the generic body of warehouse,
@@ -161,6 +166,18 @@ type AudienceClause struct {
 	// Enabled is `enabled true|false`; any value parses, the checker
 	// says what it takes.
 	Enabled *Value `parser:"| 'enabled' @@"`
+	Alert   *Alert `parser:"| 'alert' @@"`
+}
+
+// Alert is `alert METRIC OP NUMBER[%] [notify DESTINATION]`, e.g.
+// `alert size_change > 20% notify ops`; the checker knows the metrics.
+type Alert struct {
+	span
+	Metric    *Name    `parser:"@@"`
+	Op        string   `parser:"@Op"`
+	Threshold *Literal `parser:"@@"`
+	Percent   bool     `parser:"@'%'?"`
+	Notify    *Name    `parser:"( 'notify' @@ )?"`
 }
 
 // Schedule is `every DURATION`, `daily at "HH:MM"`, `cron "SPEC"` or

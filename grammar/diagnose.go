@@ -149,7 +149,7 @@ func (d *diagnoser) literal(what, after string) {
 	d.next()
 }
 
-const declKeywords = "warehouse, state, graph, audience, destination or activation"
+const declKeywords = "warehouse, state, graph, audience, destination, activation or test"
 
 func (d *diagnoser) decl() {
 	t := d.peek()
@@ -167,13 +167,16 @@ func (d *diagnoser) decl() {
 	case is(t, "state"):
 		d.next()
 		d.value("the state directory (a string)", `"state"`)
+		if is(d.peek(), "{") {
+			d.block("state", d.setting, "a setting (key value)")
+		}
 	case is(t, "graph"):
 		d.next()
 		d.block("graph", d.graphItem, "profile, entity, relationship, memberships, events or a setting", "profile", "entity", "relationship", "memberships", "events")
 	case is(t, "audience"):
 		d.next()
 		d.name("the audience's name", `"audience"`)
-		d.block(d.what, d.audienceClause, `description, schedule, match, enrich or enabled`, "description", "schedule", "match", "enrich", "enabled")
+		d.block(d.what, d.audienceClause, `description, schedule, match, enrich, enabled or alert`, "description", "schedule", "match", "enrich", "enabled", "alert")
 	case is(t, "destination"):
 		d.next()
 		d.name("the destination's name", `"destination"`)
@@ -182,6 +185,10 @@ func (d *diagnoser) decl() {
 		d.next()
 		d.name("the activation's name", `"activation"`)
 		d.block(d.what, d.activationClause, "audience, destination, event, send_current, properties or a setting", "audience", "destination", "event", "send_current", "properties")
+	case is(t, "test"):
+		d.next()
+		d.str("the test's name", `"test"`)
+		d.block(d.what, d.testClause, "audience, now, given, expect or then", "audience", "now", "given", "expect", "then")
 	default:
 		d.fail("a declaration: "+declKeywords, TopLevelKeywords...)
 	}
@@ -356,6 +363,24 @@ func (d *diagnoser) audienceClause() bool {
 	case is(t, "enabled"):
 		d.next()
 		d.value("true or false", `"enabled"`)
+	case is(t, "alert"):
+		d.next()
+		d.name("what to watch, e.g. size_change,", `"alert"`)
+		if t := d.peek(); t.Type != tokOp {
+			d.fail("a comparison (>, >=, <, <=) after the metric")
+		}
+		d.next()
+		if t := d.peek(); t.Type != tokNumber {
+			d.fail("a threshold such as 20% or 1000 after the comparison")
+		}
+		d.next()
+		if is(d.peek(), "%") {
+			d.next()
+		}
+		if is(d.peek(), "notify") {
+			d.next()
+			d.name("the destination to notify", `"notify"`)
+		}
 	default:
 		return false
 	}

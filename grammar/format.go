@@ -177,7 +177,11 @@ func declDoc(d *Decl) doc {
 	case d.Warehouse != nil:
 		return block(dTok("warehouse"), settings(d.Warehouse.Settings))
 	case d.State != nil:
-		return cat(dTok("state"), sp, value(d.State.Path))
+		head := cat(dTok("state"), sp, value(d.State.Path))
+		if !d.State.Block {
+			return head
+		}
+		return block(head, settings(d.State.Settings))
 	case d.Graph != nil:
 		items := make([]doc, len(d.Graph.Items))
 		for i, it := range d.Graph.Items {
@@ -200,6 +204,8 @@ func declDoc(d *Decl) doc {
 			items[i] = activationClause(c)
 		}
 		return block(cat(dTok("activation"), sp, name(a.Name)), items)
+	case d.Test != nil:
+		return testDoc(d.Test)
 	}
 	return cat()
 }
@@ -299,6 +305,16 @@ func audienceClause(c *AudienceClause) doc {
 		return refList("enrich", c.Enrich)
 	case c.Enabled != nil:
 		return cat(dTok("enabled"), sp, value(c.Enabled))
+	case c.Alert != nil:
+		a := c.Alert
+		d := cat(dTok("alert"), sp, name(a.Metric), sp, dTok(a.Op), sp, literal(a.Threshold))
+		if a.Percent {
+			d = append(d, dTok("%"))
+		}
+		if a.Notify != nil {
+			d = append(d, sp, dTok("notify"), sp, name(a.Notify))
+		}
+		return d
 	}
 	return cat()
 }

@@ -116,7 +116,7 @@ func TestHostileInput(t *testing.T) {
 		{"CRLF and tabs", "audience a {\r\n\tmatch trait x = 1\r\n}\r\n", nil},
 		{"CR inside a comment", "# a\rb\nstate \"x\"", nil},
 		{"unknown top-level keyword", "segment x { }",
-			[]string{`1:1: unexpected "segment": expected a declaration: warehouse, state, graph, audience, destination or activation`}},
+			[]string{`1:1: unexpected "segment": expected a declaration: warehouse, state, graph, audience, destination, activation or test`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -53,7 +53,7 @@ var symbols = map[string]lexer.TokenType{
 //	Arrow       ->
 //	Op          != <= >= = < >
 //	Ident       [A-Za-z_][A-Za-z0-9_]*
-//	Punct       [{}(),.]
+//	Punct       [{}(),.%]
 //	Invalid     any other rune
 //
 // BadString and Invalid exist so that lexing never fails: the parser turns
@@ -199,7 +199,7 @@ func (s *scanner) next() lexer.Token {
 			j++
 		}
 		typ = tokIdent
-	case c == '{' || c == '}' || c == '(' || c == ')' || c == ',' || c == '.':
+	case c == '{' || c == '}' || c == '(' || c == ')' || c == ',' || c == '.' || c == '%':
 		typ = tokPunct
 	default:
 		// One rune; an invalid UTF-8 byte counts as one, as in regexp.

@@ -21,7 +21,7 @@ var referenceLexer = lexer.MustSimple([]lexer.SimpleRule{
 	{Name: "Arrow", Pattern: `->`},
 	{Name: "Op", Pattern: `!=|<=|>=|=|<|>`},
 	{Name: "Ident", Pattern: `[A-Za-z_][A-Za-z0-9_]*`},
-	{Name: "Punct", Pattern: `[{}(),.]`},
+	{Name: "Punct", Pattern: `[{}(),.%]`},
 	{Name: "Invalid", Pattern: `.`},
 })
 
@@ -67,7 +67,7 @@ func TestLexerMatchesReference(t *testing.T) {
 	cases := []string{
 		"", " ", "\n", "#", "# only a comment", "#\r\n#x\n", "a->b", "a - > b", "-", "-5", "-5.5", "-5.", "5.x",
 		"1h", "15m30", "1.5h", "12_", "0x1F", `"abc"`, `"a\"b"`, `"a\\"`, `"unterminated`, "\"bad\\\n", `"x\`, `"x\"`,
-		"\"é\\é\"", "\"a\\\xffb\"", "\xff\xfe", "é", "a.b.c", "!=", "!", "<=<>=>", "= ==", "{}(),.", "@@@", "\t\r\n  x",
+		"\"é\\é\"", "\"a\\\xffb\"", "\xff\xfe", "é", "a.b.c", "!=", "!", "<=<>=>", "= ==", "{}(),.", "20%", "@@@", "\t\r\n  x",
 		"trait x = 1 # trailing\nnext", "ünïcode # ümlaut\nx", "\"tab\there\"", "a\u00a0b", "日本語 \"日本\"",
 	}
 	for _, c := range cases {

@@ -25,7 +25,7 @@ var parser = participle.MustBuild[Decl](
 )
 
 // TopLevelKeywords start a declaration.
-var TopLevelKeywords = []string{"warehouse", "state", "graph", "audience", "destination", "activation"}
+var TopLevelKeywords = []string{"warehouse", "state", "graph", "audience", "destination", "activation", "test"}
 
 func isTopLevel(t lexer.Token) bool {
 	if t.Type != tokIdent {
@@ -285,7 +285,9 @@ func splitDecls(toks []lexer.Token) [][]lexer.Token {
 			cut(i)
 			break
 		}
-		if isTopLevel(t) && (depth <= 0 || t.Pos.Column == 1) {
+		// `test` starts a declaration only before its name, a string, so
+		// that it stays free as a name (`audience test`, a column).
+		if isTopLevel(t) && (depth <= 0 || t.Pos.Column == 1) && (t.Value != "test" || i+1 < len(toks) && toks[i+1].Type == tokString) {
 			cut(i)
 			depth = 0
 		}

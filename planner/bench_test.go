@@ -83,22 +83,7 @@ func benchProfiles() int {
 // profiles of the workspace evaluated per second, and rows and members per
 // run.
 func BenchmarkPreview(b *testing.B) {
-	benchOnce.Do(func() {
-		benchDir, benchErr = os.MkdirTemp("", "linkaud-bench")
-		if benchErr == nil {
-			_, benchErr = gen.Generate(context.Background(), gen.Options{Profiles: benchProfiles(), Out: benchDir, Seed: 1})
-		}
-		if benchErr == nil {
-			benchErr = os.WriteFile(filepath.Join(benchDir, "extra.la"), []byte(extraAudiences), 0o644)
-		}
-	})
-	if benchErr != nil {
-		b.Fatal(benchErr)
-	}
-	ws, diags := dsl.Load(benchDir, dsl.Options{})
-	if diags.HasErrors() {
-		b.Fatal(diags)
-	}
+	ws := benchWorkspace(b)
 	ctx := context.Background()
 	w, err := executor.Open(ctx, ws.Warehouse, executor.Options{})
 	if err != nil {
@@ -129,4 +114,26 @@ func BenchmarkPreview(b *testing.B) {
 			b.ReportMetric(float64(members), "members")
 		})
 	}
+}
+
+// benchWorkspace is the generated workspace of benchProfiles profiles with
+// extraAudiences, made once per process.
+func benchWorkspace(b *testing.B) *dsl.Workspace {
+	benchOnce.Do(func() {
+		benchDir, benchErr = os.MkdirTemp("", "linkaud-bench")
+		if benchErr == nil {
+			_, benchErr = gen.Generate(context.Background(), gen.Options{Profiles: benchProfiles(), Out: benchDir, Seed: 1})
+		}
+		if benchErr == nil {
+			benchErr = os.WriteFile(filepath.Join(benchDir, "extra.la"), []byte(extraAudiences), 0o644)
+		}
+	})
+	if benchErr != nil {
+		b.Fatal(benchErr)
+	}
+	ws, diags := dsl.Load(benchDir, dsl.Options{})
+	if diags.HasErrors() {
+		b.Fatal(diags)
+	}
+	return ws
 }

@@ -31,6 +31,20 @@ type compiler struct {
 	// joined caches, per SELECT, the alias an audience-level relation is
 	// joined under, so a path tested twice is joined once.
 	joined map[joinKey]string
+	// only, when set, is the literal of the one profile key a statement is
+	// restricted to (CompileWhy): every path step and event count is then
+	// read top down from that profile's rows.
+	only string
+}
+
+// profileRows is the WHERE of the profile rows a statement reads through
+// alias p: those with a key, and with only that key when restricted.
+func (c *compiler) profileRows(p string) []string {
+	key := c.col(p, c.g.Profile.Key)
+	if c.only == "" {
+		return []string{key + " IS NOT NULL"}
+	}
+	return []string{key + " IS NOT NULL", c.d.Text(key) + " = " + c.only}
 }
 
 type joinKey struct {
@@ -339,10 +353,10 @@ func (c *compiler) performed(x *dsl.Performed, q *selectQuery, neg bool) (expr, 
 	}
 	b := &selectQuery{}
 	key := c.col("ev", ev.ProfileColumn)
-	if len(traits) > 0 {
+	if len(traits) > 0 || c.only != "" {
 		d := &selectQuery{distinct: true, from: []string{c.table(c.g.Profile.Table) + " AS p"},
 			cols:  []string{c.as(c.col("p", c.g.Profile.Key), pkName(0))},
-			where: []string{c.col("p", c.g.Profile.Key) + " IS NOT NULL"}}
+			where: c.profileRows("p")}
 		for k, t := range traits {
 			d.cols = append(d.cols, c.as(c.col("p", t), ctxName(k)))
 		}

@@ -229,8 +229,8 @@ func (c *compiler) plan(path *dsl.Path) (*pathPlan, error) {
 
 	// Top down: the demand of every step that carries values.
 	for _, sp := range pp.steps {
-		if len(sp.ctx) == 0 {
-			continue
+		if len(sp.ctx) == 0 && c.only == "" {
+			continue // a restricted statement reads every step through its demand
 		}
 		var err error
 		if sp.demand, err = c.demand(pp, sp); err != nil {
@@ -374,7 +374,7 @@ func (c *compiler) demand(pp *pathPlan, sp *stepPlan) (*cte, error) {
 	q := &selectQuery{distinct: true}
 	if sp.i == 0 {
 		q.from = []string{c.table(c.g.Profile.Table) + " AS p"}
-		q.where = append(q.where, c.col("p", c.g.Profile.Key)+" IS NOT NULL")
+		q.where = append(q.where, c.profileRows("p")...)
 		for i, p := range sp.st.Rel.On {
 			q.cols = append(q.cols, c.as(c.col("p", p.Upper), pkName(i)))
 			q.where = append(q.where, c.col("p", p.Upper)+" IS NOT NULL")

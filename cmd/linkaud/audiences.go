@@ -14,7 +14,7 @@ import (
 	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/engine"
-	"github.com/linkaud/linkaud/internal/api"
+	"github.com/linkaud/linkaud/web"
 )
 
 func init() {
@@ -133,9 +133,9 @@ func (c *audListCmd) Run(g *Globals, d *audiencesDir) error {
 			return infraError(err)
 		}
 		if c.JSON {
-			out := make([]api.Audience, len(all))
+			out := make([]web.Audience, len(all))
 			for i, s := range all {
-				out[i] = api.AudienceOf(s)
+				out[i] = web.AudienceOf(s)
 			}
 			return writeJSONLines(os.Stdout, out)
 		}
@@ -244,7 +244,7 @@ func (c *audStatusCmd) Run(g *Globals, d *audiencesDir) error {
 			return audienceError(err)
 		}
 		if c.JSON {
-			return writeJSONLines(os.Stdout, []api.Audience{api.AudienceOf(s)})
+			return writeJSONLines(os.Stdout, []web.Audience{web.AudienceOf(s)})
 		}
 		var b strings.Builder
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
@@ -320,9 +320,9 @@ func (c *audRunsCmd) Run(g *Globals, d *audiencesDir) error {
 			runs = runs[:c.Limit]
 		}
 		if c.JSON {
-			out := make([]api.Run, len(runs))
+			out := make([]web.Run, len(runs))
 			for i, r := range runs {
-				out[i] = api.RunOf(r)
+				out[i] = web.RunOf(r)
 			}
 			return writeJSONLines(os.Stdout, out)
 		}
@@ -338,6 +338,14 @@ func (c *audRunsCmd) Run(g *Globals, d *audiencesDir) error {
 			if !r.OK {
 				result = "FAILED"
 				notes = append(notes, fmt.Sprintf("run %d failed:\n%s", r.Run, engine.Indent(r.Error, "  ")))
+			}
+			for _, a := range r.Alerts {
+				result = "ALERT"
+				note := fmt.Sprintf("run %d: alert %s (%d → %d members)", r.Run, a.Alert, a.Before, a.After)
+				if a.Notify != "" {
+					note += ", sent to " + a.Notify
+				}
+				notes = append(notes, note)
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n",
 				r.Run, when(r.Start), result, r.Generation, r.Members, r.Entered, r.Exited, r.Added, r.Removed,

@@ -17,16 +17,17 @@ func init() {
 }
 
 type benchCmd struct {
-	Profiles int               `help:"Number of profiles of the generated data set." required:""`
-	Dir      string            `help:"Where the generated data (reused across runs of the same size and seed) and the run's workspace go (default: the user cache directory, linkaud/bench)." type:"path"`
-	Seed     int64             `help:"Seed of the generated data." default:"1"`
-	Repeat   int               `help:"Timed passes of the query floor and of the mutation hours; figures are medians." default:"1"`
-	Mutate   float64           `help:"Percentage of rows each mutation hour rewrites." default:"1"`
-	Audience []string          `help:"Audience to measure (repeatable; default the seed's three use cases)." short:"a"`
-	Skip     []string          `help:"Phases to leave out: query, except, mutate, kafka." enum:"query,except,mutate,kafka"`
-	DuckDB   map[string]string `help:"DuckDB setting for every embedded instance, e.g. --duckdb memory_limit=1GB." name:"duckdb"`
-	JSON     bool              `help:"Print one JSON object instead of the table."`
-	Profile  string            `help:"Write a CPU profile of the measured phases (after generation) to this file, for go tool pprof." type:"path"`
+	Profiles    int               `help:"Number of profiles of the generated data set." required:""`
+	Dir         string            `help:"Where the generated data (reused across runs of the same size and seed) and the run's workspace go (default: the user cache directory, linkaud/bench)." type:"path"`
+	Seed        int64             `help:"Seed of the generated data." default:"1"`
+	Repeat      int               `help:"Timed passes of the query floor and of the mutation hours; figures are medians." default:"1"`
+	Mutate      float64           `help:"Percentage of rows each mutation hour rewrites." default:"1"`
+	Audience    []string          `help:"Audience to measure (repeatable; default the seed's three use cases)." short:"a"`
+	Skip        []string          `help:"Phases to leave out: query, except, mutate, kafka." enum:"query,except,mutate,kafka"`
+	DuckDB      map[string]string `help:"DuckDB setting for every embedded instance, e.g. --duckdb memory_limit=1GB." name:"duckdb"`
+	MemoryLimit byteSize          `help:"Memory budget, as linkaud run --memory-limit (default: a quarter of RAM, 512MB to 4GB)." placeholder:"SIZE"`
+	JSON        bool              `help:"Print one JSON object instead of the table."`
+	Profile     string            `help:"Write a CPU profile of the measured phases (after generation) to this file, for go tool pprof." type:"path"`
 
 	Warehouse string `help:"Where the audiences run: duckdb (embedded, over the generated files) or postgres (the data set loaded into the database of --dsn-env, its tables analytics.*, bank.*, home.* replaced; the EXCEPT baseline is DuckDB's only)." enum:"duckdb,postgres" default:"duckdb"`
 	DSNEnv    string `help:"With --warehouse postgres: the environment variable holding the DSN of the database to load and query." default:"PG_DSN" placeholder:"NAME"`
@@ -63,6 +64,7 @@ func (c *benchCmd) Run(g *Globals) error {
 		Mutate:      c.Mutate,
 		Audiences:   c.Audience,
 		DuckDB:      c.DuckDB,
+		MemoryLimit: int64(c.MemoryLimit),
 		Skip:        c.Skip,
 		Logger:      g.Logger(),
 		Profile:     c.Profile,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 
+	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/executor"
 	"github.com/linkaud/linkaud/planner"
@@ -23,6 +24,7 @@ type previewCmd struct {
 	Limit    int    `help:"Show the first N members in key order; 0 shows all." default:"3000"`
 	Format   string `help:"table, jsonl (one member per line with its matched entities) or keys (one profile key per line, byte order)." enum:"table,jsonl,keys" default:"table"`
 	Now      string `help:"Cycle start for within windows, RFC 3339 (default: now)."`
+	Diff     bool   `help:"Show the members that would enter (+) and exit (-) against the last committed generation (reads every member; --limit and --format do not apply)."`
 }
 
 func (c *previewCmd) Run(g *Globals) error {
@@ -52,7 +54,11 @@ func (c *previewCmd) Run(g *Globals) error {
 	if err != nil {
 		return infraError(err)
 	}
-	p, err := planner.Compile(a, ws.Graph, d, planner.Options{Now: now, Limit: c.Limit})
+	limit := c.Limit
+	if c.Diff {
+		limit = 0
+	}
+	p, err := planner.Compile(a, ws.Graph, d, planner.Options{Now: now, Limit: limit})
 	if err != nil {
 		return userError(err)
 	}
@@ -66,6 +72,16 @@ func (c *previewCmd) Run(g *Globals) error {
 	res, err := preview.Run(ctx, wh, p)
 	if err != nil {
 		return infraError(fmt.Errorf("preview %s: %w", a.Name, err))
+	}
+	if c.Diff {
+		committed, gen, err := committedMembers(g, ws, a.Name)
+		if err != nil {
+			return err
+		}
+		if err := res.Diff(committed, gen).Write(os.Stdout); err != nil {
+			return infraError(err)
+		}
+		return nil
 	}
 	switch c.Format {
 	case "keys":
@@ -85,4 +101,30 @@ func (c *previewCmd) Run(g *Globals) error {
 		return infraError(err)
 	}
 	return nil
+}
+
+// committedMembers reads the member keys of an audience's current
+// generation from the state, read-only (a worker may hold it); none when
+// the state or the audience has no generation yet.
+func committedMembers(g *Globals, ws *dsl.Workspace, aud string) ([]string, uint64, error) {
+	if _, err := os.Stat(ws.StateDir); errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil
+	}
+	store, err := diff.OpenReadOnly(ws.StateDir, storeOptions(g.Logger()))
+	if err != nil {
+		return nil, 0, stateError(fmt.Errorf("opening state %s: %w", ws.StateDir, err))
+	}
+	defer store.Close()
+	st, err := store.State(aud)
+	if err != nil {
+		return nil, 0, stateError(err)
+	}
+	if st.Generation == 0 {
+		return nil, 0, nil
+	}
+	var keys []string
+	if err := store.Members(aud, func(m diff.Member) error { keys = append(keys, m.Profile); return nil }); err != nil {
+		return nil, 0, stateError(err)
+	}
+	return keys, st.Generation, nil
 }

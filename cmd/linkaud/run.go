@@ -27,9 +27,14 @@ type runCmd struct {
 	Retries     int      `help:"Retries of a failing delivery batch before its events are left in the outbox for the next run." default:"2"`
 	Now         string   `help:"Cycle start, RFC 3339 (default: now): the events' timestamp and the reference of within windows."`
 	Timings     bool     `help:"Print query, diff and delivery times." default:"true" negatable:""`
+	DryRun      bool     `help:"Compute the next cycle and print the events it would emit (JSON lines on standard output, with their messageIds) and the change summary (standard error); commit and deliver nothing."`
+	MemoryLimit byteSize `help:"Memory budget of the process, e.g. 512MB: divided between DuckDB, the state and the pipeline (default: the state block's memory_limit, else a quarter of RAM, 512MB to 4GB)." placeholder:"SIZE"`
 }
 
 func (c *runCmd) Run(g *Globals) error {
+	if c.DryRun && c.DeliverOnly {
+		return userError(errors.New("--dry-run computes a cycle and --deliver-only computes none: give one of them"))
+	}
 	if c.DeliverOnly && len(c.Audience) > 0 {
 		return userError(errors.New("--deliver-only computes nothing: leave out --audience"))
 	}
@@ -46,6 +51,7 @@ func (c *runCmd) Run(g *Globals) error {
 	}
 	opts.DeliverRetries = c.Retries
 	opts.CheckColumns = true
+	opts.MemoryLimit = int64(c.MemoryLimit)
 	if c.Retries == 0 {
 		opts.DeliverRetries = sinks.NoRetries
 	}
@@ -63,6 +69,10 @@ func (c *runCmd) Run(g *Globals) error {
 		return stateError(err)
 	}
 	defer e.Close()
+	applyMemoryPlan(g, e.Memory())
+	if c.DryRun {
+		return c.dryRun(ctx, e)
+	}
 	rep, err := e.RunOnce(ctx, engine.RunOptions{Audiences: c.Audience, Enable: c.Enable, DeliverOnly: c.DeliverOnly})
 	var disabled *engine.AudienceDisabledError
 	switch {

@@ -17,7 +17,8 @@ func init() {
 }
 
 type stateCmd struct {
-	Dir stateDir `arg:""`
+	Move stMoveCmd `cmd:"" help:"Move audiences' state (memberships, runs, outbox, dead letters) from one state directory to another: FROM TO --audience A."`
+	Dir  stateDir  `arg:""`
 }
 
 type stateDir struct {
@@ -198,4 +199,64 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 			}
 		}
 	}
+}
+
+type stMoveCmd struct {
+	Audience []string `help:"Audience to move (repeatable)." required:"" short:"a"`
+	From     string   `arg:"" help:"Workspace or state directory the audiences leave."`
+	To       string   `arg:"" help:"Workspace or state directory they go to (created if missing)."`
+}
+
+// Run moves each audience's state — memberships, runs, outbox, dead
+// letters — from one state directory to another (diff.MoveAudience): the
+// resharding step of `linkaud worker --shard`. Both directories must be
+// free: stop the workers that hold them first.
+func (c *stMoveCmd) Run(g *Globals) error {
+	from, err := resolveState(c.From)
+	if err != nil {
+		return err
+	}
+	to, err := resolveStateOrNew(c.To)
+	if err != nil {
+		return err
+	}
+	if filepath.Clean(from) == filepath.Clean(to) {
+		return userError(fmt.Errorf("state move: %s and %s are the same state directory", c.From, c.To))
+	}
+	src, err := diff.Open(from, storeOptions(g.Logger()))
+	if err != nil {
+		return stateError(err)
+	}
+	defer src.Close()
+	dst, err := diff.Open(to, storeOptions(g.Logger()))
+	if err != nil {
+		return stateError(err)
+	}
+	defer dst.Close()
+	for _, aud := range c.Audience {
+		rep, err := diff.MoveAudience(src, dst, aud)
+		if err != nil {
+			if errors.Is(err, diff.ErrAudienceExists) {
+				return userError(err)
+			}
+			return infraError(err)
+		}
+		resumed := ""
+		if rep.Resumed {
+			resumed = " (finishing an interrupted move)"
+		}
+		fmt.Printf("moved %s%s: generation %d, %s, %s, %s in the outbox, %s\n", aud, resumed, rep.Generation,
+			plural(rep.Rows, "row"), plural(rep.Runs, "run"), plural(rep.Pending, "event"), plural(rep.DeadLetters, "dead letter"))
+	}
+	return nil
+}
+
+// resolveStateOrNew is resolveState, or dir itself when it does not exist
+// yet or is empty: a new shard's state directory.
+func resolveStateOrNew(dir string) (string, error) {
+	names, err := os.ReadDir(dir)
+	if os.IsNotExist(err) || (err == nil && len(names) == 0) {
+		return dir, nil
+	}
+	return resolveState(dir)
 }

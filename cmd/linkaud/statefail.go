@@ -11,7 +11,7 @@ import (
 
 	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/engine"
-	"github.com/linkaud/linkaud/internal/api"
+	"github.com/linkaud/linkaud/web"
 )
 
 // workspaceArg is the workspace directory of the command running, for the
@@ -83,7 +83,7 @@ func explainLocked(err error) error {
 	if err == nil || !errors.Is(err, diff.ErrLocked) {
 		return err
 	}
-	return fmt.Errorf("%w\nthe state directory is in use by another linkaud process; if a worker is running, use its HTTP API instead (e.g. curl -X POST -H \"Authorization: Bearer $%s\" http://127.0.0.1:8080/audiences/NAME/enable)", err, api.TokenEnv)
+	return fmt.Errorf("%w\nthe state directory is in use by another linkaud process; if a worker is running, use its HTTP API instead (e.g. curl -X POST -H \"Authorization: Bearer $%s\" http://127.0.0.1:8080/audiences/NAME/enable)", err, web.TokenEnv)
 }
 
 // stateError classifies a failure to open the state: another process (a

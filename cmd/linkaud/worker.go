@@ -15,13 +15,13 @@ import (
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/engine"
 	"github.com/linkaud/linkaud/executor"
-	"github.com/linkaud/linkaud/internal/api"
 	"github.com/linkaud/linkaud/internal/metrics"
 	"github.com/linkaud/linkaud/sinks"
+	"github.com/linkaud/linkaud/web"
 )
 
 func init() {
-	register("worker", "Run the daemon: compute enabled audiences on their schedules, deliver their events, serve /healthz, /metrics and /audiences.", &workerCmd{})
+	register("worker", "Run the daemon: compute enabled audiences on their schedules, deliver their events, serve the console at /, /healthz, /metrics and /audiences.", &workerCmd{})
 }
 
 type workerCmd struct {
@@ -32,6 +32,9 @@ type workerCmd struct {
 	DeliverInterval time.Duration `help:"How often a destination with events left in its outbox is retried." default:"5s"`
 	Watch           bool          `help:"Reload when a .la file changes (also on SIGHUP)." default:"true" negatable:""`
 	MaxDepth        int           `help:"Deepest path allowed, counting profile (default: the graph's max_depth, else 6)."`
+	State           string        `help:"State directory, instead of the workspace's state setting: a shard's own (each --shard needs one)." type:"path" placeholder:"DIR"`
+	Shard           string        `help:"Run shard K of N workers (K counts from 0, e.g. a StatefulSet pod's ordinal): only the audiences rendezvous hashing gives this shard; each shard needs a state directory of its own." placeholder:"K/N"`
+	MemoryLimit     byteSize      `help:"Memory budget of the process, e.g. 512MB: divided between DuckDB, the state and the pipeline (default: the state block's memory_limit, else a quarter of RAM, 512MB to 4GB)." placeholder:"SIZE"`
 }
 
 func (c *workerCmd) Run(g *Globals) error {
@@ -43,14 +46,36 @@ func (c *workerCmd) Run(g *Globals) error {
 	case c.DeliverInterval <= 0:
 		return userError(errors.New("--deliver-interval must be positive"))
 	}
+	shard := engine.Shard{K: 0, N: 1}
+	if c.Shard != "" {
+		var err error
+		if shard, err = engine.ParseShard(c.Shard); err != nil {
+			return userError(fmt.Errorf("--shard: %w", err))
+		}
+	}
 	log := g.Logger()
 	dopts := dsl.Options{MaxDepth: c.MaxDepth}
 	ws, err := loadWorkspace(c.Dir, dopts)
 	if err != nil {
 		return err
 	}
+	// withState gives a loaded workspace the --state directory.
+	withState := func(ws *dsl.Workspace) *dsl.Workspace {
+		if c.State == "" || ws == nil {
+			return ws
+		}
+		cp := *ws
+		cp.StateDir = c.State
+		return &cp
+	}
+	ws = withState(ws)
+	if shard.N > 1 {
+		all := len(ws.Audiences)
+		ws = shard.Apply(ws)
+		log.Info("shard", "shard", shard.String(), "audiences", len(ws.Audiences), "of", all)
+	}
 	// The token is read once and never logged; only whether it is set.
-	token := os.Getenv(api.TokenEnv)
+	token := os.Getenv(web.TokenEnv)
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
@@ -76,35 +101,45 @@ func (c *workerCmd) Run(g *Globals) error {
 	}()
 
 	m := metrics.New()
+	rates := web.NewRates()
 	e, err := engine.Open(ctx, ws, engine.Options{
 		Logger: log,
 		Store:  storeOptions(log),
-		Hooks:  []sinks.Hook{m},
+		Hooks:  []sinks.Hook{m, rates},
 		// Refuse a workspace that does not fit the warehouse, at
 		// start and at every reload.
 		CheckColumns: true,
 		// A connection per concurrent cycle; a max_connections
 		// setting in the workspace still wins.
-		Warehouse: executor.Options{MaxConns: c.MaxConcurrent},
+		Warehouse:   executor.Options{MaxConns: c.MaxConcurrent},
+		MemoryLimit: int64(c.MemoryLimit),
 	})
 	if err != nil {
 		// Another process holding the state is the user's to resolve;
 		// damage and I/O errors are refusals with what to do.
 		return stateError(err)
 	}
+	applyMemoryPlan(g, e.Memory())
 	w, err := engine.NewWorker(e, engine.WorkerOptions{
 		MaxConcurrent:   c.MaxConcurrent,
 		DeliverInterval: c.DeliverInterval,
 		StopTimeout:     c.ShutdownTimeout,
-		Load:            func() (*dsl.Workspace, dsl.Diagnostics) { return dsl.Load(c.Dir, dopts) },
-		Watch:           c.Watch,
-		Logger:          log,
+		Load: func() (*dsl.Workspace, dsl.Diagnostics) {
+			ws, diags := dsl.Load(c.Dir, dopts)
+			if ws != nil {
+				ws = shard.Apply(withState(ws))
+			}
+			return ws, diags
+		},
+		Watch:  c.Watch,
+		Logger: log,
 	})
 	if err != nil {
 		e.Close()
 		return infraError(err)
 	}
 	m.Observe(e.Store(), w.Destinations)
+	m.ObserveHistory(e.Store())
 
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
@@ -113,7 +148,9 @@ func (c *workerCmd) Run(g *Globals) error {
 	}
 	addr := ln.Addr().String()
 	srv := &http.Server{
-		Handler:           api.New(w, api.Options{Token: token, Metrics: m.Handler(), Logger: log}),
+		Handler: web.New(w, web.Options{Token: token, Metrics: m.Handler(), Logger: log, Rates: rates,
+			// Beyond loopback the console's pages need a login too.
+			RequireLogin: !isLoopback(ln.Addr())}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -125,7 +162,7 @@ func (c *workerCmd) Run(g *Globals) error {
 	if !isLoopback(ln.Addr()) {
 		log.Warn("the HTTP API listens beyond loopback; anyone reaching it can read audience statuses", "addr", addr)
 	}
-	log.Info("listening", "addr", addr, "mutations", map[bool]string{true: "enabled (bearer token)", false: "disabled (" + api.TokenEnv + " unset)"}[token != ""])
+	log.Info("listening", "addr", addr, "mutations", map[bool]string{true: "enabled (bearer token)", false: "disabled (" + web.TokenEnv + " unset)"}[token != ""])
 	// Scripts and tests read the bound address (--listen with port 0)
 	// from this line.
 	fmt.Fprintf(os.Stdout, "linkaud worker: listening on http://%s\n", addr)

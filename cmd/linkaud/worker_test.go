@@ -27,7 +27,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/linkaud/linkaud/diff"
-	"github.com/linkaud/linkaud/internal/api"
+	"github.com/linkaud/linkaud/web"
 )
 
 // The worker tests start `linkaud worker` as a subprocess on a real port
@@ -288,13 +288,13 @@ func (p *workerProc) post(path string, want int) []byte {
 	return body
 }
 
-func (p *workerProc) audience(name string) api.Audience {
+func (p *workerProc) audience(name string) web.Audience {
 	p.t.Helper()
 	code, body := p.do("GET", "/audiences/"+name, "")
 	if code != http.StatusOK {
 		p.t.Fatalf("GET /audiences/%s: %d %s", name, code, body)
 	}
-	var a api.Audience
+	var a web.Audience
 	if err := json.Unmarshal(body, &a); err != nil {
 		p.t.Fatalf("%s: %v", body, err)
 	}
@@ -445,7 +445,7 @@ func writeWorkerFiles(t *testing.T, dir, audiences string) {
 
 func workerEnv(hook *hookServer) []string {
 	return []string{
-		api.TokenEnv + "=" + testToken,
+		web.TokenEnv + "=" + testToken,
 		"HOOK_URL=" + hook.URL + "/hook?key=" + hookKey,
 		"HOOK_SECRET=" + hookSecret,
 	}
@@ -508,7 +508,7 @@ func TestWorker(t *testing.T) {
 
 	// A manual audience runs only when asked.
 	p.post("/audiences/manual_one/run", http.StatusConflict) // disabled
-	var m api.Audience
+	var m web.Audience
 	if err := json.Unmarshal(p.post("/audiences/manual_one/enable", http.StatusOK), &m); err != nil {
 		t.Fatal(err)
 	}

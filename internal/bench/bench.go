@@ -39,6 +39,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -78,6 +79,9 @@ type Options struct {
 	// DuckDB are extra DuckDB settings for the workspace's warehouse (e.g.
 	// memory_limit, threads), applied to every DuckDB instance of the run.
 	DuckDB map[string]string
+	// MemoryLimit is the memory budget (engine.Options.MemoryLimit); 0
+	// for the default one.
+	MemoryLimit int64
 	// Skip leaves out phases: "query", "except", "mutate", "kafka" (a
 	// run for the peak RSS at a large size needs only the cycles). The
 	// first and no-change cycles always run.
@@ -116,6 +120,7 @@ type Result struct {
 	Audiences []string `json:"audiences"`
 	Machine   Machine  `json:"machine"`
 	Warehouse string   `json:"warehouse"` // duckdb or postgres
+	Memory    string   `json:"memory"`    // the memory budget and its division (engine.MemoryPlan)
 	GenS      float64  `json:"gen_s"`     // 0 when the data was reused
 	LoadS     float64  `json:"load_s"`    // loading into PostgreSQL, untimed otherwise
 	Rows      int64    `json:"rows"`      // result rows of the first cycle
@@ -357,9 +362,10 @@ func (b *run) prepare(ctx context.Context) error {
 	b.now = Anchor.Add(-time.Hour)
 	b.fs = newCountingFS(vfs.Default)
 	b.eng, err = engine.Open(ctx, ws, engine.Options{
-		Logger: slog.New(warnOnly{b.log.Handler()}),
-		Now:    func() time.Time { return b.now },
-		Store:  diff.Options{FS: b.fs},
+		Logger:      slog.New(warnOnly{b.log.Handler()}),
+		Now:         func() time.Time { return b.now },
+		Store:       diff.Options{FS: b.fs},
+		MemoryLimit: b.opts.MemoryLimit,
 	})
 	if err != nil {
 		return err
@@ -369,7 +375,15 @@ func (b *run) prepare(ctx context.Context) error {
 			return err
 		}
 	}
-	b.wh, err = executor.Open(ctx, ws.Warehouse, executor.Options{Logger: b.log})
+	// The floor's DuckDB runs under the same limits as the engine's, so
+	// that the ratios compare the pipeline, not two memory budgets.
+	b.res.Memory = b.eng.Memory().String()
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		// As linkaud run and worker do (cmd/linkaud/memory.go).
+		debug.SetMemoryLimit(b.eng.Memory().GoHeap)
+	}
+	b.wh, err = executor.Open(ctx, ws.Warehouse, executor.Options{Logger: b.log,
+		DuckDB: b.eng.Memory().DuckDBLimits(filepath.Join(b.runDir, "floor"))})
 	if err != nil {
 		return err
 	}

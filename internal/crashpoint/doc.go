@@ -16,7 +16,8 @@
 //
 // Points (see Points): the engine calls Hit at cycle.planned, wraps a
 // cycle's result stream with Rows (cycle.batch per record handed to the
-// differ, cycle.streamed at the end of the stream), wraps the state's file
+// differ, cycle.streamed at the end of the stream, cycle.lookup before each
+// lookup of removed entities' current values), wraps the state's file
 // system with FS (pebble.write, pebble.sync: before each write and fsync of
 // any Pebble file, WAL commits included), and wraps delivery with
 // Destination and Outbox (deliver.send before a Send, deliver.sent after a
@@ -39,6 +40,7 @@ var Points = []string{
 	"cycle.planned",
 	"cycle.batch",
 	"cycle.streamed",
+	"cycle.lookup",
 	"pebble.write",
 	"pebble.sync",
 	"cycle.committed",

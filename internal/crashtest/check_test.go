@@ -38,9 +38,15 @@ var (
 // stamps events with the wall clock; the checks above use the bytes).
 func delivered(t *testing.T, dir string, blankTime bool) deliveries {
 	t.Helper()
+	return deliveredTo(t, dir, blankTime, "audit.jsonl", "crm.jsonl")
+}
+
+// deliveredTo is delivered for the file destinations writing files.
+func deliveredTo(t *testing.T, dir string, blankTime bool, files ...string) deliveries {
+	t.Helper()
 	d := deliveries{events: map[string]string{}}
 	idOf := map[string]string{} // event without its messageId → messageId
-	for _, name := range []string{"audit.jsonl", "crm.jsonl"} {
+	for _, name := range files {
 		f, err := os.Open(filepath.Join(dir, "ws", name))
 		if err != nil {
 			t.Fatal(err)
@@ -169,6 +175,8 @@ var (
 	previewMu      sync.Mutex
 	previewMembers [steps + 1]map[string]map[string]bool
 	previewCards   [steps + 1]map[string]bool
+	// previewDue are the due dates of previewCards, as JSON.
+	previewDue [steps + 1]map[string]string
 )
 
 // checkAgainstPreview records the memberships of step s (whose data dir
@@ -182,6 +190,7 @@ func checkAgainstPreview(t *testing.T, dir string, s int) {
 	defer previewMu.Unlock()
 	previewMembers[s] = map[string]map[string]bool{}
 	previewCards[s] = map[string]bool{}
+	previewDue[s] = map[string]string{}
 	for _, a := range audiences {
 		out := mustRun(t, dir, "preview", "ws", "-a", a, "--now", stepNow[s], "--format", "jsonl", "--limit", "0").stdout
 		m := map[string]bool{}
@@ -195,6 +204,7 @@ func checkAgainstPreview(t *testing.T, dir string, s int) {
 					Lowest struct {
 						Entity, Key string
 					} `json:"lowest"`
+					Enrich map[string]json.RawMessage `json:"enrich"`
 				} `json:"entities"`
 			}
 			if err := json.Unmarshal([]byte(line), &p); err != nil {
@@ -204,6 +214,7 @@ func checkAgainstPreview(t *testing.T, dir string, s int) {
 			if a == "outstanding_balance" {
 				for _, e := range p.Entities {
 					previewCards[s][p.Key+" "+e.Lowest.Key] = true
+					previewDue[s][p.Key+" "+e.Lowest.Key] = string(e.Enrich["credit_card.due_date"])
 				}
 			}
 		}
@@ -246,6 +257,11 @@ func checkAgainstPreview(t *testing.T, dir string, s int) {
 		diffInto("added outstanding_balance", step, previewCards[step], prevCards)
 		if step > 1 {
 			diffInto("removed outstanding_balance", step, prevCards, previewCards[step])
+			for k := range previewCards[step] {
+				if prevCards[k] && previewDue[step][k] != previewDue[step-1][k] {
+					want[fmt.Sprintf("changed outstanding_balance %d %s", step, k)] = true
+				}
+			}
 		}
 	}
 
@@ -256,7 +272,12 @@ func checkAgainstPreview(t *testing.T, dir string, s int) {
 		var ev struct {
 			Type, Event, UserID, Timestamp string
 			Properties                     struct {
-				AudienceKey   string `json:"audience_key"`
+				AudienceKey  string `json:"audience_key"`
+				Reason       string `json:"reason"`
+				EntityValues string `json:"entity_values"`
+				Changes      map[string]struct {
+					From, To json.RawMessage
+				} `json:"changes"`
 				EntityContext struct {
 					Account struct {
 						CreditCard struct {
@@ -282,7 +303,22 @@ func checkAgainstPreview(t *testing.T, dir string, s int) {
 		case ev.Event == "Entity Added":
 			k = fmt.Sprintf("added %s %d %s %s", ev.Properties.AudienceKey, step, ev.UserID, ev.Properties.EntityContext.Account.CreditCard.ID)
 		case ev.Event == "Entity Removed":
-			k = fmt.Sprintf("removed %s %d %s %s", ev.Properties.AudienceKey, step, ev.UserID, ev.Properties.EntityContext.Account.CreditCard.ID)
+			card := ev.Properties.EntityContext.Account.CreditCard.ID
+			k = fmt.Sprintf("removed %s %d %s %s", ev.Properties.AudienceKey, step, ev.UserID, card)
+			reason := "no_longer_matches"
+			if !previewMembers[step]["outstanding_balance"][ev.UserID] {
+				reason = "profile_exited"
+			}
+			if ev.Properties.Reason != reason || (ev.Properties.EntityValues != "current" && ev.Properties.EntityValues != "last_seen") {
+				t.Fatalf("the removal of %s from %s says reason %q, entity_values %q; want reason %q: %s", card, ev.UserID, ev.Properties.Reason, ev.Properties.EntityValues, reason, line)
+			}
+		case ev.Event == "Entity Changed":
+			pair := ev.UserID + " " + ev.Properties.EntityContext.Account.CreditCard.ID
+			k = fmt.Sprintf("changed %s %d %s", ev.Properties.AudienceKey, step, pair)
+			ch, ok := ev.Properties.Changes["due_date"]
+			if !ok || len(ev.Properties.Changes) != 1 || string(ch.From) != previewDue[step-1][pair] || string(ch.To) != previewDue[step][pair] {
+				t.Fatalf("Entity Changed of %s: changes %+v, want due_date from %s to %s: %s", pair, ev.Properties.Changes, previewDue[step-1][pair], previewDue[step][pair], line)
+			}
 		default:
 			t.Fatalf("unexpected event: %s", line)
 		}

@@ -30,8 +30,9 @@ import (
 // at mutatePercent (the next hours' data: balances flip, cards close and
 // open, plans and emails change, pets move, new events), step 4 swaps in
 // data generated with another seed, so nearly every membership changes.
-// Every kind of event comes out of it: entered, exited, entity added and
-// removed, membership changed.
+// Every kind of event comes out of it: entered, exited, entity added,
+// removed (with the lookup of the removed cards' current values) and
+// changed (a due date moved), membership changed.
 const (
 	profiles      = 3000
 	steps         = 4
@@ -65,6 +66,7 @@ activation ob_added   { audience outstanding_balance destination audit event ent
 activation ob_removed { audience outstanding_balance destination audit event entity_removed credit_card }
 activation ob_entered { audience outstanding_balance destination audit event audience_entered send_current true }
 activation ob_exited  { audience outstanding_balance destination audit event audience_exited }
+activation ob_changed { audience outstanding_balance destination audit event entity_changed credit_card properties credit_card.due_date }
 activation cats_sync  { audience platinum_cat_owners destination crm event audience_membership_changed send_current true }
 activation premium_in { audience premium_heavy_users destination crm event audience_entered send_current true }
 activation premium_out { audience premium_heavy_users destination crm event audience_exited }

@@ -16,6 +16,11 @@
 //     runs the later steps too;
 //   - TestRandomKills kills `linkaud run` from outside after random
 //     delays, several times a step;
+//   - TestUpgradeCrashPoints starts from a state written by the linkaud
+//     of before per-(profile, entity) events (engine/testdata), kills the
+//     current binary at every crash point of four steps and compares with
+//     a clean upgrade (no rewrite of the state is needed: the upgrade is
+//     the new version's first cycles on the old rows);
 //   - TestWorkerKills runs `linkaud worker` as the only thing computing
 //     and delivering (asked over its HTTP API to run each audience once a
 //     step) and kills it at random times while it computes and delivers.

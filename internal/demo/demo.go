@@ -220,6 +220,8 @@ func (d *demo) run(ctx context.Context) error {
 		"linkaud audiences %[1]s runs outstanding_balance",
 		"linkaud preview %[1]s --audience platinum_cat_owners",
 		"linkaud plan %[1]s --audience premium_heavy_users",
+		"linkaud why %[1]s --audience premium_heavy_users --profile bob",
+		"linkaud test %[1]s",
 		"cat %[1]s/events.jsonl",
 	} {
 		d.printf("  "+c+"\n", d.dir)
@@ -439,6 +441,9 @@ func (ev *event) describe() string {
 		about = fmt.Sprint(ev.Properties["audience_key"])
 		if ctx, ok := ev.Properties["_entity_context"].(map[string]any); ok {
 			about += ": " + entityPath(ctx)
+		}
+		if r, ok := ev.Properties["reason"].(string); ok {
+			about += " — " + r
 		}
 	}
 	name := ev.Event

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/dsl"
@@ -89,6 +90,7 @@ func TestSettingsDocumented(t *testing.T) {
 func TestMetricsDocumented(t *testing.T) {
 	m := metrics.New()
 	m.Observe(fakeState{}, func() []string { return []string{"hook"} })
+	m.ObserveHistory(fakeState{})
 	registered := map[string]bool{}
 	for _, n := range m.Names() {
 		registered[strings.TrimPrefix(n, "linkaud_")] = true
@@ -135,3 +137,9 @@ type fakeState struct{}
 
 func (fakeState) Backlogs() (map[string]int64, error)           { return map[string]int64{"hook": 1}, nil }
 func (fakeState) DeadLetters(string) ([]diff.DeadLetter, error) { return nil, nil }
+func (fakeState) Audiences() ([]diff.AudienceState, error) {
+	return []diff.AudienceState{{Name: "gold"}}, nil
+}
+func (fakeState) History(string) ([]diff.HistoryPoint, error) {
+	return []diff.HistoryPoint{{Run: 1, Start: time.Unix(1e9, 0), Members: 3, OK: true, Runs: 1}}, nil
+}

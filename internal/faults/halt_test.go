@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/linkaud/linkaud/engine"
-	"github.com/linkaud/linkaud/internal/api"
 	"github.com/linkaud/linkaud/internal/metrics"
 	"github.com/linkaud/linkaud/sinks"
+	"github.com/linkaud/linkaud/web"
 )
 
 // TestRevokedCredentialHaltsThenResumes: a worker delivers to a receiver
@@ -41,7 +41,7 @@ func TestRevokedCredentialHaltsThenResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Observe(e.Store(), w.Destinations)
-	srv := httptest.NewServer(api.New(w, api.Options{Metrics: m.Handler(), Logger: quietLogger()}))
+	srv := httptest.NewServer(web.New(w, web.Options{Metrics: m.Handler(), Logger: quietLogger()}))
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -57,8 +57,8 @@ func TestRevokedCredentialHaltsThenResumes(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	dest := func() api.Destination {
-		var ds []api.Destination
+	dest := func() web.Destination {
+		var ds []web.Destination
 		if err := json.Unmarshal([]byte(get("/destinations")), &ds); err != nil || len(ds) != 1 {
 			t.Fatalf("/destinations: %v %v", ds, err)
 		}

@@ -378,8 +378,91 @@ func workspaceText(opts Options, anchor time.Time, tabs []Table) string {
 	b.WriteString("}\n\nstate \".linkaud\"\n")
 	b.WriteString(graphText)
 	b.WriteString(audiencesText)
+	b.WriteString(testsText(anchor))
 	return b.String()
 }
+
+// testsText is the workspace's unit tests (`linkaud test`), their times
+// relative to the anchor as the data's are.
+func testsText(anchor time.Time) string {
+	day := func(d int) string { return anchor.AddDate(0, 0, d).Format(time.RFC3339) }
+	r := strings.NewReplacer("{now}", day(0), "{d-10}", day(-10), "{d-20}", day(-20), "{d-5}", day(-5), "{d-3}", day(-3), "{d-1}", day(-1))
+	return r.Replace(testsTemplate)
+}
+
+const testsTemplate = `
+test "outstanding balance: one card outstanding, one paid" {
+  audience outstanding_balance
+  now "{now}"
+  given "ANALYTICS.PROFILES" {
+    columns segment_id, email
+    row "p1", "p1@example.com"
+    row "p2", "p2@example.com"
+  }
+  given "BANK.ACCOUNTS" {
+    columns id, email
+    row "a1", "p1@example.com"
+    row "a2", "p2@example.com"
+  }
+  given "BANK.CREDIT_CARDS" {
+    columns id, account_id, balance
+    row "c1", "a1", "Outstanding"
+    row "c2", "a2", "Paid"
+  }
+  expect members "p1"
+  expect member "p1" with entities credit_card "c1"
+  then
+  given "BANK.CREDIT_CARDS" {
+    columns id, account_id, balance
+    row "c1", "a1", "Paid"
+    row "c2", "a2", "Outstanding"
+  }
+  expect events exited "p1", entered "p2", removed credit_card "c1" for "p1", added credit_card "c2" for "p2"
+}
+
+test "premium heavy user: five big transactions and three orders" {
+  audience premium_heavy_users
+  now "{now}"
+  given "ANALYTICS.PROFILES" {
+    columns segment_id, email, plan
+    row "p1", "p1@example.com", "gold"
+  }
+  given "BANK.ACCOUNTS" {
+    columns id, email, status, opened_at
+    row "a1", "p1@example.com", "open", "{d-20}"
+  }
+  given "BANK.SUBSCRIPTIONS" {
+    columns id, account_id, tier
+    row "s1", "a1", "Premium"
+  }
+  given "BANK.TRANSACTIONS" {
+    columns id, subscription_id, amount
+    row "t1", "s1", 150
+    row "t2", "s1", 150
+    row "t3", "s1", 150
+    row "t4", "s1", 150
+    row "t5", "s1", 150
+  }
+  given "ANALYTICS.TRACKS" {
+    columns user_id, event, timestamp, total
+    row "p1", "Order Completed", "{d-10}", 60
+    row "p1", "Order Completed", "{d-5}", 70
+    row "p1", "Order Completed", "{d-3}", 80
+  }
+  expect members "p1"
+  then
+  given "BANK.TRANSACTIONS" {
+    columns id, subscription_id, amount
+    row "t1", "s1", 150
+    row "t2", "s1", 150
+    row "t3", "s1", 150
+    row "t4", "s1", 150
+    row "t5", "s1", 99
+  }
+  expect events exited "p1"
+  expect no members
+}
+`
 
 // dslString quotes s as a .la string.
 func dslString(s string) string {

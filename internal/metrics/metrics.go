@@ -43,6 +43,7 @@ type Metrics struct {
 	deliveryTime *prometheus.HistogramVec
 	reloads      *prometheus.CounterVec
 	halted       *prometheus.GaugeVec
+	alerts       *prometheus.CounterVec
 
 	mu   sync.Mutex
 	peak int
@@ -83,6 +84,7 @@ func New() *Metrics {
 	m.halted = f.gaugeVec("destination_halted",
 		"1 while the destination is halted (it refused the credential, does not know the account or region, or its topic is missing): nothing is dead-lettered and its events wait in the outbox; 0 once a delivery pass went through.",
 		"destination")
+	m.alerts = f.counterVec("drift_alerts_total", "Drift alerts fired by runs (an audience's alert clauses), by audience and alert.", "audience", "alert")
 	bi := buildinfo.Get()
 	f.gaugeVec("build_info", "Always 1; the labels say which linkaud runs: version, revision (commit), build time, Go and DuckDB versions.",
 		"version", "revision", "build_time", "goversion", "duckdb_version").
@@ -210,6 +212,9 @@ func (m *Metrics) OnCycleDone(r engine.CycleReport) {
 	m.rows.WithLabelValues(aud).Set(float64(res.Rows))
 	m.rowsRead.WithLabelValues(aud).Add(float64(res.RowsRead))
 	m.lastSuccess.WithLabelValues(aud).SetToCurrentTime()
+	for _, a := range res.Alerts {
+		m.alerts.WithLabelValues(aud, a.Alert).Inc()
+	}
 	if res.Oversize > 0 {
 		m.oversize.WithLabelValues(aud).Add(float64(res.Oversize))
 	}

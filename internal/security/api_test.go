@@ -187,13 +187,13 @@ func TestAPIAuth(t *testing.T) {
 	t.Logf("API: %d authorization checks", checks)
 }
 
-// TestTokenComparedInConstantTime reads internal/api: the bearer token
+// TestTokenComparedInConstantTime reads web/ (the HTTP API and console): the bearer token
 // must be compared with crypto/subtle, and never with ==, !=,
 // bytes.Equal or strings.EqualFold, whose time depends on where the first
 // difference is.
 func TestTokenComparedInConstantTime(t *testing.T) {
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, "../api", func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	pkgs, err := parser.ParseDir(fset, "../../web", func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestTokenComparedInConstantTime(t *testing.T) {
 		}
 	}
 	if subtleCalls == 0 {
-		t.Error("internal/api does not call subtle.ConstantTimeCompare")
+		t.Error("web/ does not call subtle.ConstantTimeCompare")
 	}
 }
 

@@ -19,7 +19,7 @@
 //   - The HTTP API (TestAPIAuth, TestTokenComparedInConstantTime,
 //     TestWorkerListensOnLoopback): mutations need the bearer token (401
 //     without or with a wrong one, 403 when LINKAUD_API_TOKEN is unset or
-//     empty) and a refused one changes nothing; internal/api compares the
+//     empty) and a refused one changes nothing; web/ compares the
 //     token with crypto/subtle; the worker binds to loopback unless told
 //     otherwise.
 //   - Paths (TestWorkspacePaths, TestFileDestinationRefusedAtOpen,

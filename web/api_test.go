@@ -1,4 +1,4 @@
-package api
+package web
 
 import (
 	"bytes"
@@ -60,17 +60,24 @@ type fixture struct {
 	w    *engine.Worker
 	logs *lockedBuffer
 	stop func()
+	dir  string // the workspace
 }
 
 // newFixture serves the API of a real worker over a real engine; token
 // may be empty (mutations disabled).
 func newFixture(t *testing.T, token string) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	for name, body := range map[string]string{
+	return newFixtureFiles(t, token, map[string]string{
 		"ws.la":        workspace,
 		"profiles.csv": "segment_id,plan\nu1,gold\nu2,silver\nu3,gold\n",
-	} {
+	})
+}
+
+// newFixtureFiles is newFixture on a workspace of the given files.
+func newFixtureFiles(t *testing.T, token string, files map[string]string) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +103,7 @@ func newFixture(t *testing.T, token string) *fixture {
 	go func() { w.Run(ctx); close(done) }()
 	srv := httptest.NewServer(New(w, Options{Token: token, Metrics: m.Handler(), Logger: log}))
 	var once sync.Once
-	f := &fixture{t: t, srv: srv, w: w, logs: logs}
+	f := &fixture{t: t, srv: srv, w: w, logs: logs, dir: dir}
 	f.stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(func() {
 		f.stop()

@@ -1,10 +1,11 @@
-package api
+package web
 
 import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -30,6 +31,12 @@ type Options struct {
 	// Logger; default slog.Default(). Requests are logged at debug level,
 	// without headers (the token never reaches a log).
 	Logger *slog.Logger
+	// RequireLogin makes the console's pages need a login too, not only
+	// its actions: the worker sets it when it listens beyond loopback.
+	RequireLogin bool
+	// Rates, when set, gives the deliveries page its rates (the worker
+	// also passes it to the engine's hooks).
+	Rates *Rates
 }
 
 type server struct {
@@ -37,6 +44,14 @@ type server struct {
 	token [sha256.Size]byte
 	auth  bool
 	log   *slog.Logger
+
+	// The console (console.go): what it reads, what its buttons do (nil
+	// when read-only), its templates.
+	src          source
+	act          actions
+	pages        map[string]*template.Template
+	requireLogin bool
+	rates        *Rates
 }
 
 // New returns the API of worker w.
@@ -60,10 +75,42 @@ func New(w *engine.Worker, opts Options) http.Handler {
 	mux.HandleFunc("GET /destinations", s.destinations)
 	mux.HandleFunc("GET /audiences", s.list)
 	mux.HandleFunc("GET /audiences/{name}", s.get)
+	mux.HandleFunc("GET /audiences/{name}/why", s.why)
+	mux.HandleFunc("POST /audiences/{name}/dry-run", s.mutate(s.dryRun))
 	mux.HandleFunc("POST /audiences/{name}/run", s.mutate(s.run))
 	mux.HandleFunc("POST /audiences/{name}/enable", s.mutate(s.enable))
 	mux.HandleFunc("POST /audiences/{name}/disable", s.mutate(s.disable))
+	s.src, s.act = w, w
+	s.withConsole(mux, opts)
 	return s.logged(mux)
+}
+
+// NewReadOnly returns the console over a workspace and its state without
+// a worker (`linkaud console`): the same pages, no action, no JSON API but
+// the history.
+func NewReadOnly(st State, opts Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &server{log: opts.Logger, src: stateSource{st: st}}
+	s.token = sha256.Sum256(nil)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "read_only": true, "build": buildinfo.Get()})
+	})
+	s.withConsole(mux, opts)
+	return s.logged(mux)
+}
+
+func (s *server) withConsole(mux *http.ServeMux, opts Options) {
+	pages, err := parseTemplates()
+	if err != nil {
+		// The templates are embedded: a parse error is a build mistake
+		// the tests catch.
+		panic(err)
+	}
+	s.pages, s.requireLogin, s.rates = pages, opts.RequireLogin, opts.Rates
+	s.consoleRoutes(mux)
 }
 
 // logged logs each request at debug level: method, path, status, time.
@@ -189,6 +236,8 @@ type Run struct {
 	Diff       float64   `json:"diff_seconds"`
 	Delivery   float64   `json:"delivery_seconds,omitempty"`
 	Delivered  int64     `json:"delivered,omitempty"`
+	// Alerts are the drift alerts the run fired.
+	Alerts []diff.FiredAlert `json:"alerts,omitempty"`
 	diff.Counts
 }
 
@@ -218,7 +267,7 @@ func RunOf(r diff.RunRecord) Run {
 	return Run{
 		Run: r.Run, Start: r.Start.UTC(), Generation: r.Generation, Version: r.Version, OK: r.OK, Error: r.Error,
 		Query: r.Query.Seconds(), Diff: r.Diff.Seconds(), Delivery: r.Delivery.Seconds(), Delivered: r.Delivered,
-		Counts: r.Counts,
+		Counts: r.Counts, Alerts: r.Alerts,
 	}
 }
 
