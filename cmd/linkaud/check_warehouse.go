@@ -18,7 +18,10 @@ func checkWarehouse(ws *dsl.Workspace) error {
 		return infraError(err)
 	}
 	defer wh.Close()
-	diags := dsl.CheckColumns(ctx, ws, wh)
+	diags, err := executor.CheckWorkspace(ctx, ws, wh)
+	if err != nil {
+		return infraError(err)
+	}
 	if len(diags) > 0 {
 		dsl.Render(os.Stderr, diags, dsl.Sources(ws.Files))
 	}
