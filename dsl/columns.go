@@ -49,6 +49,13 @@ type ColumnTyper interface {
 // checked against its uses too (see checkType).
 func CheckColumns(ctx context.Context, ws *Workspace, wh ColumnLister) Diagnostics {
 	cc := newColumnChecker(ctx, wh)
+	cc.workspace(ws)
+	cc.diags.Sort()
+	return cc.diags
+}
+
+// workspace asks for every column ws reads.
+func (cc *columnChecker) workspace(ws *Workspace) {
 	g := ws.Graph
 	for _, e := range append([]*Entity{g.Profile}, g.Entities...) {
 		cc.need(e.Table, e.Key, e.Range, "key of "+e.Name)
@@ -63,13 +70,13 @@ func CheckColumns(ctx context.Context, ws *Workspace, wh ColumnLister) Diagnosti
 		cc.events(ev)
 	}
 	for _, a := range ws.Audiences {
-		cc.cond(g, a.Match)
+		if a.Match != nil {
+			cc.cond(g, a.Match)
+		}
 		for _, e := range a.Enrich {
 			cc.ref(g, e)
 		}
 	}
-	cc.diags.Sort()
-	return cc.diags
 }
 
 // CheckAudienceColumns is CheckColumns for what audience a reads: the

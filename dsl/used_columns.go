@@ -15,28 +15,8 @@ import (
 // a test does not give with these columns, empty.
 func UsedColumns(ws *Workspace) (tables []TableName, columns map[string][]string) {
 	cc := &columnChecker{ctx: context.Background(), tables: map[string]*tableInfo{}, used: map[string][]string{}}
-	g := ws.Graph
 	cc.order = &tables
-	for _, e := range append([]*Entity{g.Profile}, g.Entities...) {
-		cc.need(e.Table, e.Key, e.Range, "")
-	}
-	for _, r := range g.Relationships {
-		cc.relationship(r)
-	}
-	if m := g.Memberships; m != nil {
-		cc.memberships(m)
-	}
-	if ev := g.Events; ev != nil {
-		cc.events(ev)
-	}
-	for _, a := range ws.Audiences {
-		if a.Match != nil {
-			cc.cond(g, a.Match)
-		}
-		for _, e := range a.Enrich {
-			cc.ref(g, e)
-		}
-	}
+	cc.workspace(ws)
 	return tables, cc.used
 }
 

@@ -298,12 +298,18 @@ func (c *compiler) inAudience(x *dsl.InAudience, q *selectQuery, neg bool) (expr
 	}
 	rel, ok := c.memberships[x.Name]
 	if !ok {
-		body := (&selectQuery{
+		q := &selectQuery{
 			distinct: true,
 			cols:     []string{c.as(c.col("t", ms.ProfileColumn), pkName(0))},
 			from:     []string{c.table(ms.Table) + " AS t"},
 			where:    []string{c.col("t", ms.AudienceColumn) + " = " + name, c.col("t", ms.ProfileColumn) + " IS NOT NULL"},
-		}).sql()
+		}
+		if c.only != "" {
+			// Restricted to one profile: its rows only.
+			q.from = append(q.from, "JOIN "+c.table(c.g.Profile.Table)+" AS p ON "+c.col("t", ms.ProfileColumn)+" = "+c.col("p", c.g.Profile.Key))
+			q.where = append(q.where, c.profileRows("p")...)
+		}
+		body := q.sql()
 		rel = c.newCTE("", "memberships", body)
 		c.memberships[x.Name] = rel
 	}

@@ -276,6 +276,15 @@ func (c *compiler) junctionOf(sp *stepPlan) *cte {
 		q.cols = append(q.cols, c.as(c.col("j", p.Upper), "u"+strconv.Itoa(i)))
 		q.where = append(q.where, c.col("j", p.Upper)+" IS NOT NULL")
 	}
+	if c.only != "" && sp.demand != nil {
+		// Restricted to one profile: only the junction rows of the
+		// parents it reaches.
+		var on []string
+		for i, p := range rel.On {
+			on = append(on, c.col("j", p.Lower)+" = "+c.gen("d", pkName(i)))
+		}
+		q.from = append(q.from, "JOIN "+c.read(sp.demand, "d")+" ON "+strings.Join(on, " AND "))
+	}
 	sp.junction = c.newCTE(sp.st.Entity.Name, "junction", q.sql())
 	return sp.junction
 }

@@ -44,14 +44,17 @@ func CompileWhy(a *dsl.Audience, g *dsl.Graph, d Dialect, profile string, opts O
 	if w.Root, err = wc.node(a.Match, 0); err != nil {
 		return nil, err
 	}
-	// The evidence statements read relations made for the main one, so
-	// each gets the whole WITH list (a relation nothing reads is not run).
+	if len(wc.parts) > 0 {
+		wc.evidence()
+	}
+	// Both statements get the whole WITH list: a relation a statement
+	// does not read is not run.
 	with := c.withList()
 	w.SQL = with + wc.q.sql()
-	for _, p := range wc.pending {
-		p.SQL = with + p.SQL
+	if w.Evidence != "" {
+		w.Evidence = with + w.Evidence
 	}
-	for _, s := range append([]string{w.SQL}, wc.sqls()...) {
+	for _, s := range w.Statements() {
 		if err := checkUncorrelated(s, d.BackslashEscapes()); err != nil {
 			return nil, errors.New("planner: internal error: " + err.Error())
 		}
@@ -67,9 +70,21 @@ type Why struct {
 	// SQL returns one row per row of the profile table whose key is
 	// Profile (none: no such profile): its key as text at column 0, then
 	// the columns the nodes name.
-	SQL  string
-	Root *WhyNode
+	SQL string
+	// Evidence, when the tree has paths or performed conditions, returns
+	// their rows in one statement, so that the relations restricted to
+	// the profile are computed once: each row is (part, flag, slot 0 …
+	// slot N-1, total, flagged), part numbering a WhyStep or WhyEvents,
+	// the slots its values as text (NULL past its own), flag 1 for a
+	// matching row (a counted event), total and flagged the part's
+	// counts. A part's rows come matching first, then by key (events
+	// newest first), at most Options.Limit of them when set.
+	Evidence string
+	Root     *WhyNode
 }
+
+// EvidenceSlot is the position of slot i in a row of Why.Evidence.
+func EvidenceSlot(i int) int { return 2 + i }
 
 // WhyNode is one node of the audience's condition tree.
 type WhyNode struct {
@@ -96,16 +111,16 @@ type WhyValue struct {
 	Col   int
 }
 
-// WhyStep is the statement listing a path step's rows related to the
-// profile: the rows of the step whose parents are the profile (first step)
-// or rows of the step above that have a key and pass its where. Its rows
-// are ordered matching first, then by key, at most Options.Limit of them
-// when set; every row carries the totals.
+// WhyStep is the part of Why.Evidence listing a path step's rows related
+// to the profile: the rows of the step whose parents are the profile
+// (first step) or rows of the step above that have a key and pass its
+// where.
 type WhyStep struct {
 	Step *dsl.Step
-	SQL  string
-	// Column positions in the statement's rows.
-	Key, HasKey, Where, Child, ChildValue, Matched, Total, Matching int
+	Part int
+	// Slots of the part's values (EvidenceSlot gives their positions);
+	// Child and ChildValue are -1 for the last step.
+	Key, HasKey, Where, Child, ChildValue, Matched int
 	// ChildKind says what ChildValue holds of the next step's matching
 	// rows under the row: "count", "value" (the having's aggregate) or
 	// "exists" (1 or 0).
@@ -124,13 +139,14 @@ type WhyTerm struct {
 	Col  int
 }
 
-// WhyEvents lists the profile's events of a performed condition's name.
+// WhyEvents is the part of Why.Evidence listing the profile's events of a
+// performed condition's name.
 type WhyEvents struct {
-	SQL string
-	// Column positions: the time (NULL without a time column),
-	// whether in the window, whether the where holds, whether counted,
-	// and the totals.
-	Time, InWindow, Where, Counted, Total, CountedTotal int
+	Part int
+	// Slots: the time (NULL without a time column), whether in the
+	// window and whether the where holds (-1 when the condition has
+	// none), whether counted.
+	Time, InWindow, Where, Counted int
 }
 
 type whyCompiler struct {
@@ -138,28 +154,15 @@ type whyCompiler struct {
 	w     *Why
 	q     *selectQuery // the main statement, over the profile row p
 	steps map[*dsl.Path][]*WhyStep
-	// pending are the evidence statements, without their WITH list yet.
-	pending []*pendingSQL
-	events  []*WhyEvents
+	// parts are the relations of Why.Evidence's parts, in part order.
+	parts []*whyPart
 }
 
-type pendingSQL struct {
-	SQL  string
-	step *WhyStep
-	ev   *WhyEvents
-}
-
-func (wc *whyCompiler) sqls() []string {
-	var out []string
-	for _, p := range wc.pending {
-		if p.step != nil {
-			p.step.SQL = p.SQL
-		} else {
-			p.ev.SQL = p.SQL
-		}
-		out = append(out, p.SQL)
-	}
-	return out
+// whyPart is one part of the evidence: a relation with columns f (the
+// flag), oa and od (the order: ascending text, descending text), w0 … .
+type whyPart struct {
+	rel   *cte
+	slots int
 }
 
 // col adds a column to the main statement and returns its position.
@@ -309,10 +312,10 @@ func (wc *whyCompiler) step(sp, next *stepPlan) (*WhyStep, error) {
 	q := &selectQuery{}
 	from, pk := c.source(sp)
 	q.from = from
+	var slots []string
 	add := func(sql string) int {
-		n := len(q.cols)
-		q.cols = append(q.cols, c.as(sql, "w"+strconv.Itoa(n)))
-		return n
+		slots = append(slots, c.d.Text(sql))
+		return len(slots) - 1
 	}
 	key := c.col("t", sp.st.Entity.Key)
 	ws.Key = add(c.d.Text(key))
@@ -359,7 +362,8 @@ func (wc *whyCompiler) step(sp, next *stepPlan) (*WhyStep, error) {
 	if next != nil {
 		ws.Child = add(truth(child))
 	}
-	ws.Matched = add(truth(and(hasKey, where, child)))
+	matched := truth(and(hasKey, where, child))
+	ws.Matched = add(matched)
 	// The values the where reads: the row's own columns and the values
 	// carried down to it (a trait, a column of a step above).
 	var seen []string
@@ -374,35 +378,65 @@ func (wc *whyCompiler) step(sp, next *stepPlan) (*WhyStep, error) {
 		}
 		ws.Values = append(ws.Values, WhyValue{Label: r.String(), Col: add(v)})
 	}
-	cand := c.newCTE(sp.st.Entity.Name, "why", q.sql())
-	ws.Total, ws.Matching = len(q.cols), len(q.cols)+1
-	wc.pending = append(wc.pending, &pendingSQL{SQL: wc.evidence(cand, len(q.cols), ws.Matched, ws.Key, true), step: ws})
+	ws.Part = wc.part(sp.st.Entity.Name, q, matched, c.d.Text(key), c.d.Text("NULL"), slots)
 	return ws, nil
 }
 
-// evidence is the final SELECT over relation rel of n columns w0…: its
-// rows with the totals, flagged rows first, then by key (text in byte
-// order, else newest first), limited.
-func (wc *whyCompiler) evidence(rel *cte, n, flag, key int, text bool) string {
+// part makes the relation of one evidence part from q (its FROM and
+// WHERE) and returns its number.
+func (wc *whyCompiler) part(label string, q *selectQuery, flag, asc, desc string, slots []string) int {
 	c := wc.c
-	var cols []string
-	for i := 0; i < n; i++ {
-		cols = append(cols, c.gen("r", "w"+strconv.Itoa(i)))
+	q.cols = []string{c.as(flag, "f"), c.as(asc, "oa"), c.as(desc, "od")}
+	for i, s := range slots {
+		q.cols = append(q.cols, c.as(s, "w"+strconv.Itoa(i)))
 	}
-	f := c.gen("r", "w"+strconv.Itoa(flag))
-	order := c.gen("r", "w"+strconv.Itoa(key))
-	if text {
-		order = c.d.SortKey(order)
-	} else {
-		order += " DESC"
+	wc.parts = append(wc.parts, &whyPart{rel: c.newCTE(label, "why", q.sql()), slots: len(slots)})
+	return len(wc.parts) - 1
+}
+
+// evidence writes Why.Evidence: the parts' rows in one relation (UNION
+// ALL, slots padded with NULL), ranked and counted per part.
+func (wc *whyCompiler) evidence() {
+	c := wc.c
+	width := 0
+	for _, p := range wc.parts {
+		width = max(width, p.slots)
 	}
-	cols = append(cols, c.as("COUNT(*) OVER ()", "total"), c.as("SUM("+f+") OVER ()", "flagged"))
-	s := "SELECT " + strings.Join(cols, ",\n  ") + "\nFROM " + c.read(rel, "r") +
-		"\nORDER BY " + f + " DESC, " + order + " NULLS LAST"
+	slot := func(i int) string { return "w" + strconv.Itoa(i) }
+	var branches []string
+	for k, p := range wc.parts {
+		cols := []string{c.as(strconv.Itoa(k), "part"), c.gen("r", "f"), c.gen("r", "oa"), c.gen("r", "od")}
+		for i := 0; i < width; i++ {
+			if i < p.slots {
+				cols = append(cols, c.gen("r", slot(i)))
+			} else {
+				cols = append(cols, c.as(c.d.Text("NULL"), slot(i)))
+			}
+		}
+		branches = append(branches, "SELECT "+strings.Join(cols, ", ")+"\nFROM "+c.read(p.rel, "r"))
+	}
+	parts := c.newCTE("", "why_parts", strings.Join(branches, "\nUNION ALL\n"))
+	cols := []string{c.gen("x", "part"), c.gen("x", "f")}
+	for i := 0; i < width; i++ {
+		cols = append(cols, c.gen("x", slot(i)))
+	}
+	byPart := "PARTITION BY " + c.gen("x", "part")
+	ranked := c.newCTE("", "why_ranked", "SELECT "+strings.Join(cols, ", ")+
+		",\n  "+c.as("ROW_NUMBER() OVER ("+byPart+" ORDER BY "+c.gen("x", "f")+" DESC, "+
+		c.d.SortKey(c.gen("x", "oa"))+" NULLS LAST, "+c.gen("x", "od")+" DESC NULLS LAST)", "rn")+
+		",\n  "+c.as("COUNT(*) OVER ("+byPart+")", "total")+
+		",\n  "+c.as("SUM("+c.gen("x", "f")+") OVER ("+byPart+")", "flagged")+
+		"\nFROM "+c.read(parts, "x"))
+	out := []string{c.gen("r", "part"), c.gen("r", "f")}
+	for i := 0; i < width; i++ {
+		out = append(out, c.gen("r", slot(i)))
+	}
+	out = append(out, c.gen("r", "total"), c.gen("r", "flagged"))
+	q := "SELECT " + strings.Join(out, ", ") + "\nFROM " + c.read(ranked, "r")
 	if wc.c.opts.Limit > 0 {
-		s += "\nLIMIT " + strconv.Itoa(wc.c.opts.Limit)
+		q += "\nWHERE " + c.gen("r", "rn") + " <= " + strconv.Itoa(wc.c.opts.Limit)
 	}
-	return s
+	wc.w.Evidence = q + "\nORDER BY " + c.gen("r", "part") + ", " + c.gen("r", "rn")
 }
 
 // whereColumns lists the columns a where reads, in order.
@@ -459,18 +493,18 @@ func (wc *whyCompiler) performed(x *dsl.Performed) (*WhyEvents, error) {
 	q := &selectQuery{from: []string{c.table(c.g.Profile.Table) + " AS p",
 		"JOIN " + c.table(ev.Table) + " AS ev ON " + c.col("ev", ev.ProfileColumn) + " = " + c.col("p", c.g.Profile.Key)}}
 	q.where = append(c.profileRows("p"), c.col("ev", ev.NameColumn)+" = "+name)
+	var slots []string
 	add := func(sql string) int {
-		n := len(q.cols)
-		q.cols = append(q.cols, c.as(sql, "w"+strconv.Itoa(n)))
-		return n
+		slots = append(slots, c.d.Text(sql))
+		return len(slots) - 1
 	}
 	we := &WhyEvents{Time: -1, InWindow: -1, Where: -1}
 	in, pass := trueExpr, trueExpr
+	timeText := c.d.Text("NULL")
 	if ev.TimeColumn != "" {
-		we.Time = add(c.col("ev", ev.TimeColumn))
-	} else {
-		we.Time = add("NULL")
+		timeText = c.d.Text(c.col("ev", ev.TimeColumn))
 	}
+	we.Time = add(timeText)
 	if x.Within != nil {
 		if in, err = c.window(x, c.col("ev", ev.TimeColumn), *x.Within, false); err != nil {
 			return nil, err
@@ -492,10 +526,9 @@ func (wc *whyCompiler) performed(x *dsl.Performed) (*WhyEvents, error) {
 		}
 		we.Where = add(truth(pass))
 	}
-	we.Counted = add(truth(and(in, pass)))
-	rel := c.newCTE("events", "why", q.sql())
-	we.Total, we.CountedTotal = len(q.cols), len(q.cols)+1
-	wc.pending = append(wc.pending, &pendingSQL{SQL: wc.evidence(rel, len(q.cols), we.Counted, we.Time, false), ev: we})
+	counted := truth(and(in, pass))
+	we.Counted = add(counted)
+	we.Part = wc.part("events", q, counted, c.d.Text("NULL"), timeText, slots)
 	return we, nil
 }
 
@@ -527,26 +560,10 @@ func (n *WhyNode) Holds(leaf func(col int) bool) bool {
 	return n.Children[0].Holds(leaf) // in audience of a DSL audience
 }
 
-// Statements lists every statement of w: the main one, then the evidence
-// statements in the order of the tree (a path reached twice once).
+// Statements lists w's statements: SQL, then Evidence if any.
 func (w *Why) Statements() []string {
-	out := []string{w.SQL}
-	seen := map[*WhyStep]bool{}
-	var walk func(n *WhyNode)
-	walk = func(n *WhyNode) {
-		for _, s := range n.Steps {
-			if !seen[s] {
-				seen[s] = true
-				out = append(out, s.SQL)
-			}
-		}
-		if n.Events != nil {
-			out = append(out, n.Events.SQL)
-		}
-		for _, k := range n.Children {
-			walk(k)
-		}
+	if w.Evidence == "" {
+		return []string{w.SQL}
 	}
-	walk(w.Root)
-	return out
+	return []string{w.SQL, w.Evidence}
 }

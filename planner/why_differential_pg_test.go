@@ -2,7 +2,6 @@ package planner_test
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,17 +77,7 @@ func TestWhyDifferentialPostgres(t *testing.T) {
 			for _, m := range got {
 				member[m] = true
 			}
-			var ask []string
-			nm, nn := 0, 0
-			for _, key := range keys {
-				if member[key] && nm < whyProfiles {
-					ask, nm = append(ask, key), nm+1
-				} else if !member[key] && nn < whyProfiles {
-					ask, nn = append(ask, key), nn+1
-				}
-			}
-			ask = append(ask, "no such profile "+strconv.Itoa(k))
-			for _, key := range ask {
+			for _, key := range whyKeys(keys, member, k) {
 				cases++
 				w, err := planner.CompileWhy(a, ws.Graph, d, key, planner.Options{Now: c.Now, Limit: 5})
 				if err != nil {

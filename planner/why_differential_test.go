@@ -65,18 +65,7 @@ func runWhyDifferential(t *testing.T, audiences int, open func(testing.TB) *sql.
 			for _, m := range got {
 				member[m] = true
 			}
-			// Every member and non-member up to whyProfiles each, and
-			// a key that is no profile's.
-			var ask []string
-			nm, nn := 0, 0
-			for _, key := range keys {
-				if member[key] && nm < whyProfiles {
-					ask, nm = append(ask, key), nm+1
-				} else if !member[key] && nn < whyProfiles {
-					ask, nn = append(ask, key), nn+1
-				}
-			}
-			ask = append(ask, "no such profile "+strconv.Itoa(k))
+			ask := whyKeys(keys, member, k)
 			for _, key := range ask {
 				cases++
 				w, err := planner.CompileWhy(a, ws.Graph, d, key, planner.Options{Now: c.Now, Limit: 5})
@@ -179,3 +168,18 @@ func column(db *sql.DB, q string) ([]string, error) {
 func quoteCol(c string) string { return `"` + c + `"` }
 
 func textCast(d planner.Dialect, c string) string { return d.Text(quoteCol(c)) }
+
+// whyKeys are the profile keys a case asks why about: members and
+// non-members up to whyProfiles each, and a key that is no profile's.
+func whyKeys(keys []string, member map[string]bool, k int) []string {
+	var ask []string
+	nm, nn := 0, 0
+	for _, key := range keys {
+		if member[key] && nm < whyProfiles {
+			ask, nm = append(ask, key), nm+1
+		} else if !member[key] && nn < whyProfiles {
+			ask, nn = append(ask, key), nn+1
+		}
+	}
+	return append(ask, "no such profile "+strconv.Itoa(k))
+}

@@ -88,7 +88,7 @@ func writeNode(b *bufio.Writer, n *Node, ind string) {
 				case "count":
 					got = fmt.Sprintf("%s matching", valueText(row.Child))
 				case "exists":
-					got = map[bool]string{true: "some matching", false: "none matching"}[row.Child == int64(1)]
+					got = map[bool]string{true: "some matching", false: "none matching"}[fmt.Sprint(row.Child) == "1"]
 				default:
 					got = strings.TrimPrefix(next.Needs, "having ")
 					if f := strings.Fields(got); len(f) > 0 {

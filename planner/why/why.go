@@ -12,7 +12,10 @@ package why
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/executor"
@@ -124,7 +127,17 @@ func Run(ctx context.Context, wh executor.Warehouse, w *planner.Why) (*Result, e
 			break
 		}
 	}
-	r := &runner{ctx: ctx, wh: wh, w: w, row: row, steps: map[*planner.WhyStep]*Step{}}
+	r := &runner{ctx: ctx, wh: wh, w: w, row: row, steps: map[*planner.WhyStep]*Step{}, parts: map[int][][]any{}}
+	if w.Evidence != "" {
+		ev, err := query(ctx, wh, w, w.Evidence)
+		if err != nil {
+			return nil, err
+		}
+		for _, row := range ev {
+			k := asInt(row[0])
+			r.parts[k] = append(r.parts[k], row)
+		}
+	}
 	if res.Tree, err = r.node(w.Root); err != nil {
 		return nil, err
 	}
@@ -137,7 +150,16 @@ type runner struct {
 	w     *planner.Why
 	row   []any
 	steps map[*planner.WhyStep]*Step
+	// parts are Why.Evidence's rows by part.
+	parts map[int][][]any
 }
+
+// slot is the value of slot i of an evidence row: text, or nil.
+func slot(row []any, i int) any { return row[planner.EvidenceSlot(i)] }
+
+// totals are the part's row count and flagged count, the row's last two
+// columns.
+func totals(row []any) (int, int) { return asInt(row[len(row)-2]), asInt(row[len(row)-1]) }
 
 func (r *runner) node(n *planner.WhyNode) (*Node, error) {
 	out := &Node{Kind: kind(n.Cond), Holds: n.Holds(func(col int) bool { return isOne(r.row[col]) })}
@@ -216,32 +238,28 @@ func (r *runner) step(s *planner.WhyStep) (*Step, error) {
 	if s.Step.Where != nil {
 		out.Where = dsl.PredString(s.Step.Where)
 	}
-	rows, err := query(r.ctx, r.wh, r.w, s.SQL)
-	if err != nil {
-		return nil, err
-	}
-	for _, row := range rows {
-		out.Rows, out.Matching = asInt(row[s.Total]), asInt(row[s.Matching])
-		x := &Row{Matched: isOne(row[s.Matched]), Where: isOne(row[s.Where])}
-		if k, ok := row[s.Key].(string); ok {
+	for _, row := range r.parts[s.Part] {
+		out.Rows, out.Matching = totals(row)
+		x := &Row{Matched: isOne(slot(row, s.Matched)), Where: isOne(slot(row, s.Where))}
+		if k, ok := slot(row, s.Key).(string); ok {
 			x.Key = &k
 		}
 		for _, p := range s.Parent {
-			x.Parent = append(x.Parent, row[p])
+			x.Parent = append(x.Parent, slot(row, p))
 		}
 		for _, t := range s.Terms {
-			if !isOne(row[t.Col]) {
+			if !isOne(slot(row, t.Col)) {
 				x.Failed = append(x.Failed, t.Text)
 			}
 		}
 		for _, v := range s.Values {
-			x.Values = append(x.Values, Value{Name: v.Label, Value: row[v.Col]})
+			x.Values = append(x.Values, Value{Name: v.Label, Value: slot(row, v.Col)})
 		}
 		if s.ChildValue >= 0 {
-			x.Child, x.ChildKind = row[s.ChildValue], s.ChildKind
+			x.Child, x.ChildKind = number(slot(row, s.ChildValue)), s.ChildKind
 		}
 		if s.Child >= 0 {
-			h := isOne(row[s.Child])
+			h := isOne(slot(row, s.Child))
 			x.ChildHolds = &h
 		}
 		out.Shown = append(out.Shown, x)
@@ -252,19 +270,15 @@ func (r *runner) step(s *planner.WhyStep) (*Step, error) {
 
 func (r *runner) events(p *dsl.Performed, e *planner.WhyEvents) (*Events, error) {
 	out := &Events{Name: p.Event, Shown: []*Event{}}
-	rows, err := query(r.ctx, r.wh, r.w, e.SQL)
-	if err != nil {
-		return nil, err
-	}
-	for _, row := range rows {
-		out.Total, out.Counted = asInt(row[e.Total]), asInt(row[e.CountedTotal])
-		ev := &Event{Time: row[e.Time], Counted: isOne(row[e.Counted])}
+	for _, row := range r.parts[e.Part] {
+		out.Total, out.Counted = totals(row)
+		ev := &Event{Time: timeText(slot(row, e.Time)), Counted: isOne(slot(row, e.Counted))}
 		if e.InWindow >= 0 {
-			b := isOne(row[e.InWindow])
+			b := isOne(slot(row, e.InWindow))
 			ev.InWindow = &b
 		}
 		if e.Where >= 0 {
-			b := isOne(row[e.Where])
+			b := isOne(slot(row, e.Where))
 			ev.Where = &b
 		}
 		out.Shown = append(out.Shown, ev)
@@ -304,8 +318,42 @@ func query(ctx context.Context, wh executor.Warehouse, w *planner.Why, sql strin
 
 func isOne(v any) bool { return asInt(v) == 1 }
 
+// timeLayouts are the texts warehouses give a timestamp cast to text.
+var timeLayouts = []string{"2006-01-02 15:04:05.999999999Z07", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", time.RFC3339Nano, "2006-01-02"}
+
+// timeText is an event's time as RFC 3339 in UTC, as the rest of
+// linkaud writes times (a time without a zone is UTC); other text as it is.
+func timeText(v any) any {
+	s, ok := v.(string)
+	if !ok {
+		return v
+	}
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	return v
+}
+
+// number is a count or aggregate read as text, as a JSON number when it
+// is one.
+func number(v any) any {
+	if s, ok := v.(string); ok {
+		if n := json.Number(s); n.String() != "" {
+			if _, err := n.Float64(); err == nil {
+				return n
+			}
+		}
+	}
+	return v
+}
+
 func asInt(v any) int {
 	switch v := v.(type) {
+	case string:
+		n, _ := strconv.Atoi(v)
+		return n
 	case int64:
 		return int(v)
 	case uint64:
