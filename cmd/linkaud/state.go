@@ -17,8 +17,7 @@ func init() {
 }
 
 type stateCmd struct {
-	Move stMoveCmd `cmd:"" help:"Move audiences' state (memberships, runs, outbox, dead letters) from one state directory to another: FROM TO --audience A."`
-	Dir  stateDir  `arg:""`
+	Dir stateDir `arg:""`
 }
 
 type stateDir struct {
@@ -27,6 +26,7 @@ type stateDir struct {
 	Verify  stVerifyCmd  `cmd:"" help:"Read every key and checksum; report what the state holds and anything damaged (exit 2 if so)."`
 	Backup  stBackupCmd  `cmd:"" help:"Write a consistent copy of the state to OUT (a new directory); works while a worker runs."`
 	Restore stRestoreCmd `cmd:"" help:"Replace the state with the backup IN; refuses while a worker holds the state."`
+	Move    stMoveCmd    `cmd:"" help:"Move audiences' state (memberships, runs, outbox, dead letters) from DIR to the state directory TO: resharding (--shard)."`
 	Export  stExportCmd  `cmd:"" help:"Write memberships, the outbox and dead letters as JSON lines into OUT, salvaging what reads from a damaged state."`
 }
 
@@ -203,7 +203,6 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 
 type stMoveCmd struct {
 	Audience []string `help:"Audience to move (repeatable)." required:"" short:"a"`
-	From     string   `arg:"" help:"Workspace or state directory the audiences leave."`
 	To       string   `arg:"" help:"Workspace or state directory they go to (created if missing)."`
 }
 
@@ -211,8 +210,8 @@ type stMoveCmd struct {
 // letters — from one state directory to another (diff.MoveAudience): the
 // resharding step of `linkaud worker --shard`. Both directories must be
 // free: stop the workers that hold them first.
-func (c *stMoveCmd) Run(g *Globals) error {
-	from, err := resolveState(c.From)
+func (c *stMoveCmd) Run(g *Globals, d *stateDir) error {
+	from, err := resolveState(d.Dir)
 	if err != nil {
 		return err
 	}
@@ -221,7 +220,7 @@ func (c *stMoveCmd) Run(g *Globals) error {
 		return err
 	}
 	if filepath.Clean(from) == filepath.Clean(to) {
-		return userError(fmt.Errorf("state move: %s and %s are the same state directory", c.From, c.To))
+		return userError(fmt.Errorf("state move: %s and %s are the same state directory", d.Dir, c.To))
 	}
 	src, err := diff.Open(from, storeOptions(g.Logger()))
 	if err != nil {

@@ -64,7 +64,7 @@ func TestCompletion(t *testing.T) {
 		{"linkaud audiences " + base + " ", []string{"disable", "enable", "list", "purge", "runs", "status"}},
 		{"linkaud audiences " + base + " status pla", []string{"platinum_cat_owners"}},
 		{"linkaud deadletters " + base + " ", []string{"drop", "list", "move", "retry"}},
-		{"linkaud state " + base + " ", []string{"backup", "export", "restore", "verify"}},
+		{"linkaud state " + base + " ", []string{"backup", "export", "move", "restore", "verify"}},
 		{"linkaud outbox " + base + " ", []string{"drop", "list", "move"}},
 	} {
 		if got := complete(c.line); !slices.Equal(got, c.want) {
