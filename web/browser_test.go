@@ -103,6 +103,23 @@ func eval[T any](b *browser, js string) T {
 	return v
 }
 
+// waitJS polls a JavaScript condition until it holds (a navigation the
+// page started has finished, say).
+func (b *browser) waitJS(cond string) {
+	b.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](cond))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("timed out waiting for %s (last error %v)", cond, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func (b *browser) texts(sel string) []string {
 	b.t.Helper()
 	return eval[[]string](b, fmt.Sprintf(`Array.from(document.querySelectorAll(%q)).map(e => e.textContent.trim())`, sel))
@@ -179,8 +196,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := b.texts(`#members tr[data-profile="u1"] .entity`); strings.Join(got, ",") != "account a1,account a6" {
 		t.Errorf("u1's entities %q", got)
 	}
-	b.run(chromedp.SendKeys(chromedp.CSS("#member-search"), "u3"), chromedp.Submit(chromedp.CSS("#member-search")),
-		chromedp.WaitReady(chromedp.CSS(`#members tr[data-profile="u3"]`)))
+	b.run(chromedp.SendKeys(chromedp.CSS("#member-search"), "u3"), chromedp.Submit(chromedp.CSS("#member-search")))
+	b.waitJS(`location.search.includes("q=u3") && document.readyState === "complete" && document.querySelector("#members") !== null`)
 	if got := b.texts("#members td.key"); strings.Join(got, ",") != "u3" {
 		t.Errorf("search u3: %q", got)
 	}

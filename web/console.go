@@ -127,9 +127,13 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, name string, p p
 	p.LoggedIn = s.loggedIn(r)
 	p.CanAct = s.act != nil && s.auth
 	p.ReadOnly = s.act == nil
-	if p.Notice == "" {
-		p.Notice = r.URL.Query().Get("notice")
+	if c, err := r.Cookie(noticeCookie); err == nil {
+		if v, err := url.QueryUnescape(c.Value); err == nil {
+			p.Notice = v
+		}
+		http.SetCookie(w, &http.Cookie{Name: noticeCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	}
+	setPageHeaders(w)
 	t := s.pages[name]
 	if t == nil {
 		s.internal(w, fmt.Errorf("web: no template %q", name))
@@ -155,6 +159,7 @@ func (s *server) refuse(w http.ResponseWriter, r *http.Request, status int, msg 
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	setPageHeaders(w)
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(b.String()))
 }
@@ -190,15 +195,20 @@ func (s *server) consoleRoutes(mux *http.ServeMux) {
 // when the server was told reads need one (a bind beyond loopback).
 func (s *server) reads(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", csp)
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Referrer-Policy", "same-origin")
 		if s.requireLogin && !s.loggedIn(r) {
 			http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
 		h(w, r)
 	}
+}
+
+// setPageHeaders marks a page: only the console's own files may load
+// into it, and no other site may frame it.
+func setPageHeaders(w http.ResponseWriter) {
+	w.Header().Set("Content-Security-Policy", csp)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "same-origin")
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
@@ -565,7 +575,11 @@ func (s *server) done(w http.ResponseWriter, r *http.Request, back, notice strin
 		s.failPage(w, r, err)
 		return
 	}
-	http.Redirect(w, r, back+"?notice="+url.QueryEscape(notice), http.StatusSeeOther)
+	// The notice travels in a short-lived cookie, not in the URL, so that
+	// no link from elsewhere can make the console say something.
+	http.SetCookie(w, &http.Cookie{Name: noticeCookie, Value: url.QueryEscape(notice), Path: "/", MaxAge: 60,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: isTLS(r)})
+	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
 // failPage answers a console request with the status err calls for.
