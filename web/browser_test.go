@@ -202,6 +202,26 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("search u3: %q", got)
 	}
 
+	// Why: the search box on the audience page explains a member and a
+	// profile that is not one (u9 has no account left in the last data).
+	b.open("/audience/savers", "#why-profile")
+	b.run(chromedp.SendKeys(chromedp.CSS("#why-profile"), "u1"), chromedp.Submit(chromedp.CSS("#why-profile")))
+	b.waitJS(`location.pathname.endsWith("/why") && document.readyState === "complete" && document.querySelector("#why-verdict") !== null`)
+	b.screenshot("why")
+	if got := b.texts("#why-verdict"); len(got) != 1 || got[0] != "“u1” is a member of savers." {
+		t.Errorf("why u1: %q", got)
+	}
+	if got := b.texts(`#why-tree > li[data-kind="path"].holds .step`); len(got) != 1 || !strings.HasPrefix(got[0], "account: 2 of 2 related rows match") {
+		t.Errorf("why u1: path evidence %q", got)
+	}
+	b.open("/audience/savers/why?profile=u9", "#why-verdict")
+	if got := b.texts("#why-verdict"); len(got) != 1 || got[0] != "“u9” is not a member of savers." {
+		t.Errorf("why u9: %q", got)
+	}
+	if got := b.texts(`#why-tree > li[data-kind="path"].fails .step`); len(got) != 1 || !strings.HasPrefix(got[0], "account: 0 of 0 related rows match") {
+		t.Errorf("why u9: path evidence %q", got)
+	}
+
 	// Deliveries: the crm's dead letters with their reason.
 	b.open("/deliveries", "#dead-letters")
 	b.screenshot("deliveries")

@@ -28,6 +28,7 @@ import (
 //	GET  /                              audiences
 //	GET  /audience/{name}               an audience: definition, SQL, path, charts, runs, activations
 //	GET  /audience/{name}/members       its members, paged, by key prefix (?q=, ?after=)
+//	GET  /audience/{name}/why           why a profile is in or not (?profile=)
 //	GET  /deliveries                    destinations and dead letters
 //	GET  /audiences/{name}/history      the size history as JSON
 //	GET  /login  POST /login  POST /logout
@@ -179,6 +180,7 @@ func (s *server) consoleRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", s.reads(s.audiencesPage))
 	mux.HandleFunc("GET /audience/{name}", s.reads(s.audiencePage))
 	mux.HandleFunc("GET /audience/{name}/members", s.reads(s.membersPage))
+	mux.HandleFunc("GET /audience/{name}/why", s.reads(s.whyPage))
 	mux.HandleFunc("GET /deliveries", s.reads(s.deliveriesPage))
 	// Part of the JSON API: open to reads as the rest of it.
 	mux.HandleFunc("GET /audiences/{name}/history", s.history)

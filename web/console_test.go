@@ -319,6 +319,7 @@ func TestNoExternalURL(t *testing.T) {
 	c := f.client()
 	external := regexp.MustCompile(`(?i)(https?:)?//[a-z0-9-]+(\.[a-z0-9-]+)+|url\(\s*['"]?(https?:|//)|@import`)
 	pages := []string{"/", "/audience/savers", "/audience/gold", "/audience/savers/members", "/audience/savers/members?q=u1",
+		"/audience/savers/why", "/audience/savers/why?profile=u1",
 		"/deliveries", "/login", "/audience/nosuch"}
 	assets, err := fs.Glob(assetFS, "assets/*")
 	if err != nil {
@@ -430,6 +431,9 @@ func TestReadOnlyConsole(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "read-only") {
 			t.Errorf("GET %s: %d (read-only badge: %v)", p, resp.StatusCode, strings.Contains(body, "read-only"))
 		}
+	}
+	if _, body := f.get(c, "/audience/savers/why?profile=u1"); !strings.Contains(body, `id="why-unavailable"`) {
+		t.Error("the read-only console's why page does not say why it cannot explain")
 	}
 	_, body := f.get(c, "/audience/savers")
 	if strings.Contains(body, "run-button") {
