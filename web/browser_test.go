@@ -264,6 +264,21 @@ func TestConsoleInBrowser(t *testing.T) {
 	f.waitFor("crm to get the retried letter", func() bool { return f.crmHit.get() > hits })
 	t.Logf("dead letters before the retry: %d", before)
 
+	// Logged in, Dry run computes the next cycle of savers and commits
+	// nothing: the data has not changed since run 3, so nothing would.
+	b.open("/audience/savers", "#dry-run-button")
+	b.run(chromedp.Click(chromedp.CSS("#dry-run-button")), chromedp.WaitReady(chromedp.CSS("#dry-run-events")))
+	b.screenshot("dryrun")
+	if got := b.texts("#dry-run td.members"); strings.Join(got, ",") != "4" {
+		t.Errorf("dry run members %q, want 4", got)
+	}
+	if got := b.texts("#dry-run td.entered, #dry-run td.exited, #dry-run td.events"); strings.Join(got, ",") != "0,0,0" {
+		t.Errorf("dry run entered, exited, events %q, want none", got)
+	}
+	if st, _, _ := f.w.Audience("savers", 0); st.Runs != 3 {
+		t.Errorf("the dry run recorded a run: %d runs, want 3", st.Runs)
+	}
+
 	// Logged in, Run now on the audience page queues a run.
 	b.open("/audience/gold", "#run-button")
 	b.run(chromedp.Click(chromedp.CSS("#run-button")), chromedp.WaitReady(chromedp.CSS("#notice")))

@@ -32,7 +32,7 @@ import (
 //	GET  /deliveries                    destinations and dead letters
 //	GET  /audiences/{name}/history      the size history as JSON
 //	GET  /login  POST /login  POST /logout
-//	POST /audience/{name}/run|enable|disable, POST /deliveries/{dest}/retry
+//	POST /audience/{name}/run|enable|disable|dry-run, POST /deliveries/{dest}/retry
 var (
 	//go:embed templates/*.html
 	templateFS embed.FS
@@ -190,6 +190,7 @@ func (s *server) consoleRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /audience/{name}/run", s.action(s.consoleRun))
 	mux.HandleFunc("POST /audience/{name}/enable", s.action(s.consoleEnable))
 	mux.HandleFunc("POST /audience/{name}/disable", s.action(s.consoleDisable))
+	mux.HandleFunc("POST /audience/{name}/dry-run", s.action(s.consoleDryRun))
 	mux.HandleFunc("POST /deliveries/{dest}/retry", s.action(s.consoleRetry))
 }
 
@@ -296,7 +297,7 @@ func (s *server) audiencePage(w http.ResponseWriter, r *http.Request) {
 	data := map[string]any{
 		"Status": st, "Runs": runs, "History": pts,
 		"Members": membersChart(pts), "Chart": changesChart(pts),
-		"Buttons": []string{"run", "enable", "disable"},
+		"Buttons": []string{"run", "dry-run", "enable", "disable"},
 	}
 	if a != nil {
 		data["Source"] = sourceOf(ws, a)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/linkaud/linkaud/engine"
 	"github.com/linkaud/linkaud/planner/why"
 )
 
@@ -44,4 +45,43 @@ func (s *server) whyPage(w http.ResponseWriter, r *http.Request) {
 		data["Result"], data["Text"] = res, text.String()
 	}
 	s.render(w, r, "why", page{Title: name + " · why", Nav: "audiences", Data: data})
+}
+
+// dryRunner is what the dry-run action needs; only a worker has it.
+type dryRunner interface {
+	DryRun(ctx context.Context, aud string) (*engine.DryRunReport, error)
+}
+
+// dryRunShown is how many of a dry run's events the page lists.
+const dryRunShown = 100
+
+// consoleDryRun answers POST /audience/{name}/dry-run (an action: login
+// and CSRF token): the next cycle computed on a scratch copy of the
+// state, its counts and the events it would send; nothing is committed.
+func (s *server) consoleDryRun(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	dr, ok := s.src.(dryRunner)
+	if !ok {
+		s.refuse(w, r, http.StatusForbidden, "A dry run needs a running worker.")
+		return
+	}
+	st, _, err := s.src.Audience(name, 0)
+	if err != nil {
+		s.failPage(w, r, err)
+		return
+	}
+	rep, err := dr.DryRun(r.Context(), name)
+	if err != nil {
+		s.failPage(w, r, err)
+		return
+	}
+	out := dryRunOf(name, rep)
+	more := 0
+	if len(out.Events) > dryRunShown {
+		more = len(out.Events) - dryRunShown
+	}
+	shown := out.Events[:len(out.Events)-more]
+	s.render(w, r, "dryrun", page{Title: name + " · dry run", Nav: "audiences", Data: map[string]any{
+		"Status": st, "Run": out, "Events": shown, "Total": len(out.Events), "More": more,
+	}})
 }
