@@ -20,6 +20,7 @@ const (
 	sessionCookie = "linkaud_session"
 	csrfCookie    = "linkaud_csrf"
 	csrfField     = "csrf"
+	noticeCookie  = "linkaud_notice"
 )
 
 // csrfToken returns the request's CSRF token, setting a new cookie when it

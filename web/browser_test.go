@@ -103,6 +103,23 @@ func eval[T any](b *browser, js string) T {
 	return v
 }
 
+// waitJS polls a JavaScript condition until it holds (a navigation the
+// page started has finished, say).
+func (b *browser) waitJS(cond string) {
+	b.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](cond))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("timed out waiting for %s (last error %v)", cond, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func (b *browser) texts(sel string) []string {
 	b.t.Helper()
 	return eval[[]string](b, fmt.Sprintf(`Array.from(document.querySelectorAll(%q)).map(e => e.textContent.trim())`, sel))
@@ -179,10 +196,30 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := b.texts(`#members tr[data-profile="u1"] .entity`); strings.Join(got, ",") != "account a1,account a6" {
 		t.Errorf("u1's entities %q", got)
 	}
-	b.run(chromedp.SendKeys(chromedp.CSS("#member-search"), "u3"), chromedp.Submit(chromedp.CSS("#member-search")),
-		chromedp.WaitReady(chromedp.CSS(`#members tr[data-profile="u3"]`)))
+	b.run(chromedp.SendKeys(chromedp.CSS("#member-search"), "u3"), chromedp.Submit(chromedp.CSS("#member-search")))
+	b.waitJS(`location.search.includes("q=u3") && document.readyState === "complete" && document.querySelector("#members") !== null`)
 	if got := b.texts("#members td.key"); strings.Join(got, ",") != "u3" {
 		t.Errorf("search u3: %q", got)
+	}
+
+	// Why: the search box on the audience page explains a member and a
+	// profile that is not one (u9 has no account left in the last data).
+	b.open("/audience/savers", "#why-profile")
+	b.run(chromedp.SendKeys(chromedp.CSS("#why-profile"), "u1"), chromedp.Submit(chromedp.CSS("#why-profile")))
+	b.waitJS(`location.pathname.endsWith("/why") && document.readyState === "complete" && document.querySelector("#why-verdict") !== null`)
+	b.screenshot("why")
+	if got := b.texts("#why-verdict"); len(got) != 1 || got[0] != "“u1” is a member of savers." {
+		t.Errorf("why u1: %q", got)
+	}
+	if got := b.texts(`#why-tree > li[data-kind="path"].holds .step`); len(got) != 1 || !strings.HasPrefix(got[0], "account: 2 of 2 related rows match") {
+		t.Errorf("why u1: path evidence %q", got)
+	}
+	b.open("/audience/savers/why?profile=u9", "#why-verdict")
+	if got := b.texts("#why-verdict"); len(got) != 1 || got[0] != "“u9” is not a member of savers." {
+		t.Errorf("why u9: %q", got)
+	}
+	if got := b.texts(`#why-tree > li[data-kind="path"].fails .step`); len(got) != 1 || !strings.HasPrefix(got[0], "account: 0 of 0 related rows match") {
+		t.Errorf("why u9: path evidence %q", got)
 	}
 
 	// Deliveries: the crm's dead letters with their reason.
@@ -226,6 +263,21 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The retried letter went back to crm (which rejects it again).
 	f.waitFor("crm to get the retried letter", func() bool { return f.crmHit.get() > hits })
 	t.Logf("dead letters before the retry: %d", before)
+
+	// Logged in, Dry run computes the next cycle of savers and commits
+	// nothing: the data has not changed since run 3, so nothing would.
+	b.open("/audience/savers", "#dry-run-button")
+	b.run(chromedp.Click(chromedp.CSS("#dry-run-button")), chromedp.WaitReady(chromedp.CSS("#dry-run-events")))
+	b.screenshot("dryrun")
+	if got := b.texts("#dry-run td.members"); strings.Join(got, ",") != "4" {
+		t.Errorf("dry run members %q, want 4", got)
+	}
+	if got := b.texts("#dry-run td.entered, #dry-run td.exited, #dry-run td.events"); strings.Join(got, ",") != "0,0,0" {
+		t.Errorf("dry run entered, exited, events %q, want none", got)
+	}
+	if st, _, _ := f.w.Audience("savers", 0); st.Runs != 3 {
+		t.Errorf("the dry run recorded a run: %d runs, want 3", st.Runs)
+	}
 
 	// Logged in, Run now on the audience page queues a run.
 	b.open("/audience/gold", "#run-button")

@@ -28,10 +28,11 @@ import (
 //	GET  /                              audiences
 //	GET  /audience/{name}               an audience: definition, SQL, path, charts, runs, activations
 //	GET  /audience/{name}/members       its members, paged, by key prefix (?q=, ?after=)
+//	GET  /audience/{name}/why           why a profile is in or not (?profile=)
 //	GET  /deliveries                    destinations and dead letters
 //	GET  /audiences/{name}/history      the size history as JSON
 //	GET  /login  POST /login  POST /logout
-//	POST /audience/{name}/run|enable|disable, POST /deliveries/{dest}/retry
+//	POST /audience/{name}/run|enable|disable|dry-run, POST /deliveries/{dest}/retry
 var (
 	//go:embed templates/*.html
 	templateFS embed.FS
@@ -127,9 +128,13 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, name string, p p
 	p.LoggedIn = s.loggedIn(r)
 	p.CanAct = s.act != nil && s.auth
 	p.ReadOnly = s.act == nil
-	if p.Notice == "" {
-		p.Notice = r.URL.Query().Get("notice")
+	if c, err := r.Cookie(noticeCookie); err == nil {
+		if v, err := url.QueryUnescape(c.Value); err == nil {
+			p.Notice = v
+		}
+		http.SetCookie(w, &http.Cookie{Name: noticeCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	}
+	setPageHeaders(w)
 	t := s.pages[name]
 	if t == nil {
 		s.internal(w, fmt.Errorf("web: no template %q", name))
@@ -155,6 +160,7 @@ func (s *server) refuse(w http.ResponseWriter, r *http.Request, status int, msg 
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	setPageHeaders(w)
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(b.String()))
 }
@@ -174,6 +180,7 @@ func (s *server) consoleRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", s.reads(s.audiencesPage))
 	mux.HandleFunc("GET /audience/{name}", s.reads(s.audiencePage))
 	mux.HandleFunc("GET /audience/{name}/members", s.reads(s.membersPage))
+	mux.HandleFunc("GET /audience/{name}/why", s.reads(s.whyPage))
 	mux.HandleFunc("GET /deliveries", s.reads(s.deliveriesPage))
 	// Part of the JSON API: open to reads as the rest of it.
 	mux.HandleFunc("GET /audiences/{name}/history", s.history)
@@ -183,6 +190,7 @@ func (s *server) consoleRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /audience/{name}/run", s.action(s.consoleRun))
 	mux.HandleFunc("POST /audience/{name}/enable", s.action(s.consoleEnable))
 	mux.HandleFunc("POST /audience/{name}/disable", s.action(s.consoleDisable))
+	mux.HandleFunc("POST /audience/{name}/dry-run", s.action(s.consoleDryRun))
 	mux.HandleFunc("POST /deliveries/{dest}/retry", s.action(s.consoleRetry))
 }
 
@@ -190,15 +198,20 @@ func (s *server) consoleRoutes(mux *http.ServeMux) {
 // when the server was told reads need one (a bind beyond loopback).
 func (s *server) reads(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", csp)
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Referrer-Policy", "same-origin")
 		if s.requireLogin && !s.loggedIn(r) {
 			http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
 		h(w, r)
 	}
+}
+
+// setPageHeaders marks a page: only the console's own files may load
+// into it, and no other site may frame it.
+func setPageHeaders(w http.ResponseWriter) {
+	w.Header().Set("Content-Security-Policy", csp)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "same-origin")
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
@@ -284,7 +297,7 @@ func (s *server) audiencePage(w http.ResponseWriter, r *http.Request) {
 	data := map[string]any{
 		"Status": st, "Runs": runs, "History": pts,
 		"Members": membersChart(pts), "Chart": changesChart(pts),
-		"Buttons": []string{"run", "enable", "disable"},
+		"Buttons": []string{"run", "dry-run", "enable", "disable"},
 	}
 	if a != nil {
 		data["Source"] = sourceOf(ws, a)
@@ -565,7 +578,11 @@ func (s *server) done(w http.ResponseWriter, r *http.Request, back, notice strin
 		s.failPage(w, r, err)
 		return
 	}
-	http.Redirect(w, r, back+"?notice="+url.QueryEscape(notice), http.StatusSeeOther)
+	// The notice travels in a short-lived cookie, not in the URL, so that
+	// no link from elsewhere can make the console say something.
+	http.SetCookie(w, &http.Cookie{Name: noticeCookie, Value: url.QueryEscape(notice), Path: "/", MaxAge: 60,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: isTLS(r)})
+	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
 // failPage answers a console request with the status err calls for.

@@ -319,6 +319,7 @@ func TestNoExternalURL(t *testing.T) {
 	c := f.client()
 	external := regexp.MustCompile(`(?i)(https?:)?//[a-z0-9-]+(\.[a-z0-9-]+)+|url\(\s*['"]?(https?:|//)|@import`)
 	pages := []string{"/", "/audience/savers", "/audience/gold", "/audience/savers/members", "/audience/savers/members?q=u1",
+		"/audience/savers/why", "/audience/savers/why?profile=u1",
 		"/deliveries", "/login", "/audience/nosuch"}
 	assets, err := fs.Glob(assetFS, "assets/*")
 	if err != nil {
@@ -345,7 +346,7 @@ func TestNoExternalURL(t *testing.T) {
 			t.Errorf("%s names an external address: %q in …%s…", p, m, body[max(0, i-60):min(len(body), i+60)])
 		}
 		if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
-			if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") && p != "/login" && p != "/audience/nosuch" {
+			if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
 				t.Errorf("%s: Content-Security-Policy %q", p, csp)
 			}
 		}
@@ -430,6 +431,9 @@ func TestReadOnlyConsole(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "read-only") {
 			t.Errorf("GET %s: %d (read-only badge: %v)", p, resp.StatusCode, strings.Contains(body, "read-only"))
 		}
+	}
+	if _, body := f.get(c, "/audience/savers/why?profile=u1"); !strings.Contains(body, `id="why-unavailable"`) {
+		t.Error("the read-only console's why page does not say why it cannot explain")
 	}
 	_, body := f.get(c, "/audience/savers")
 	if strings.Contains(body, "run-button") {
