@@ -558,8 +558,11 @@ func TestWorker(t *testing.T) {
 	if delayed, _ := metric(mfs, "linkaud_cycles_delayed_total"); delayed == 0 {
 		t.Fatal("no run ever waited for a slot: the test did not load the worker")
 	}
-	if n, _ := metric(mfs, "linkaud_cycle_step_duration_seconds", "audience", "heavy1", "step", "query"); n < 2 {
-		t.Fatalf("query step durations of heavy1: %v observations", n)
+	if n, _ := metric(mfs, "linkaud_cycle_step_duration_seconds", "step", "query"); n < 2 {
+		t.Fatalf("query step durations: %v observations", n)
+	}
+	if d, ok := metric(mfs, "linkaud_audience_last_cycle_duration_seconds", "audience", "heavy1", "step", "query"); !ok || d <= 0 {
+		t.Fatalf("heavy1's last query step: %v, %v", d, ok)
 	}
 	t.Logf("running cycles: at most %v seen by sampling, peak 2", maxSeen)
 	for i := 1; i <= 4; i++ {

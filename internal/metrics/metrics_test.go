@@ -161,3 +161,47 @@ func TestBuildInfo(t *testing.T) {
 		t.Errorf("value %v, want 1", s.GetGauge().GetValue())
 	}
 }
+
+// TestSeriesPerAudience bounds what an audience costs in /metrics: at
+// 1,000 audiences every series counts.
+func TestSeriesPerAudience(t *testing.T) {
+	m := New()
+	const n = 100
+	for i := range n {
+		aud := &dsl.Audience{Name: "a" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + string(rune('a'+i/26))}
+		m.OnCycleDone(engine.CycleReport{Audience: aud, Took: time.Second, Result: &diff.CycleResult{
+			Audience: aud.Name, Query: time.Second, Diff: time.Millisecond, Counts: diff.Counts{Members: 3, Rows: 5},
+		}})
+		m.OnCycleDone(engine.CycleReport{Audience: aud, Took: time.Second, Err: errors.New("down")})
+	}
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, mf := range mfs {
+		for _, s := range mf.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "audience" {
+					per[l.GetValue()]++
+				}
+			}
+		}
+	}
+	if len(per) != n {
+		t.Fatalf("%d audiences in /metrics, want %d", len(per), n)
+	}
+	const most = 10
+	for aud, c := range per {
+		if c > most {
+			t.Errorf("audience %s costs %d series, want at most %d", aud, c, most)
+		}
+	}
+	var text bytes.Buffer
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&text, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d series per audience; /metrics is %d bytes at %d audiences", per["aaa"], text.Len(), n)
+}
