@@ -20,12 +20,13 @@ func init() {
 }
 
 type genCmd struct {
-	Profiles int     `help:"Number of profiles (required to generate; with --mutate on an existing workspace it may be left out, or must match)."`
-	Out      string  `help:"Workspace directory to write (created if missing)." required:"" type:"path"`
-	Seed     int64   `help:"Seed: the same seed, size and anchor give the same data; with --mutate, the same files, seed and percent give the same mutation." default:"1"`
-	Anchor   string  `help:"Date the data's times lead up to, YYYY-MM-DD (default: today, UTC)."`
-	Force    bool    `help:"Replace an existing workspace.la in --out."`
-	Mutate   float64 `help:"Rewrite this percentage (0-100) of each table's rows in place as the next hour's data would: changed, removed or added. On a directory without a workspace, generate first." placeholder:"PCT"`
+	Profiles  int     `help:"Number of profiles (required to generate; with --mutate on an existing workspace it may be left out, or must match)."`
+	Out       string  `help:"Workspace directory to write (created if missing)." required:"" type:"path"`
+	Seed      int64   `help:"Seed: the same seed, size and anchor give the same data; with --mutate, the same files, seed and percent give the same mutation." default:"1"`
+	Anchor    string  `help:"Date the data's times lead up to, YYYY-MM-DD (default: today, UTC)."`
+	Force     bool    `help:"Replace an existing workspace.la in --out."`
+	Audiences int     `help:"Add N generated audiences (gen_0001, …), varied over the graph and scheduled every 15 minutes, to the seed's three." placeholder:"N"`
+	Mutate    float64 `help:"Rewrite this percentage (0-100) of each table's rows in place as the next hour's data would: changed, removed or added. On a directory without a workspace, generate first." placeholder:"PCT"`
 
 	Warehouse string `help:"Where the workspace reads the data: duckdb (the Parquet files, the default) or postgres (the files loaded into a PostgreSQL database, replacing tables of the same names; --mutate loads what it rewrote again)." enum:"duckdb,postgres" default:"duckdb"`
 	DSN       string `help:"With --warehouse postgres: the database to load, a libpq URL or key=value string. Prefer --dsn-env: a command line is visible to other users of the machine."`
@@ -101,7 +102,7 @@ func (c *genCmd) Run(g *Globals) error {
 	log := g.Logger()
 	if generate {
 		start := time.Now()
-		res, err := gen.Generate(ctx, gen.Options{Profiles: c.Profiles, Out: c.Out, Seed: c.Seed, Anchor: anchor, Logger: log})
+		res, err := gen.Generate(ctx, gen.Options{Profiles: c.Profiles, Out: c.Out, Seed: c.Seed, Anchor: anchor, Logger: log, Audiences: c.Audiences})
 		if err != nil {
 			return infraError(err)
 		}

@@ -51,6 +51,11 @@ type Options struct {
 	Anchor time.Time
 	// Logger receives progress per table. Default slog.Default().
 	Logger *slog.Logger
+	// Audiences adds that many generated audiences (gen_0001, …) to the
+	// seed's three, varied over the graph's paths, quantifiers and
+	// thresholds, each scheduled every 15 minutes: the many-audiences
+	// benchmark's workload.
+	Audiences int
 }
 
 // Table is one generated table.
@@ -378,7 +383,40 @@ func workspaceText(opts Options, anchor time.Time, tabs []Table) string {
 	b.WriteString("}\n\nstate \".linkaud\"\n")
 	b.WriteString(graphText)
 	b.WriteString(audiencesText)
+	b.WriteString(manyAudiences(opts.Audiences))
 	b.WriteString(testsText(anchor))
+	return b.String()
+}
+
+// manyAudiences writes n audiences that differ in path, quantifier and
+// threshold, so that no two plans are the same query.
+func manyAudiences(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	plans := []string{"silver", "gold", "platinum"}
+	pets := []string{"cat", "dog"}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n# %d generated audiences (linkaud gen --audiences %d).\n", n, n)
+	for i := range n {
+		k := 1 + (i/6)%5 // 1 … 5
+		var match string
+		switch i % 6 {
+		case 0:
+			match = fmt.Sprintf(`trait plan = %q and profile -> account where status = "open"`, plans[(i/6)%3])
+		case 1:
+			match = fmt.Sprintf(`profile -> account -> credit_card where balance = "Outstanding" -> at least %d transaction where amount > %d`, k, 50*k)
+		case 2:
+			match = fmt.Sprintf(`profile -> household -> at least %d pet where type = %q`, 1+(i/6)%2, pets[(i/12)%2])
+		case 3:
+			match = fmt.Sprintf(`profile -> account -> subscription where tier = "Premium" -> at least %d transaction`, k)
+		case 4:
+			match = fmt.Sprintf(`performed "Order Completed" at least %d times within %d days`, k, 10*k)
+		case 5:
+			match = fmt.Sprintf(`profile -> account having count >= %d`, k)
+		}
+		fmt.Fprintf(&b, "audience gen_%04d {\n  schedule every 15m\n  match %s\n}\n", i+1, match)
+	}
 	return b.String()
 }
 

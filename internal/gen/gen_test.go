@@ -229,3 +229,25 @@ func TestGenerateRejects(t *testing.T) {
 		t.Fatal("zero profiles accepted")
 	}
 }
+
+// --audiences adds audiences that check, each its own query.
+func TestManyAudiences(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Generate(context.Background(), Options{Profiles: 300, Out: dir, Seed: 1, Anchor: time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC), Audiences: 60}); err != nil {
+		t.Fatal(err)
+	}
+	ws, diags := dsl.Load(dir, dsl.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if len(ws.Audiences) != 63 {
+		t.Fatalf("%d audiences, want the seed's 3 and 60 generated", len(ws.Audiences))
+	}
+	versions := map[string]string{}
+	for _, a := range ws.Audiences {
+		if prev, ok := versions[a.Version]; ok {
+			t.Errorf("%s and %s are the same audience", prev, a.Name)
+		}
+		versions[a.Version] = a.Name
+	}
+}
