@@ -440,6 +440,9 @@ type activationKey struct {
 // would reach the destination twice, under two messageIds, which no
 // receiver can deduplicate.
 func (c *checker) duplicateActivation(seen map[activationKey]*grammar.Activation, a *grammar.Activation, ir *Activation) bool {
+	if ir.Audience == nil || ir.Destination == nil {
+		return false // already reported: an unknown audience or destination
+	}
 	k := activationKey{ir.Audience, ir.Destination, ir.Event, ir.Entity}
 	prev, ok := seen[k]
 	if !ok {
