@@ -370,7 +370,9 @@ func (d *diagnoser) audienceClause() bool {
 			d.fail("a comparison (>, >=, <, <=) after the metric")
 		}
 		d.next()
-		if t := d.peek(); t.Type != tokNumber {
+		// Any literal parses (the checker says a threshold is a number),
+		// as participle accepts it.
+		if t := d.peek(); !isLiteral(t) {
 			d.fail("a threshold such as 20% or 1000 after the comparison")
 		}
 		d.next()
