@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -131,6 +132,15 @@ func (p MemoryPlan) DuckDBLimits(stateDir string) executor.DuckDBLimits {
 		Threads:          p.DuckDBThreads,
 		TempDir:          filepath.Join(stateDir, "duckdb-spill"),
 		NoInsertionOrder: p.Explicit,
+	}
+}
+
+// ApplyGoLimit gives the Go runtime its share as a soft limit
+// (runtime/debug.SetMemoryLimit), unless GOMEMLIMIT already sets one. It is
+// process-wide: the commands that run an engine call it, not Open.
+func (p MemoryPlan) ApplyGoLimit() {
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		debug.SetMemoryLimit(p.GoHeap)
 	}
 }
 

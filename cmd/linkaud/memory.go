@@ -2,8 +2,6 @@ package main
 
 import (
 	"errors"
-	"os"
-	"runtime/debug"
 
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/engine"
@@ -27,8 +25,6 @@ func (b *byteSize) UnmarshalText(text []byte) error {
 // applyMemoryPlan gives the Go runtime its share of the budget as a soft
 // limit, unless GOMEMLIMIT already sets one, and logs the division.
 func applyMemoryPlan(g *Globals, p engine.MemoryPlan) {
-	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
-		debug.SetMemoryLimit(p.GoHeap)
-	}
+	p.ApplyGoLimit()
 	g.Logger().Debug("memory budget", "plan", p.String())
 }

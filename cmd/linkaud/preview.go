@@ -9,7 +9,6 @@ import (
 
 	"github.com/linkaud/linkaud/diff"
 	"github.com/linkaud/linkaud/dsl"
-	"github.com/linkaud/linkaud/executor"
 	"github.com/linkaud/linkaud/planner"
 	"github.com/linkaud/linkaud/planner/preview"
 )
@@ -31,45 +30,23 @@ func (c *previewCmd) Run(g *Globals) error {
 	if c.Limit < 0 {
 		return userError(fmt.Errorf("--limit must be 0 (all) or positive"))
 	}
-	ws, err := loadWorkspace(c.Dir, dsl.Options{})
-	if err != nil {
-		return err
-	}
-	a, err := findAudience(ws, c.Audience)
-	if err != nil {
-		return err
-	}
-	now, err := cycleStart(c.Now)
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	wh, err := executor.Open(ctx, ws.Warehouse, executor.Options{})
+	q, err := openAudienceQuery(ctx, c.Dir, c.Audience, c.Now)
 	if err != nil {
-		return infraError(err)
+		return err
 	}
-	defer wh.Close()
-	d, err := planner.ForWarehouse(ws.Warehouse)
-	if err != nil {
-		return infraError(err)
-	}
+	defer q.wh.Close()
+	ws, a := q.ws, q.a
 	limit := c.Limit
 	if c.Diff {
 		limit = 0
 	}
-	p, err := planner.Compile(a, ws.Graph, d, planner.Options{Now: now, Limit: limit})
+	p, err := planner.Compile(a, ws.Graph, q.d, planner.Options{Now: q.now, Limit: limit})
 	if err != nil {
 		return userError(err)
 	}
-	if err := executor.RefreshFor(ctx, wh, dsl.TablesRead(ws.Graph, a)); err != nil {
-		var failed executor.LoadErrors
-		if errors.As(err, &failed) {
-			return userError(err)
-		}
-		return infraError(err)
-	}
-	res, err := preview.Run(ctx, wh, p)
+	res, err := preview.Run(ctx, q.wh, p)
 	if err != nil {
 		return infraError(fmt.Errorf("preview %s: %w", a.Name, err))
 	}

@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/signal"
 
-	"github.com/linkaud/linkaud/dsl"
-	"github.com/linkaud/linkaud/executor"
 	"github.com/linkaud/linkaud/planner"
 	"github.com/linkaud/linkaud/planner/why"
 )
@@ -30,34 +28,18 @@ func (c *whyCmd) Run(g *Globals) error {
 	if c.MaxRows < 1 {
 		return userError(fmt.Errorf("--max-rows must be at least 1"))
 	}
-	ws, err := loadWorkspace(c.Dir, dsl.Options{})
-	if err != nil {
-		return err
-	}
-	a, err := findAudience(ws, c.Audience)
-	if err != nil {
-		return err
-	}
-	now, err := cycleStart(c.Now)
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	wh, err := executor.Open(ctx, ws.Warehouse, executor.Options{})
+	q, err := openAudienceQuery(ctx, c.Dir, c.Audience, c.Now)
 	if err != nil {
-		return infraError(err)
+		return err
 	}
-	defer wh.Close()
-	d, err := planner.ForWarehouse(ws.Warehouse)
-	if err != nil {
-		return infraError(err)
-	}
-	w, err := planner.CompileWhy(a, ws.Graph, d, c.Profile, planner.Options{Now: now, Limit: c.MaxRows})
+	defer q.wh.Close()
+	w, err := planner.CompileWhy(q.a, q.ws.Graph, q.d, c.Profile, planner.Options{Now: q.now, Limit: c.MaxRows})
 	if err != nil {
 		return userError(err)
 	}
-	res, err := why.Run(ctx, wh, w)
+	res, err := why.Run(ctx, q.wh, w)
 	if err != nil {
 		return infraError(err)
 	}

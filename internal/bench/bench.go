@@ -39,7 +39,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -378,10 +377,7 @@ func (b *run) prepare(ctx context.Context) error {
 	// The floor's DuckDB runs under the same limits as the engine's, so
 	// that the ratios compare the pipeline, not two memory budgets.
 	b.res.Memory = b.eng.Memory().String()
-	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
-		// As linkaud run and worker do (cmd/linkaud/memory.go).
-		debug.SetMemoryLimit(b.eng.Memory().GoHeap)
-	}
+	b.eng.Memory().ApplyGoLimit() // as linkaud run and worker do
 	b.wh, err = executor.Open(ctx, ws.Warehouse, executor.Options{Logger: b.log,
 		DuckDB: b.eng.Memory().DuckDBLimits(filepath.Join(b.runDir, "floor"))})
 	if err != nil {
