@@ -50,7 +50,7 @@ func movedInKey(aud string) []byte { return globalKey("moved-in/" + aud) }
 
 // audienceTables are the key spaces that hold an audience's own keys,
 // each under the prefix table + audience name.
-var audienceTables = []func(string) []byte{dataPrefix, activationPrefix, runPrefix}
+var audienceTables = []func(string) []byte{dataPrefix, activationPrefix, runPrefix, historyKey}
 
 // MoveAudience moves aud from one store to the other (see above). Both
 // must be open read-write, which keeps workers off them while it runs.

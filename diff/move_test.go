@@ -68,6 +68,10 @@ func TestMoveAudience(t *testing.T) {
 				}
 			}
 			before := take(t, from)
+			histBefore, err := from.History("cards")
+			if err != nil || len(histBefore) == 0 {
+				t.Fatalf("history before the move: %v, %v", histBefore, err)
+			}
 			pendBefore, deadBefore := outboxOf(t, from)
 			toDir := filepath.Join(t.TempDir(), "other")
 			to := openAt(t, toDir)
@@ -87,6 +91,9 @@ func TestMoveAudience(t *testing.T) {
 			after := take(t, to)
 			if after.status != before.status || after.members != before.members {
 				t.Errorf("moved state\n%s\n%s\nwant\n%s\n%s", after.status, after.members, before.status, before.members)
+			}
+			if h, err := to.History("cards"); err != nil || fmt.Sprint(h) != fmt.Sprint(histBefore) {
+				t.Errorf("moved size history %v, %v; want %v", h, err, histBefore)
 			}
 			pend, dead := outboxOf(t, to)
 			if pend != pendBefore || dead != deadBefore {
