@@ -696,7 +696,7 @@ func (c *cycle) commit(ctx context.Context) (*CycleResult, error) {
 	size := int64(final.Len())
 	err := s.commitEpoch(final, map[string]uint64{c.aud: c.gen})
 	if err == nil {
-		s.lastCommit = commit
+		s.setLastCommit(commit)
 		c.switched = true
 		s.maybeFlush()
 	}

@@ -96,6 +96,15 @@
 // the failure path, or the next Open, deletes what the cycle staged (found
 // through its in-progress record) and marks the audience Failed.
 //
+// Visible is not yet durable: Pebble lets readers see a synced batch as
+// soon as it is applied, while its sync is still on the way, and a
+// process killed then loses it. Delivery must not send from such a batch:
+// the next cycle would compute the same generation again and send its
+// events under the same messageIds with other bytes (another timestamp).
+// So Pending reads the outbox only up to the last commit number whose
+// batch's Commit returned (Store.durableCommit; TestPendingOnlyDurable
+// holds a log sync open to check it).
+//
 // # Rollback detection
 //
 // Pebble replays its write-ahead log on Open and reads a record that fails

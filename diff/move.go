@@ -183,7 +183,8 @@ func (s *Store) receive(src *Store, aud string, m *audMeta, rep *MoveReport) err
 	if err := s.commitEpoch(b, gens); err != nil {
 		return err
 	}
-	s.lastCycle, s.lastCommit, s.lastDS = cycle, commit, dead
+	s.lastCycle, s.lastDS = cycle, dead
+	s.setLastCommit(commit)
 	return nil
 }
 

@@ -51,7 +51,9 @@ func (s *Store) Pending(dest string, after uint64, max int) (_ []Message, err er
 		return nil, nil
 	}
 	ip := indexPrefix(dest)
-	idxIt, err := s.db.NewIter(&pebble.IterOptions{LowerBound: ip, UpperBound: prefixEnd(ip)})
+	// Only what is on disk: see durableCommit.
+	durable := s.durableCommit.Load()
+	idxIt, err := s.db.NewIter(&pebble.IterOptions{LowerBound: ip, UpperBound: indexKey(dest, durable+1)})
 	if err != nil {
 		return nil, err
 	}
@@ -403,7 +405,8 @@ func (s *Store) RetryDeadLetters(dest string, ids []string) (_ int, err error) {
 	if err := s.commitEpoch(b, nil); err != nil {
 		return 0, err
 	}
-	s.lastCycle, s.lastCommit = cycle, commit
+	s.lastCycle = cycle
+	s.setLastCommit(commit)
 	return moved, nil
 }
 

@@ -168,10 +168,16 @@ type Store struct {
 	// epoch, the generations of the commit record and the last flush.
 	mu                            sync.Mutex
 	lastCycle, lastCommit, lastDS uint64
-	epoch                         uint64
-	gens                          map[string]uint64
-	lastFlush                     time.Time
-	sinceFlush                    int
+	// durableCommit is lastCommit once the batch that wrote it is on disk.
+	// Pebble makes a synced batch readable before its sync completes, so
+	// delivery reads the outbox only up to here: an event sent from a
+	// batch a crash then lost would be computed again, under the same
+	// messageId with other bytes.
+	durableCommit atomic.Uint64
+	epoch         uint64
+	gens          map[string]uint64
+	lastFlush     time.Time
+	sinceFlush    int
 
 	locksMu sync.Mutex
 	locks   map[string]*sync.Mutex
@@ -431,6 +437,13 @@ func putUint(b *pebble.Batch, key []byte, v uint64) error {
 	return b.Set(key, binary.BigEndian.AppendUint64(nil, v), nil)
 }
 
+// setLastCommit records commit as the last outbox commit number, after
+// the synced batch that wrote it returned. The caller holds s.mu.
+func (s *Store) setLastCommit(commit uint64) {
+	s.lastCommit = commit
+	s.durableCommit.Store(commit)
+}
+
 func (s *Store) loadCounters() error {
 	var err error
 	if s.lastCycle, err = s.getUint(keyCycleCounter); err != nil {
@@ -439,6 +452,7 @@ func (s *Store) loadCounters() error {
 	if s.lastCommit, err = s.getUint(keyCommitCounter); err != nil {
 		return err
 	}
+	s.durableCommit.Store(s.lastCommit)
 	s.lastDS, err = s.getUint(keyDeadCounter)
 	return err
 }

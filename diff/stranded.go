@@ -101,7 +101,8 @@ func (s *Store) rewriteOutbox(from string, to *string) (_ int, err error) {
 		return 0, err
 	}
 	if to != nil && idx > 0 {
-		s.lastCycle, s.lastCommit = cycle, commit
+		s.lastCycle = cycle
+		s.setLastCommit(commit)
 	}
 	return n, nil
 }
