@@ -287,3 +287,81 @@ type quietPebble struct{}
 func (quietPebble) Infof(string, ...any)         {}
 func (quietPebble) Errorf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
 func (quietPebble) Fatalf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
+
+// BenchmarkOutboxDrain is delivery's side of the outbox: a first cycle's
+// 200k events, flushed to sstables, read with Pending 10,000 at a time and
+// acknowledged batch by batch, as the Kafka destination does. It reports
+// messages per CPU second (the process's).
+//
+//	go test -tags duckdb_arrow ./diff -run XXX -bench OutboxDrain
+func BenchmarkOutboxDrain(b *testing.B) {
+	const profiles, batch = 100_000, 10_000
+	var cpu time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		s, err := diff.Open(b.TempDir(), diff.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		aud := &dsl.Audience{Name: "drain", Version: "v1"}
+		dest := &dsl.Destination{Name: "events", Type: "kafka"}
+		acts := []*dsl.Activation{
+			{Name: "entered", Audience: aud, Destination: dest, Event: dsl.AudienceEntered, EntityStep: -1, SendCurrent: true},
+			{Name: "synced", Audience: aud, Destination: dest, Event: dsl.AudienceMembershipChanged, EntityStep: -1, SendCurrent: true},
+		}
+		if err := s.Enable(aud.Name); err != nil {
+			b.Fatal(err)
+		}
+		schema := arrow.NewSchema([]arrow.Field{{Name: "profile_key", Type: arrow.BinaryTypes.String}}, nil)
+		rb := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		var recs []arrow.RecordBatch
+		for p := range profiles {
+			rb.Field(0).(*array.StringBuilder).Append(fmt.Sprintf("u%08d", p))
+			if (p+1)%2048 == 0 || p == profiles-1 {
+				recs = append(recs, rb.NewRecordBatch())
+			}
+		}
+		rb.Release()
+		rr, err := array.NewRecordReader(schema, recs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Cycle(context.Background(), diff.CycleInput{
+			Audience: aud, Layout: diff.LayoutOf(aud), Activations: acts, Rows: rr, Start: time.Unix(1_800_000_000, 0),
+		}); err != nil {
+			b.Fatal(err)
+		}
+		rr.Release()
+		if err := s.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		began := cpuTime()
+		var after uint64
+		n := 0
+		for {
+			msgs, err := s.Pending("events", after, batch)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(msgs) == 0 {
+				break
+			}
+			if err := s.Ack("events", msgs); err != nil {
+				b.Fatal(err)
+			}
+			after = msgs[len(msgs)-1].Seq
+			n += len(msgs)
+		}
+		cpu += cpuTime() - began
+		b.StopTimer()
+		if n != 2*profiles {
+			b.Fatalf("drained %d messages, want %d", n, 2*profiles)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(2*profiles)*float64(b.N)/cpu.Seconds(), "msgs/cpu-s")
+	b.ReportMetric(cpu.Seconds()*1e9/float64(2*profiles*b.N), "cpu-ns/msg")
+}

@@ -661,15 +661,13 @@ func (c *cycle) commit(ctx context.Context) (*CycleResult, error) {
 
 	s.mu.Lock()
 	commit := s.lastCommit
-	var idx []byte
 	for _, dest := range c.em.dests {
 		commit++
 		if err := checkCommit(commit); err != nil {
 			s.mu.Unlock()
 			return nil, err
 		}
-		idx = binary.AppendUvarint(binary.BigEndian.AppendUint64(idx[:0], c.id), uint64(c.em.next[dest]))
-		if err := final.Set(indexKey(dest, commit), idx, nil); err != nil {
+		if err := final.Set(indexKey(dest, commit), newIndexEntry(c.id, uint64(c.em.next[dest])).encode(), nil); err != nil {
 			s.mu.Unlock()
 			return nil, err
 		}

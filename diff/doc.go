@@ -185,7 +185,7 @@
 //	0x05 aud activation                → signature (event, destination, path)
 //	0x06 aud run                       → run record (JSON), last 50 kept
 //	0x07 cycle                         → cycle in progress (JSON)
-//	0x08 dest commit                   → outbox index: cycle, remaining (uvarint)
+//	0x08 dest commit                   → outbox index: cycle, remaining, first, total (uvarints)
 //	0x09 cycle dest idx(4)             → outbox message
 //	0x0a dest ref                      → dead letter: message, reason, time, seq
 //	0x0b aud                           → size history: a point per run,

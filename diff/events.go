@@ -458,7 +458,7 @@ func decodeMessageID(b []byte) (string, error) {
 // decodeMessage decodes what encodeMessage wrote; it returns the bytes that
 // follow the message.
 func decodeMessage(b []byte, m *Message) ([]byte, error) {
-	return decodeMessageWith(b, m, nil)
+	return decodeMessageWith(b, m, nil, nil)
 }
 
 // interner shares the strings that repeat across an outbox's messages
@@ -474,9 +474,27 @@ func (in interner) str(b []byte) string {
 	return s
 }
 
+// payloadArena holds the payloads of one Pending call in a few large
+// allocations rather than one per message: Pending copies every payload
+// out of Pebble's blocks, and delivery holds a batch's until it is sent.
+type payloadArena struct{ chunk []byte }
+
+// arenaChunk is the size of a payloadArena's allocations.
+const arenaChunk = 1 << 20
+
+// copy returns a copy of p carved from the arena.
+func (a *payloadArena) copy(p []byte) []byte {
+	if cap(a.chunk)-len(a.chunk) < len(p) {
+		a.chunk = make([]byte, 0, max(arenaChunk, len(p)))
+	}
+	start := len(a.chunk)
+	a.chunk = append(a.chunk, p...)
+	return a.chunk[start:len(a.chunk):len(a.chunk)]
+}
+
 // decodeMessageWith is decodeMessage, taking the repeated names from in
-// when it is not nil.
-func decodeMessageWith(b []byte, m *Message, in interner) ([]byte, error) {
+// and copying the payload into arena when they are not nil.
+func decodeMessageWith(b []byte, m *Message, in interner, arena *payloadArena) ([]byte, error) {
 	if len(b) == 0 || b[0] != messageV1 {
 		return nil, errBadValue
 	}
@@ -505,6 +523,10 @@ func decodeMessageWith(b []byte, m *Message, in interner) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.Payload = append([]byte(nil), p...)
+	if arena != nil {
+		m.Payload = arena.copy(p)
+	} else {
+		m.Payload = append([]byte(nil), p...)
+	}
 	return b, nil
 }

@@ -148,7 +148,7 @@ const (
 	tActivation = 0x05 // tActivation aud activation → signature
 	tRun        = 0x06 // tRun aud run(8) → RunRecord (JSON)
 	tCycle      = 0x07 // tCycle cycle(8) → in-progress cycle (JSON)
-	tIndex      = 0x08 // tIndex dest commit(8) → cycle(8), remaining (uvarint)
+	tIndex      = 0x08 // tIndex dest commit(8) → cycle(8), remaining, first, total (uvarints)
 	tEvent      = 0x09 // tEvent cycle(8) dest idx(4) → message
 	tDead       = 0x0a // tDead dest seq(8) → dead letter
 	tHistory    = 0x0b // tHistory aud → size history (history.go)

@@ -159,7 +159,7 @@ func (s *Store) receive(src *Store, aud string, m *audMeta, rep *MoveReport) err
 				return err
 			}
 		}
-		e := indexEntry{cycle: cycle, remaining: uint64(len(dp.values))}
+		e := newIndexEntry(cycle, uint64(len(dp.values)))
 		if err := b.Set(indexKey(dp.dest, commit), e.encode(), nil); err != nil {
 			return err
 		}

@@ -19,26 +19,58 @@ import (
 // Seq visible before it, whatever the order cycles of different audiences
 // started in.
 
-// indexEntry is the decoded value of an outbox index entry.
+// indexEntry is the decoded value of an outbox index entry: the cycle the
+// events are stored under, how many are still pending, and — so that an
+// acknowledgement of the oldest pending run needs no read of the events —
+// total, the events the entry was written with (idx 0..total-1; 0 in
+// entries written before it was recorded), and first, below which every
+// idx is acknowledged. The events are a dense run first..total-1 exactly
+// when remaining == total-first.
 type indexEntry struct {
 	cycle     uint64
 	remaining uint64
+	first     uint64
+	total     uint64
+}
+
+// newIndexEntry is the entry of n events stored under cycle, idx 0..n-1.
+func newIndexEntry(cycle uint64, n uint64) indexEntry {
+	return indexEntry{cycle: cycle, remaining: n, total: n}
 }
 
 func decodeIndex(v []byte) (indexEntry, error) {
 	if len(v) < 9 {
 		return indexEntry{}, errBadValue
 	}
-	r, n := binary.Uvarint(v[8:])
-	if n <= 0 {
+	e := indexEntry{cycle: binary.BigEndian.Uint64(v)}
+	rest := v[8:]
+	var n int
+	if e.remaining, n = binary.Uvarint(rest); n <= 0 {
 		return indexEntry{}, errBadValue
 	}
-	return indexEntry{cycle: binary.BigEndian.Uint64(v), remaining: r}, nil
+	rest = rest[n:]
+	if len(rest) == 0 {
+		return e, nil // written before first and total were
+	}
+	if e.first, n = binary.Uvarint(rest); n <= 0 {
+		return indexEntry{}, errBadValue
+	}
+	if e.total, n = binary.Uvarint(rest[n:]); n <= 0 || e.first > e.total || e.remaining > e.total-e.first {
+		return indexEntry{}, errBadValue
+	}
+	return e, nil
 }
 
 func (e indexEntry) encode() []byte {
-	return binary.AppendUvarint(binary.BigEndian.AppendUint64(nil, e.cycle), e.remaining)
+	v := binary.AppendUvarint(binary.BigEndian.AppendUint64(nil, e.cycle), e.remaining)
+	if e.total == 0 {
+		return v
+	}
+	return binary.AppendUvarint(binary.AppendUvarint(v, e.first), e.total)
 }
+
+// dense reports whether the pending events are exactly idx first..total-1.
+func (e indexEntry) dense() bool { return e.total > 0 && e.remaining == e.total-e.first }
 
 // Pending returns up to max unacknowledged messages of dest with Seq >
 // after, in Seq order. It implements sinks.Outbox.
@@ -66,6 +98,7 @@ func (s *Store) Pending(dest string, after uint64, max int) (_ []Message, err er
 	afterCommit, afterIdx := splitSeq(after)
 	out := make([]Message, 0, min(max, 4096))
 	names := interner{}
+	var arena payloadArena
 	for ok := idxIt.SeekGE(indexKey(dest, afterCommit)); ok && len(out) < max; ok = idxIt.Next() {
 		k := idxIt.Key()
 		if len(k) != len(ip)+8 {
@@ -99,7 +132,7 @@ func (s *Store) Pending(dest string, after uint64, max int) (_ []Message, err er
 				return nil, err
 			}
 			var m Message
-			if _, err := decodeMessageWith(ev, &m, names); err != nil {
+			if _, err := decodeMessageWith(ev, &m, names, &arena); err != nil {
 				return nil, err
 			}
 			m.Seq = makeSeq(commit, binary.BigEndian.Uint32(ek[len(ep):]))
@@ -113,9 +146,11 @@ func (s *Store) Pending(dest string, after uint64, max int) (_ []Message, err er
 	return out, idxIt.Error()
 }
 
-// Ack deletes delivered messages. Every message must be pending (same Seq
-// and ID): acknowledging one twice is a delivery bug, reported as
-// ErrNotPending with nothing changed. It implements sinks.Outbox.
+// Ack deletes delivered messages. Every message must be pending:
+// acknowledging one twice is a delivery bug, reported as ErrNotPending with
+// nothing changed. So is a wrong ID, checked for every message but those
+// inside a run acknowledged in order, checked at its ends (see remove). It
+// implements sinks.Outbox.
 func (s *Store) Ack(dest string, msgs []Message) error {
 	return s.remove(dest, msgs, nil)
 }
@@ -128,6 +163,15 @@ func (s *Store) DeadLetter(dest string, msgs []Message, reason string) error {
 
 // remove deletes msgs from dest's outbox in one batch, moving them to the
 // dead-letter store when reason is set.
+//
+// Delivery acknowledges in Seq order, so an acknowledgement is almost
+// always, per commit, the oldest pending run of the entry's events: that
+// run goes with one range deletion, checked against the index entry (dense,
+// and the run starts at first) and the IDs at its two ends, without reading
+// the events between. Any
+// other message — out of order, after a gap, dead-lettered (its stored
+// form is kept), or of an entry written before first and total were — is
+// read and deleted one by one.
 func (s *Store) remove(dest string, msgs []Message, reason *string) (err error) {
 	if err := s.checkWrite(); err != nil {
 		return err
@@ -141,94 +185,72 @@ func (s *Store) remove(dest string, msgs []Message, reason *string) (err error) 
 	b := s.db.NewBatch()
 	defer b.Close()
 	entries := map[uint64]*indexEntry{}
-	done := map[uint64]bool{}
-	dead := s.lastDS
-	now := s.opts.Now().UTC()
-	// The stored events are checked through one iterator, in key order: a
-	// delivered batch is a run of adjacent keys, so each seek lands in the
-	// block the previous one read, where a point lookup per message would
-	// open and search the sstables afresh.
-	type target struct {
-		m   *Message
-		key []byte
-	}
-	targets := make([]target, 0, len(msgs))
-	for i := range msgs {
-		m := &msgs[i]
-		commit, idx := splitSeq(m.Seq)
-		e := entries[commit]
-		if e == nil {
-			v, ok, err := s.get(indexKey(dest, commit))
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("%w: %s seq %d (%s)", ErrNotPending, dest, m.Seq, m.ID)
-			}
-			ie, err := decodeIndex(v)
-			if err != nil {
-				return err
-			}
-			e = &ie
-			entries[commit] = e
+	entry := func(m *Message) (*indexEntry, error) {
+		commit, _ := splitSeq(m.Seq)
+		if e := entries[commit]; e != nil {
+			return e, nil
 		}
-		targets = append(targets, target{m, eventKey(e.cycle, dest, idx)})
+		v, ok, err := s.get(indexKey(dest, commit))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: %s seq %d (%s)", ErrNotPending, dest, m.Seq, m.ID)
+		}
+		e, err := decodeIndex(v)
+		if err != nil {
+			return nil, err
+		}
+		entries[commit] = &e
+		return &e, nil
 	}
-	slices.SortStableFunc(targets, func(a, b target) int { return bytes.Compare(a.key, b.key) })
-	it, err := s.db.NewIter(nil)
+	var it *pebble.Iterator
+	defer func() {
+		if it != nil {
+			it.Close()
+		}
+	}()
+	var slow []*Message
+	for i := 0; i < len(msgs); {
+		m := &msgs[i]
+		e, err := entry(m)
+		if err != nil {
+			return err
+		}
+		commit, idx := splitSeq(m.Seq)
+		// The run of msgs[i:] with consecutive idx in this commit.
+		j := i + 1
+		for j < len(msgs) {
+			c, x := splitSeq(msgs[j].Seq)
+			if c != commit || uint64(x) != uint64(idx)+uint64(j-i) {
+				break
+			}
+			j++
+		}
+		n := uint64(j - i)
+		if reason == nil && e.dense() && uint64(idx) == e.first && e.first+n <= e.total {
+			// The run's two ends are read: a run from elsewhere (another
+			// store, or shifted) shows there.
+			for _, k := range []int{i, j - 1} {
+				if err := s.checkStoredID(&it, dest, e.cycle, &msgs[k]); err != nil {
+					return err
+				}
+			}
+			if err := b.DeleteRange(eventKey(e.cycle, dest, idx), eventKey(e.cycle, dest, idx+uint32(n)), nil); err != nil {
+				return err
+			}
+			e.first += n
+			e.remaining -= n
+		} else {
+			for k := i; k < j; k++ {
+				slow = append(slow, &msgs[k])
+			}
+		}
+		i = j
+	}
+	dead, err := s.removeEach(b, dest, slow, entries, reason)
 	if err != nil {
 		return err
-	}
-	defer it.Close()
-	for i, t := range targets {
-		m := t.m
-		commit, _ := splitSeq(m.Seq)
-		e := entries[commit]
-		// A batch's keys are adjacent: step to the next key, and seek only
-		// where there is a gap.
-		var ok bool
-		if i > 0 && it.Valid() && it.Next() && bytes.Compare(it.Key(), t.key) >= 0 {
-			ok = bytes.Equal(it.Key(), t.key)
-		} else {
-			ok = it.SeekGE(t.key) && bytes.Equal(it.Key(), t.key)
-		}
-		var v []byte
-		if ok {
-			if v, err = it.ValueAndErr(); err != nil {
-				return err
-			}
-		} else if err := it.Error(); err != nil {
-			return err
-		}
-		var stored Message
-		if ok {
-			if reason != nil {
-				_, err = decodeMessage(v, &stored)
-			} else {
-				stored.ID, err = decodeMessageID(v)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		if !ok || done[m.Seq] || stored.ID != m.ID {
-			return fmt.Errorf("%w: %s seq %d (%s)", ErrNotPending, dest, m.Seq, m.ID)
-		}
-		if e.remaining == 0 {
-			return fmt.Errorf("diff: outbox index of %s commit %d: %w", dest, commit, errBadValue)
-		}
-		done[m.Seq] = true
-		if err := b.Delete(t.key, nil); err != nil {
-			return err
-		}
-		e.remaining--
-		if reason != nil {
-			dead++
-			stored.Seq, stored.Destination = m.Seq, dest
-			if err := b.Set(deadKey(dest, dead), encodeDead(&stored, *reason, now), nil); err != nil {
-				return err
-			}
-		}
 	}
 	for commit, e := range entries {
 		var err error
@@ -255,6 +277,130 @@ func (s *Store) remove(dest string, msgs []Message, reason *string) (err error) 
 	}
 	s.lastDS = dead
 	return nil
+}
+
+// checkStoredID returns ErrNotPending unless m is stored under its Seq (in
+// the cycle of its index entry) with its ID, reading with *it (opened on
+// first use).
+func (s *Store) checkStoredID(it **pebble.Iterator, dest string, cycle uint64, m *Message) error {
+	if *it == nil {
+		i, err := s.db.NewIter(nil)
+		if err != nil {
+			return err
+		}
+		*it = i
+	}
+	_, idx := splitSeq(m.Seq)
+	key := eventKey(cycle, dest, idx)
+	i := *it
+	if !i.SeekGE(key) || !bytes.Equal(i.Key(), key) {
+		if err := i.Error(); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %s seq %d (%s)", ErrNotPending, dest, m.Seq, m.ID)
+	}
+	v, err := i.ValueAndErr()
+	if err != nil {
+		return err
+	}
+	id, err := decodeMessageID(v)
+	if err != nil {
+		return err
+	}
+	if id != m.ID {
+		return fmt.Errorf("%w: %s seq %d (%s)", ErrNotPending, dest, m.Seq, m.ID)
+	}
+	return nil
+}
+
+// removeEach deletes msgs one by one into b, each checked to be stored
+// under its Seq with its ID (and moved to the dead-letter store when reason
+// is set), updating their index entries (already loaded into entries). It
+// returns the dead-letter counter after them.
+func (s *Store) removeEach(b *pebble.Batch, dest string, msgs []*Message, entries map[uint64]*indexEntry, reason *string) (uint64, error) {
+	dead := s.lastDS
+	if len(msgs) == 0 {
+		return dead, nil
+	}
+	now := s.opts.Now().UTC()
+	done := map[uint64]bool{}
+	// The stored events are checked through one iterator, in key order: a
+	// delivered batch is a run of adjacent keys, so each seek lands in the
+	// block the previous one read, where a point lookup per message would
+	// open and search the sstables afresh.
+	type target struct {
+		m   *Message
+		key []byte
+	}
+	targets := make([]target, 0, len(msgs))
+	for _, m := range msgs {
+		commit, idx := splitSeq(m.Seq)
+		targets = append(targets, target{m, eventKey(entries[commit].cycle, dest, idx)})
+	}
+	slices.SortStableFunc(targets, func(a, b target) int { return bytes.Compare(a.key, b.key) })
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	for i, t := range targets {
+		m := t.m
+		commit, idx := splitSeq(m.Seq)
+		e := entries[commit]
+		// A batch's keys are adjacent: step to the next key, and seek only
+		// where there is a gap.
+		var ok bool
+		if i > 0 && it.Valid() && it.Next() && bytes.Compare(it.Key(), t.key) >= 0 {
+			ok = bytes.Equal(it.Key(), t.key)
+		} else {
+			ok = it.SeekGE(t.key) && bytes.Equal(it.Key(), t.key)
+		}
+		var v []byte
+		if ok {
+			if v, err = it.ValueAndErr(); err != nil {
+				return 0, err
+			}
+		} else if err := it.Error(); err != nil {
+			return 0, err
+		}
+		var stored Message
+		if ok {
+			if reason != nil {
+				_, err = decodeMessage(v, &stored)
+			} else {
+				stored.ID, err = decodeMessageID(v)
+			}
+			if err != nil {
+				return 0, err
+			}
+		}
+		// Below first it went with a range deletion, of an earlier call
+		// or of this one (not yet on the store the iterator reads).
+		if !ok || uint64(idx) < e.first || done[m.Seq] || stored.ID != m.ID {
+			return 0, fmt.Errorf("%w: %s seq %d (%s)", ErrNotPending, dest, m.Seq, m.ID)
+		}
+		if e.remaining == 0 {
+			return 0, fmt.Errorf("diff: outbox index of %s commit %d: %w", dest, commit, errBadValue)
+		}
+		done[m.Seq] = true
+		if err := b.Delete(t.key, nil); err != nil {
+			return 0, err
+		}
+		e.remaining--
+		if uint64(idx) == e.first {
+			// Everything below idx+1 is gone now; the gaps above, if
+			// any, are still told by remaining < total-first.
+			e.first++
+		}
+		if reason != nil {
+			dead++
+			stored.Seq, stored.Destination = m.Seq, dest
+			if err := b.Set(deadKey(dest, dead), encodeDead(&stored, *reason, now), nil); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return dead, nil
 }
 
 // DeadLetter is a message a destination rejected permanently.
@@ -391,7 +537,7 @@ func (s *Store) RetryDeadLetters(dest string, ids []string) (_ int, err error) {
 		if err := checkCommit(commit); err != nil {
 			return 0, err
 		}
-		e := indexEntry{cycle: cycle, remaining: uint64(next[dest])}
+		e := newIndexEntry(cycle, uint64(next[dest]))
 		if err := b.Set(indexKey(dest, commit), e.encode(), nil); err != nil {
 			return 0, err
 		}

@@ -88,7 +88,7 @@ func (s *Store) rewriteOutbox(from string, to *string) (_ int, err error) {
 		if err := checkCommit(commit); err != nil {
 			return 0, err
 		}
-		e := indexEntry{cycle: cycle, remaining: uint64(idx)}
+		e := newIndexEntry(cycle, uint64(idx))
 		if err := errors.Join(
 			b.Set(indexKey(*to, commit), e.encode(), nil),
 			putUint(b, keyCycleCounter, cycle),

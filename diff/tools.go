@@ -167,6 +167,9 @@ func (s *Store) Verify() (*VerifyReport, error) {
 	}
 	indexed := map[cd]uint64{}
 	events := map[cd]uint64{}
+	// The idx range of each indexed entry (first..total-1) and of the
+	// events stored under it.
+	spans, eventIdx := map[cd][2]uint64{}, map[cd][2]uint64{}
 	problem := func(k []byte, err error) {
 		if len(r.Problems) < 100 {
 			r.Problems = append(r.Problems, fmt.Sprintf("%s: %v", describeKey(k), err))
@@ -212,6 +215,9 @@ func (s *Store) Verify() (*VerifyReport, error) {
 				return nil
 			}
 			indexed[cd{e.cycle, string(d)}] += e.remaining
+			if e.total > 0 {
+				spans[cd{e.cycle, string(d)}] = [2]uint64{e.first, e.total}
+			}
 			r.Pending += int64(e.remaining)
 		case tEvent:
 			if len(k) < 9 {
@@ -227,7 +233,16 @@ func (s *Store) Verify() (*VerifyReport, error) {
 			if _, err := decodeMessage(v, &m); err != nil {
 				problem(k, err)
 			}
-			events[cd{binary.BigEndian.Uint64(k[1:9]), string(d)}]++
+			c := cd{binary.BigEndian.Uint64(k[1:9]), string(d)}
+			events[c]++
+			if len(k) >= 4 {
+				idx := uint64(binary.BigEndian.Uint32(k[len(k)-4:]))
+				if r, ok := eventIdx[c]; !ok {
+					eventIdx[c] = [2]uint64{idx, idx}
+				} else {
+					eventIdx[c] = [2]uint64{min(r[0], idx), max(r[1], idx)}
+				}
+			}
 		case tDead:
 			var dl DeadLetter
 			if _, _, err := decodeDeadKey(k); err != nil {
@@ -246,6 +261,11 @@ func (s *Store) Verify() (*VerifyReport, error) {
 		for k, n := range indexed {
 			if events[k] != n {
 				r.Problems = append(r.Problems, fmt.Sprintf("outbox of %s, cycle %d: the index counts %d pending events, %d are stored", k.dest, k.cycle, n, events[k]))
+			}
+		}
+		for k, span := range spans {
+			if got, ok := eventIdx[k]; ok && (got[0] < span[0] || got[1] >= span[1]) {
+				r.Problems = append(r.Problems, fmt.Sprintf("outbox of %s, cycle %d: events stored at idx %d..%d, the index says %d..%d", k.dest, k.cycle, got[0], got[1], span[0], span[1]-1))
 			}
 		}
 	}
