@@ -281,7 +281,7 @@ func (c *cycle) prepare() error {
 	// their buffers rather than grow new ones each time.
 	retain := pebble.WithMaxRetainedSizeBytes(2 * c.s.opts.StageBatchBytes)
 	c.rows = c.s.db.NewBatch(retain)
-	c.pl = payload{aud: c.aud, ts: c.in.Start.UTC().Format(time.RFC3339Nano)}
+	c.pl = payload{aud: c.aud, ts: c.in.Start.UTC().Format(time.RFC3339Nano), compID: ComputationID(c.aud)}
 	c.rowStage = stager{s: c.s}
 	c.em = &emitter{
 		s: c.s, aud: c.aud, gen: c.gen, cycle: c.id, maxBytes: c.s.opts.MaxEventBytes,

@@ -247,6 +247,8 @@ func (e *emitter) stagers() []*stager {
 type payload struct {
 	aud string
 	ts  string
+	// compID is ComputationID(aud), computed once per cycle.
+	compID string
 }
 
 func (p *payload) head(dst []byte, typ, event, id string, userID []byte) []byte {
@@ -275,7 +277,10 @@ func (p *payload) tail(dst []byte, a *actSpec, l Layout, traits [][]byte) []byte
 	dst = append(dst, `,"context":{"personas":{"computation_key":`...)
 	dst = appendJSONString(dst, p.aud)
 	dst = append(dst, `,"computation_id":`...)
-	dst = appendJSONString(dst, ComputationID(p.aud))
+	if p.compID == "" {
+		p.compID = ComputationID(p.aud)
+	}
+	dst = appendJSONString(dst, p.compID)
 	dst = append(dst, `,"computation_class":"audience"},"traits":{`...)
 	dst = p.traits(dst, a, l, traits, false)
 	dst = append(dst, `}},"integrations":{"All":false,`...)
