@@ -130,7 +130,10 @@ type Result struct {
 	QueryS         float64 `json:"query_s"`
 	CycleS         float64 `json:"cycle_s"`
 	CycleOverQuery float64 `json:"cycle_over_query"`
-	PeakRSSMB      float64 `json:"peak_rss_mb"`
+	// CycleBytesWritten is what the first cycle wrote to the state's disk
+	// (WAL, sstables, compactions until settled).
+	CycleBytesWritten int64   `json:"cycle_bytes_written"`
+	PeakRSSMB         float64 `json:"peak_rss_mb"`
 	// GoHeapPeakMB is the largest Go heap (live and not yet collected
 	// objects) seen during the first cycle, sampled every 20ms: linkaud's
 	// own share of the RSS, apart from DuckDB and Pebble's manually
@@ -633,6 +636,7 @@ func (b *run) cycle(ctx context.Context, r *rate, per func(*AudienceResult, floa
 func (b *run) firstCycle(ctx context.Context) error {
 	// The floor's DuckDB is idle now; its cache is not the cycle's.
 	runtime.GC()
+	before := b.fs.Written()
 	reset := resetPeakRSS()
 	stopHeap := sampleHeap()
 	took, err := b.cycle(ctx, &b.diffs[0], func(p *AudienceResult, s float64, res *diff.CycleResult) {
@@ -661,7 +665,7 @@ func (b *run) firstCycle(ctx context.Context) error {
 		b.res.PeakRSSMB = float64(peakRSS()) / (1 << 20)
 	}
 	b.res.CycleS = took.Seconds()
-	_, _, err = b.settle(ctx, 0)
+	b.res.CycleBytesWritten, _, err = b.settle(ctx, before)
 	return err
 }
 

@@ -52,6 +52,11 @@ func TestRunSmall(t *testing.T) {
 	if res.MutateRowsChanged == 0 || res.ExceptRows == 0 {
 		t.Errorf("a %g%% mutation changed %d rows for the differ and %d for the EXCEPT baseline", res.MutatePercent, res.MutateRowsChanged, res.ExceptRows)
 	}
+	// The first cycle writes every row and event: more than a no-change
+	// cycle, at least a byte per event.
+	if res.CycleBytesWritten <= res.NochangeBytesWritten || res.CycleBytesWritten < res.Events {
+		t.Errorf("first cycle wrote %d bytes for %d events (no-change cycle: %d)", res.CycleBytesWritten, res.Events, res.NochangeBytesWritten)
+	}
 	if res.MutateBytesWritten <= res.NochangeBytesWritten {
 		t.Errorf("mutation cycle wrote %d bytes, no more than the no-change cycle's %d", res.MutateBytesWritten, res.NochangeBytesWritten)
 	}
@@ -68,7 +73,7 @@ func TestRunSmall(t *testing.T) {
 	if err := json.Unmarshal(b, &keys); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"profiles", "query_s", "cycle_s", "cycle_over_query", "except_baseline_s", "cycle_over_except",
+	for _, k := range []string{"profiles", "query_s", "cycle_s", "cycle_over_query", "cycle_bytes_written", "except_baseline_s", "cycle_over_except",
 		"nochange_cycle_s", "nochange_bytes_written_ratio", "diff_rows_per_s", "kafka_events_per_s", "kafka_over_raw", "peak_rss_mb"} {
 		if _, ok := keys[k]; !ok {
 			t.Errorf("--json lacks %q", k)

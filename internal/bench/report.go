@@ -35,6 +35,7 @@ func WriteTable(w io.Writer, r *Result) error {
 	p("query_s (floor)\t%.3f\t\n", r.QueryS)
 	p("cycle_s (first cycle)\t%.3f\t\n", r.CycleS)
 	p("cycle_over_query\t%.2f\t%s\n", r.CycleOverQuery, verdict(r, "cycle_over_query"))
+	p("cycle_bytes_written (first cycle)\t%.1f MB (%.0f B/event)\t\n", float64(r.CycleBytesWritten)/1e6, float64(r.CycleBytesWritten)/float64(max(1, r.Events)))
 	p("nochange_cycle_s\t%.3f\t\n", r.NochangeCycleS)
 	p("nochange_bytes_written_ratio\t%.5f (%d B)\t%s\n", r.NochangeBytesWrittenRatio, r.NochangeBytesWritten, verdict(r, "nochange_bytes_written_ratio"))
 	if r.MutatePercent > 0 {
