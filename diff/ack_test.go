@@ -1,21 +1,15 @@
 package diff_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"testing"
-	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/linkaud/linkaud/diff"
-	"github.com/linkaud/linkaud/dsl"
 )
 
 // TestAckOrders acknowledges and dead-letters a few cycles' events in
@@ -33,27 +27,14 @@ func TestAckOrders(t *testing.T) {
 
 func ackOrders(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 20))
-	s, err := diff.Open("state", diff.Options{FS: vfs.NewMem(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	aud := &dsl.Audience{Name: "aud", Version: "v1"}
-	dest := &dsl.Destination{Name: "events", Type: "kafka"}
-	acts := []*dsl.Activation{{Name: "entered", Audience: aud, Destination: dest, Event: dsl.AudienceEntered, EntityStep: -1, SendCurrent: true}}
-	if err := s.Enable(aud.Name); err != nil {
-		t.Fatal(err)
-	}
+	s, cycle := enteredOutbox(t, vfs.NewMem())
 	// Three cycles, each a fresh set of profiles: three commits.
 	for c := range 3 {
-		var rows [][]any
+		var profiles []string
 		for p := range 5 + rng.IntN(20) {
-			rows = append(rows, []any{fmt.Sprintf("c%d-p%02d", c, p)})
+			profiles = append(profiles, fmt.Sprintf("c%d-p%02d", c, p))
 		}
-		rr := buildReader(t, diff.Layout{}, []arrow.DataType{}, rows, 7)
-		_, err := s.Cycle(context.Background(), diff.CycleInput{Audience: aud, Layout: diff.Layout{}, Activations: acts, Rows: rr, Start: time.Unix(int64(c), 0)})
-		rr.Release()
-		if err != nil {
+		if err := cycle(int64(c), profiles...); err != nil {
 			t.Fatal(err)
 		}
 	}

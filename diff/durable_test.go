@@ -75,30 +75,8 @@ func (f *walHoldFile) SyncData() error {
 // random time did exactly that).
 func TestPendingOnlyDurable(t *testing.T) {
 	fs := &walHoldFS{FS: vfs.NewMem(), held: make(chan struct{}), release: make(chan struct{})}
-	s, err := diff.Open("state", diff.Options{FS: fs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	aud := &dsl.Audience{Name: "aud", Version: "v1"}
-	dest := &dsl.Destination{Name: "events", Type: "kafka"}
-	acts := []*dsl.Activation{{Name: "entered", Audience: aud, Destination: dest, Event: dsl.AudienceEntered, EntityStep: -1, SendCurrent: true}}
-	if err := s.Enable(aud.Name); err != nil {
-		t.Fatal(err)
-	}
-	cycle := func(profiles ...string) error {
-		var rows [][]any
-		for _, p := range profiles {
-			rows = append(rows, []any{p})
-		}
-		rr := buildReader(t, diff.Layout{}, []arrow.DataType{}, rows, 10)
-		defer rr.Release()
-		_, err := s.Cycle(context.Background(), diff.CycleInput{
-			Audience: aud, Layout: diff.Layout{}, Activations: acts, Rows: rr, Start: time.Unix(1, 0),
-		})
-		return err
-	}
-	if err := cycle("p1"); err != nil {
+	s, cycle := enteredOutbox(t, fs)
+	if err := cycle(1, "p1"); err != nil {
 		t.Fatal(err)
 	}
 	if msgs, err := s.Pending("events", 0, 10); err != nil || len(msgs) != 1 {
@@ -108,14 +86,14 @@ func TestPendingOnlyDurable(t *testing.T) {
 	fs.armed.Store(true)
 	var wg sync.WaitGroup
 	var cycleErr error
-	wg.Go(func() { cycleErr = cycle("p1", "p2") })
+	wg.Go(func() { cycleErr = cycle(2, "p1", "p2") })
 	// Every sync of the second cycle is held; the final batch's is the
 	// one after which Pebble shows the batch while its sync waits.
 	published := func() bool {
 		// Pebble applies and publishes the batch beside the sync:
 		// give it a moment.
 		for range 400 {
-			st, err := s.State(aud.Name)
+			st, err := s.State("aud")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,5 +135,36 @@ func TestPendingOnlyDurable(t *testing.T) {
 	}
 	if msgs, err := s.Pending("events", 0, 10); err != nil || len(msgs) != 2 {
 		t.Fatalf("once synced: %d pending, %v; want 2", len(msgs), err)
+	}
+}
+
+// enteredOutbox opens a store on fs with one audience, "aud", whose
+// activation "entered" sends Audience Entered (send_current) to the
+// destination "events", and returns it with a function running a cycle
+// of it (started at second start) in which the profiles are the members.
+func enteredOutbox(t *testing.T, fs vfs.FS) (*diff.Store, func(start int64, profiles ...string) error) {
+	t.Helper()
+	s, err := diff.Open("state", diff.Options{FS: fs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	aud := &dsl.Audience{Name: "aud", Version: "v1"}
+	dest := &dsl.Destination{Name: "events", Type: "kafka"}
+	acts := []*dsl.Activation{{Name: "entered", Audience: aud, Destination: dest, Event: dsl.AudienceEntered, EntityStep: -1, SendCurrent: true}}
+	if err := s.Enable(aud.Name); err != nil {
+		t.Fatal(err)
+	}
+	return s, func(start int64, profiles ...string) error {
+		var rows [][]any
+		for _, p := range profiles {
+			rows = append(rows, []any{p})
+		}
+		rr := buildReader(t, diff.Layout{}, []arrow.DataType{}, rows, 7)
+		defer rr.Release()
+		_, err := s.Cycle(context.Background(), diff.CycleInput{
+			Audience: aud, Layout: diff.Layout{}, Activations: acts, Rows: rr, Start: time.Unix(start, 0),
+		})
+		return err
 	}
 }
