@@ -232,6 +232,11 @@ func open(dir, path string, opts Options, readOnly bool) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		ReadOnly:           readOnly,
 	}
+	// The differ reads in key order — the merge against N-1, delivery
+	// through the outbox — so blocks larger than Pebble's 4 KiB default
+	// cost fewer reads, decompressions and cache entries per row
+	// (BenchmarkOutboxDrain: about a quarter less CPU per message).
+	po.Levels[0].BlockSize = blockBytes
 	if opts.Pebble != nil {
 		opts.Pebble(po)
 	}
@@ -348,6 +353,10 @@ func (s *Store) Flush() error {
 	s.mu.Unlock()
 	return s.fail(s.db.Flush())
 }
+
+// blockBytes is the target size of the state's sstable blocks, the
+// staged ones included (the writer options come from level 0's).
+const blockBytes = 32 << 10
 
 // flushEvery is the most generations committed between two flushes,
 // however fast they come.
