@@ -43,7 +43,7 @@ func (c *benchCmd) Run(g *Globals) error {
 		return c.runSchedule(g)
 	}
 	if c.Profiles <= 0 {
-		return userError(fmt.Errorf("bench: --profiles must be positive"))
+		return userError(fmt.Errorf("bench: --profiles N is required and must be positive (or --audiences N, which measures the scheduler on 100000 profiles)"))
 	}
 	if err := c.defaultDir(); err != nil {
 		return err
