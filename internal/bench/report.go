@@ -102,7 +102,9 @@ func WriteScheduleTable(w io.Writer, r *ScheduleResult) error {
 	row("idle_slot_s (scheduler_overhead)", func(rd RoundResult) string {
 		return fmt.Sprintf("%.3f (%.3f%%)", rd.IdleSlotS, 100*rd.SchedulerOverhead)
 	})
-	row("slot_utilization", func(rd RoundResult) string { return fmt.Sprintf("%.1f%%", 100*rd.SlotUtilization) })
+	row("slot_utilization / cpu_utilization", func(rd RoundResult) string {
+		return fmt.Sprintf("%.1f%% / %.1f%%", 100*rd.SlotUtilization, 100*rd.CPUUtilization)
+	})
 	row("met "+r.Schedule+" (missed)", func(rd RoundResult) string {
 		return fmt.Sprintf("%d (%d), latest %.1f s after due", rd.MetSchedule, rd.MissedSchedule, rd.LatestFinishS)
 	})

@@ -117,9 +117,12 @@ type RoundResult struct {
 	IdleSlotS         float64 `json:"idle_slot_s"`
 	SchedulerOverhead float64 `json:"scheduler_overhead"`
 	// SlotUtilization is the cycles' time over max_concurrent × wall_s:
-	// near 1 when the round is bound by capacity (every run due at once),
-	// the headroom left when it is bound by the schedule.
+	// near 1 when the round is bound by capacity (every run due at once).
+	// CPUUtilization is the process's CPU time (every thread, DuckDB's
+	// included) over wall_s × the CPUs: in the steady round, bound by the
+	// schedule, what is left of it is the headroom for more audiences.
 	SlotUtilization float64 `json:"slot_utilization"`
+	CPUUtilization  float64 `json:"cpu_utilization"`
 	// MetSchedule counts the audiences whose cycle of the round finished
 	// within one interval of falling due; MissedSchedule the others.
 	// LatestFinishS is the most time from due to finished.
@@ -283,6 +286,7 @@ func RunSchedule(ctx context.Context, opts ScheduleOptions) (*ScheduleResult, er
 	runtime.GC() // generation's garbage is not the worker's
 	peak := startPeaks(log)
 	defer func() { peak.stop() }()
+	cpu := processCPU()
 	rec.start(time.Now())
 	w, err := engine.NewWorker(e, engine.WorkerOptions{
 		MaxConcurrent: opts.MaxConcurrent,
@@ -311,13 +315,14 @@ func RunSchedule(ctx context.Context, opts ScheduleOptions) (*ScheduleResult, er
 
 	for k := range opts.Rounds {
 		if k == 1 {
+			peak = startPeaks(log)
+			cpu = processCPU()
 			// Skip to the first due time of the round, so that each
 			// audience falls due one interval after its first start.
 			if skip := time.Until(rec.firstStart().Add(every)); skip > 0 {
 				offset.Store(int64(skip))
 			}
 			w.Wake()
-			peak = startPeaks(log)
 		}
 		select {
 		case <-rec.roundDone[k]:
@@ -328,6 +333,9 @@ func RunSchedule(ctx context.Context, opts ScheduleOptions) (*ScheduleResult, er
 			return nil, ctx.Err()
 		}
 		r := rec.round(k, opts.MaxConcurrent)
+		if r.WallS > 0 {
+			r.CPUUtilization = (processCPU() - cpu).Seconds() / (r.WallS * float64(runtime.NumCPU()))
+		}
 		r.PeakRSSMB, r.GoHeapPeakMB = peak.stop()
 		if err := stateFigures(e, ws.StateDir, names, k+1, &r); err != nil {
 			return nil, err

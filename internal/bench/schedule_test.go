@@ -60,8 +60,8 @@ func TestRunScheduleSmall(t *testing.T) {
 			t.Errorf("%s: wall %v s, %v cycles/min, RSS %v MB, heap %v MB, state %d B (%d in sstables): a figure was not measured",
 				r.Name, r.WallS, r.CyclesPerMin, r.PeakRSSMB, r.GoHeapPeakMB, r.StateBytes, r.StateTablesBytes)
 		}
-		if r.SchedulerOverhead < 0 || r.SchedulerOverhead > 1 || r.SlotUtilization <= 0 || r.SlotUtilization > 1 {
-			t.Errorf("%s: scheduler overhead %v, slot utilization %v: fractions of the slots' time", r.Name, r.SchedulerOverhead, r.SlotUtilization)
+		if r.SchedulerOverhead < 0 || r.SchedulerOverhead > 1 || r.SlotUtilization <= 0 || r.SlotUtilization > 1 || r.CPUUtilization <= 0 {
+			t.Errorf("%s: scheduler overhead %v, slot utilization %v, CPU utilization %v", r.Name, r.SchedulerOverhead, r.SlotUtilization, r.CPUUtilization)
 		}
 		if s := r.StartDelayS; s.Median > s.P99 || s.P99 > s.Max || r.CycleS.Median > r.CycleS.Max {
 			t.Errorf("%s: start delay %+v, cycle %+v: not ordered", r.Name, s, r.CycleS)
