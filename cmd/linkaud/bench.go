@@ -78,12 +78,7 @@ func (c *benchCmd) Run(g *Globals) error {
 		}
 		return infraError(err)
 	}
-	if c.JSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
-	}
-	return bench.WriteTable(os.Stdout, res)
+	return c.print(res, func() error { return bench.WriteTable(os.Stdout, res) })
 }
 
 // defaultDir puts the generated data in the user cache directory.
@@ -132,10 +127,15 @@ func (c *benchCmd) runSchedule(g *Globals) error {
 	if err != nil {
 		return infraError(err)
 	}
-	if c.JSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+	return c.print(res, func() error { return bench.WriteScheduleTable(os.Stdout, res) })
+}
+
+// print writes res as JSON with --json, else as the table.
+func (c *benchCmd) print(res any, table func() error) error {
+	if !c.JSON {
+		return table()
 	}
-	return bench.WriteScheduleTable(os.Stdout, res)
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
 }

@@ -224,17 +224,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := b.prepare(ctx); err != nil {
 		return nil, err
 	}
-	if opts.Profile != "" {
-		f, err := os.Create(opts.Profile)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startProfile(opts.Profile)
+	if err != nil {
+		return nil, err
 	}
+	defer stopProfile()
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
@@ -884,6 +878,26 @@ func (b *run) finish() {
 	for _, a := range b.auds {
 		r.PerAudience = append(r.PerAudience, *b.per[a.Name])
 	}
+}
+
+// startProfile starts a CPU profile into the file path (none when path
+// is empty); stop ends it.
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func ratio(a, b float64) float64 {

@@ -29,7 +29,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -265,17 +264,11 @@ func RunSchedule(ctx context.Context, opts ScheduleOptions) (*ScheduleResult, er
 			return nil, err
 		}
 	}
-	if opts.Profile != "" {
-		f, err := os.Create(opts.Profile)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startProfile(opts.Profile)
+	if err != nil {
+		return nil, err
 	}
+	defer stopProfile()
 
 	// The worker's scheduling clock: the wall clock, plus the period the
 	// steady round skips.
