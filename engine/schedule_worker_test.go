@@ -151,3 +151,36 @@ func TestWorkerOneRunPerDueTime(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Wake makes the scheduler read a clock that jumped forward at once, not
+// when its sleep (up to maxWait) ends: the second run of an every-15m
+// audience starts as soon as the clock says it is due.
+func TestWorkerWake(t *testing.T) {
+	clk := &clockHook{now: time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)}
+	w := scheduledWorker(t, dsl.Schedule{Kind: dsl.ScheduleEvery, Every: 15 * time.Minute}, clk)
+	stop := runWorker(t, w)
+	waitFor(t, "the first run", func() bool {
+		auds, _ := w.Audiences()
+		for _, a := range auds {
+			if a.Name == "a_gold" && a.Generation == 1 && !a.Running && !a.Next.IsZero() {
+				return true
+			}
+		}
+		return false
+	})
+	// The scheduler sleeps now until its bound: nothing is due for 15
+	// minutes of the clock.
+	time.Sleep(20 * time.Millisecond)
+	clk.set(clk.Now().Add(15 * time.Minute))
+	w.Wake()
+	deadline := time.Now().Add(maxWait / 3)
+	for clk.started() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the run due after the clock jumped did not start within %s of Wake", maxWait/3)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}

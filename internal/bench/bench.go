@@ -227,17 +227,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := b.prepare(ctx); err != nil {
 		return nil, err
 	}
-	if opts.Profile != "" {
-		f, err := os.Create(opts.Profile)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startProfile(opts.Profile)
+	if err != nil {
+		return nil, err
 	}
+	defer stopProfile()
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
@@ -422,22 +416,35 @@ func (b *run) duckdbVersion(ctx context.Context) string {
 const dataMarker = "bench-data.json"
 
 func (b *run) data(ctx context.Context) (string, error) {
-	base := filepath.Join(b.opts.Dir, fmt.Sprintf("data-%d-seed%d", b.opts.Profiles, b.opts.Seed))
+	base, genS, err := dataSet(ctx, b.opts.Dir, b.opts.Profiles, b.opts.Seed, 0, b.log)
+	b.res.GenS = genS
+	return base, err
+}
+
+// dataSet generates, or reuses from an earlier run, the data set of that
+// size and seed with audiences generated audiences under dir; genS is the
+// time generating took, 0 when reused.
+func dataSet(ctx context.Context, dir string, profiles int, seed int64, audiences int, log *slog.Logger) (base string, genS float64, err error) {
+	name := fmt.Sprintf("data-%d-seed%d", profiles, seed)
+	if audiences > 0 {
+		name += fmt.Sprintf("-audiences%d", audiences)
+	}
+	base = filepath.Join(dir, name)
 	if _, err := os.Stat(filepath.Join(base, dataMarker)); err == nil {
-		b.log.Info("reusing generated data", "dir", base)
-		return base, nil
+		log.Info("reusing generated data", "dir", base)
+		return base, 0, nil
 	}
 	if err := os.RemoveAll(base); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	began := time.Now()
-	res, err := gen.Generate(ctx, gen.Options{Profiles: b.opts.Profiles, Out: base, Seed: b.opts.Seed, Anchor: Anchor, Logger: b.log})
+	res, err := gen.Generate(ctx, gen.Options{Profiles: profiles, Out: base, Seed: seed, Anchor: Anchor, Logger: log, Audiences: audiences})
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	b.res.GenS = time.Since(began).Seconds()
+	genS = time.Since(began).Seconds()
 	marker, _ := json.Marshal(res)
-	return base, os.WriteFile(filepath.Join(base, dataMarker), marker, 0o644)
+	return base, genS, os.WriteFile(filepath.Join(base, dataMarker), marker, 0o644)
 }
 
 // linkTree makes dst a copy of the generated workspace src, hard-linking
@@ -875,6 +882,26 @@ func (b *run) finish() {
 	for _, a := range b.auds {
 		r.PerAudience = append(r.PerAudience, *b.per[a.Name])
 	}
+}
+
+// startProfile starts a CPU profile into the file path (none when path
+// is empty); stop ends it.
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func ratio(a, b float64) float64 {

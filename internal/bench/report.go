@@ -79,3 +79,45 @@ func verdict(r *Result, key string) string {
 	}
 	return ""
 }
+
+// WriteScheduleTable writes r as a human-readable table, a column per
+// round.
+func WriteScheduleTable(w io.Writer, r *ScheduleResult) error {
+	fmt.Fprintf(w, "%d generated audiences (%s) on %d profiles, at most %d cycles at once, on %s\n", r.Audiences, r.Schedule, r.Profiles, r.MaxConcurrent, r.Machine)
+	fmt.Fprintf(w, "memory: %s\n\n", r.Memory)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(label string, cell func(RoundResult) string) {
+		fmt.Fprint(tw, label)
+		for _, rd := range r.Rounds {
+			fmt.Fprint(tw, "\t", cell(rd))
+		}
+		fmt.Fprintln(tw)
+	}
+	s3 := func(s Spread) string { return fmt.Sprintf("%.3f / %.3f / %.3f", s.Median, s.P99, s.Max) }
+	row("round", func(rd RoundResult) string { return rd.Name })
+	row("cycles (failed)", func(rd RoundResult) string { return fmt.Sprintf("%d (%d)", rd.Cycles, rd.Failures) })
+	row("wall_s", func(rd RoundResult) string { return fmt.Sprintf("%.1f", rd.WallS) })
+	row("cycles_per_min", func(rd RoundResult) string { return fmt.Sprintf("%.1f", rd.CyclesPerMin) })
+	row("cycle_s median / p99 / max", func(rd RoundResult) string { return s3(rd.CycleS) })
+	row("start_delay_s median / p99 / max", func(rd RoundResult) string { return s3(rd.StartDelayS) })
+	row("idle_slot_s (scheduler_overhead)", func(rd RoundResult) string {
+		return fmt.Sprintf("%.3f (%.3f%%)", rd.IdleSlotS, 100*rd.SchedulerOverhead)
+	})
+	row("slot_utilization / cpu_utilization", func(rd RoundResult) string {
+		return fmt.Sprintf("%.1f%% / %.1f%%", 100*rd.SlotUtilization, 100*rd.CPUUtilization)
+	})
+	row("met "+r.Schedule+" (missed)", func(rd RoundResult) string {
+		return fmt.Sprintf("%d (%d), latest %.1f s after due", rd.MetSchedule, rd.MissedSchedule, rd.LatestFinishS)
+	})
+	row("rows / members / events", func(rd RoundResult) string { return fmt.Sprintf("%d / %d / %d", rd.Rows, rd.Members, rd.Events) })
+	row("peak_rss_mb", func(rd RoundResult) string { return fmt.Sprintf("%.0f", rd.PeakRSSMB) })
+	row("go_heap_peak_mb", func(rd RoundResult) string { return fmt.Sprintf("%.0f", rd.GoHeapPeakMB) })
+	row("state_mb (sstables)", func(rd RoundResult) string {
+		return fmt.Sprintf("%.1f (%.1f)", float64(rd.StateBytes)/(1<<20), float64(rd.StateTablesBytes)/(1<<20))
+	})
+	row("/metrics bytes", func(rd RoundResult) string { return fmt.Sprintf("%d", rd.Metrics.Bytes) })
+	row("/metrics series (per audience)", func(rd RoundResult) string {
+		return fmt.Sprintf("%d (%.1f)", rd.Metrics.Series, rd.Metrics.PerAudience)
+	})
+	return tw.Flush()
+}

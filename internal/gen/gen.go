@@ -388,6 +388,12 @@ func workspaceText(opts Options, anchor time.Time, tabs []Table) string {
 	return b.String()
 }
 
+// AudienceName is the name of the i-th generated audience (from 1).
+func AudienceName(i int) string { return fmt.Sprintf("gen_%04d", i) }
+
+// AudienceEvery is the schedule of the generated audiences.
+const AudienceEvery = "15m"
+
 // manyAudiences writes n audiences that differ in path, quantifier and
 // threshold, so that no two plans are the same query.
 func manyAudiences(n int) string {
@@ -415,7 +421,7 @@ func manyAudiences(n int) string {
 		case 5:
 			match = fmt.Sprintf(`profile -> account having count >= %d`, k)
 		}
-		fmt.Fprintf(&b, "audience gen_%04d {\n  schedule every 15m\n  match %s\n}\n", i+1, match)
+		fmt.Fprintf(&b, "audience %s {\n  schedule every %s\n  match %s\n}\n", AudienceName(i+1), AudienceEvery, match)
 	}
 	return b.String()
 }
