@@ -122,6 +122,7 @@ func (p MemoryPlan) apply(opts *Options, ws *dsl.Workspace) {
 		l.TempDir = d.TempDir
 	}
 	l.NoInsertionOrder = l.NoInsertionOrder || d.NoInsertionOrder
+	l.FlushAllocator = l.FlushAllocator || d.FlushAllocator
 }
 
 // DuckDBLimits are the plan's settings for an embedded DuckDB whose spill
@@ -132,6 +133,9 @@ func (p MemoryPlan) DuckDBLimits(stateDir string) executor.DuckDBLimits {
 		Threads:          p.DuckDBThreads,
 		TempDir:          filepath.Join(stateDir, "duckdb-spill"),
 		NoInsertionOrder: p.Explicit,
+		// Under any budget: without it DuckDB keeps what it freed, and
+		// the process holds about twice DuckDB's share.
+		FlushAllocator: true,
 	}
 }
 

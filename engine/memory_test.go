@@ -81,7 +81,8 @@ graph { profile { table "ANALYTICS.PROFILES" key segment_id } }
 	}
 	defer e.Close()
 	got := map[string]string{}
-	for _, name := range []string{"memory_limit", "threads", "temp_directory", "preserve_insertion_order"} {
+	for _, name := range []string{"memory_limit", "threads", "temp_directory", "preserve_insertion_order",
+		"allocator_flush_threshold", "allocator_bulk_deallocation_flush_threshold"} {
 		v, err := duckSetting(e, name)
 		if err != nil {
 			t.Fatal(err)
@@ -93,6 +94,9 @@ graph { profile { table "ANALYTICS.PROFILES" key segment_id } }
 		"threads":                  "1",
 		"temp_directory":           filepath.Join(dir, "state", "duckdb-spill"),
 		"preserve_insertion_order": "false",
+		// DuckDB hands what it frees back to the system after every task.
+		"allocator_flush_threshold":                   "0 bytes",
+		"allocator_bulk_deallocation_flush_threshold": "0 bytes",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("DuckDB settings %v, want %v", got, want)

@@ -189,6 +189,14 @@ type DuckDBLimits struct {
 	// their results themselves, and keeping insertion order costs memory.
 	// Set only under an explicit budget.
 	NoInsertionOrder bool
+	// FlushAllocator sets allocator_flush_threshold and
+	// allocator_bulk_deallocation_flush_threshold to 0: DuckDB's allocator
+	// (jemalloc, and its block allocator's per-thread caches) hands freed
+	// memory back to the system after every task. By default it keeps up
+	// to 128 MiB per thread, and the goroutines that fetch a result run on
+	// many OS threads, so a process whose buffer pool was capped at 320 MB
+	// kept 500–700 MB resident (BENCHMARKS.md, 10M profiles: memory).
+	FlushAllocator bool
 }
 
 // settings returns the DuckDB options l decides, leaving out those named
@@ -209,6 +217,10 @@ func (l DuckDBLimits) settings(set map[string]string) map[string]string {
 	add("temp_directory", l.TempDir)
 	if l.NoInsertionOrder {
 		add("preserve_insertion_order", "false")
+	}
+	if l.FlushAllocator {
+		add("allocator_flush_threshold", "0MiB")
+		add("allocator_bulk_deallocation_flush_threshold", "0MiB")
 	}
 	return out
 }
