@@ -277,9 +277,6 @@ func (p *payload) tail(dst []byte, a *actSpec, l Layout, traits [][]byte) []byte
 	dst = append(dst, `,"context":{"personas":{"computation_key":`...)
 	dst = appendJSONString(dst, p.aud)
 	dst = append(dst, `,"computation_id":`...)
-	if p.compID == "" {
-		p.compID = ComputationID(p.aud)
-	}
 	dst = appendJSONString(dst, p.compID)
 	dst = append(dst, `,"computation_class":"audience"},"traits":{`...)
 	dst = p.traits(dst, a, l, traits, false)

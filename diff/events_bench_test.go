@@ -19,7 +19,7 @@ func BenchmarkEventEncoding(b *testing.B) {
 		},
 	}
 	a := &actSpec{name: "card_reminders", dest: "events", step: 1}
-	p := &payload{aud: "outstanding_balance", ts: "2026-03-01T12:00:00Z"}
+	p := &payload{aud: "outstanding_balance", ts: "2026-03-01T12:00:00Z", compID: ComputationID("outstanding_balance")}
 	traits := [][]byte{[]byte(`"ann.o'neil@example.com"`)}
 	steps := [][]byte{[]byte(`"checking"`), []byte(`"Outstanding"`), []byte(`"2026-04-01"`)}
 	var buf, msg []byte

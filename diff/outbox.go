@@ -195,7 +195,7 @@ func (s *Store) remove(dest string, msgs []Message, reason *string) (err error) 
 			return nil, err
 		}
 		if !ok {
-			return nil, fmt.Errorf("%w: %s seq %d (%s)", ErrNotPending, dest, m.Seq, m.ID)
+			return nil, notPending(dest, m)
 		}
 		e, err := decodeIndex(v)
 		if err != nil {
@@ -248,7 +248,7 @@ func (s *Store) remove(dest string, msgs []Message, reason *string) (err error) 
 		}
 		i = j
 	}
-	dead, err := s.removeEach(b, dest, slow, entries, reason)
+	dead, err := s.removeEach(b, &it, dest, slow, entries, reason)
 	if err != nil {
 		return err
 	}
@@ -283,21 +283,17 @@ func (s *Store) remove(dest string, msgs []Message, reason *string) (err error) 
 // the cycle of its index entry) with its ID, reading with *it (opened on
 // first use).
 func (s *Store) checkStoredID(it **pebble.Iterator, dest string, cycle uint64, m *Message) error {
-	if *it == nil {
-		i, err := s.db.NewIter(nil)
-		if err != nil {
-			return err
-		}
-		*it = i
+	i, err := s.iter(it)
+	if err != nil {
+		return err
 	}
 	_, idx := splitSeq(m.Seq)
 	key := eventKey(cycle, dest, idx)
-	i := *it
 	if !i.SeekGE(key) || !bytes.Equal(i.Key(), key) {
 		if err := i.Error(); err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: %s seq %d (%s)", ErrNotPending, dest, m.Seq, m.ID)
+		return notPending(dest, m)
 	}
 	v, err := i.ValueAndErr()
 	if err != nil {
@@ -308,16 +304,34 @@ func (s *Store) checkStoredID(it **pebble.Iterator, dest string, cycle uint64, m
 		return err
 	}
 	if id != m.ID {
-		return fmt.Errorf("%w: %s seq %d (%s)", ErrNotPending, dest, m.Seq, m.ID)
+		return notPending(dest, m)
 	}
 	return nil
+}
+
+// iter returns *it, opening an iterator over the store into it on first
+// use: remove's two ways of checking messages share one.
+func (s *Store) iter(it **pebble.Iterator) (*pebble.Iterator, error) {
+	if *it == nil {
+		i, err := s.db.NewIter(nil)
+		if err != nil {
+			return nil, err
+		}
+		*it = i
+	}
+	return *it, nil
+}
+
+// notPending is the error for m, which is not pending in dest's outbox.
+func notPending(dest string, m *Message) error {
+	return fmt.Errorf("%w: %s seq %d (%s)", ErrNotPending, dest, m.Seq, m.ID)
 }
 
 // removeEach deletes msgs one by one into b, each checked to be stored
 // under its Seq with its ID (and moved to the dead-letter store when reason
 // is set), updating their index entries (already loaded into entries). It
 // returns the dead-letter counter after them.
-func (s *Store) removeEach(b *pebble.Batch, dest string, msgs []*Message, entries map[uint64]*indexEntry, reason *string) (uint64, error) {
+func (s *Store) removeEach(b *pebble.Batch, itp **pebble.Iterator, dest string, msgs []*Message, entries map[uint64]*indexEntry, reason *string) (uint64, error) {
 	dead := s.lastDS
 	if len(msgs) == 0 {
 		return dead, nil
@@ -338,11 +352,10 @@ func (s *Store) removeEach(b *pebble.Batch, dest string, msgs []*Message, entrie
 		targets = append(targets, target{m, eventKey(entries[commit].cycle, dest, idx)})
 	}
 	slices.SortStableFunc(targets, func(a, b target) int { return bytes.Compare(a.key, b.key) })
-	it, err := s.db.NewIter(nil)
+	it, err := s.iter(itp)
 	if err != nil {
 		return 0, err
 	}
-	defer it.Close()
 	for i, t := range targets {
 		m := t.m
 		commit, idx := splitSeq(m.Seq)
@@ -377,7 +390,7 @@ func (s *Store) removeEach(b *pebble.Batch, dest string, msgs []*Message, entrie
 		// Below first it went with a range deletion, of an earlier call
 		// or of this one (not yet on the store the iterator reads).
 		if !ok || uint64(idx) < e.first || done[m.Seq] || stored.ID != m.ID {
-			return 0, fmt.Errorf("%w: %s seq %d (%s)", ErrNotPending, dest, m.Seq, m.ID)
+			return 0, notPending(dest, m)
 		}
 		if e.remaining == 0 {
 			return 0, fmt.Errorf("diff: outbox index of %s commit %d: %w", dest, commit, errBadValue)
