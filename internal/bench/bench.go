@@ -644,8 +644,7 @@ func (b *run) firstCycle(ctx context.Context) error {
 	// The floor's DuckDB is idle now; its cache is not the cycle's.
 	runtime.GC()
 	before := b.fs.Written()
-	reset := resetPeakRSS()
-	stopHeap := sampleHeap()
+	pk := startPeaks(b.log)
 	took, err := b.cycle(ctx, &b.diffs[0], func(p *AudienceResult, s float64, res *diff.CycleResult) {
 		p.CycleS = s
 		p.Members = res.Members
@@ -664,13 +663,7 @@ func (b *run) firstCycle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.res.GoHeapPeakMB = float64(stopHeap()) / (1 << 20)
-	if reset {
-		b.res.PeakRSSMB = float64(peakRSS()) / (1 << 20)
-	} else {
-		b.log.Warn("cannot reset the peak RSS: peak_rss_mb is the process's peak")
-		b.res.PeakRSSMB = float64(peakRSS()) / (1 << 20)
-	}
+	b.res.PeakRSSMB, b.res.GoHeapPeakMB = pk.stop()
 	b.res.CycleS = took.Seconds()
 	b.res.CycleBytesWritten, _, err = b.settle(ctx, before)
 	return err
