@@ -478,19 +478,33 @@ func (r *bqReader) Release() {
 }
 
 // finish ends the read: the context's end stops the client's stream
-// readers, and draining what they buffered lets one blocked on a full
-// buffer return (the client's send does not watch the context).
+// readers, and draining lets one blocked on a full buffer return (the
+// client's send does not watch the context).
 func (r *bqReader) finish() {
 	r.once.Do(func() {
 		r.end()
 		if r.it != nil && !r.exhausted {
-			for {
-				if _, err := r.it.Next(); err != nil {
-					break
-				}
-			}
+			go drainArrow(r.it)
 		}
 	})
+}
+
+// drainArrow reads a cancelled iterator until its stream readers have all
+// returned. Its Next picks at random between a buffered batch and the
+// context's end, so a context error does not mean they have: a reader whose
+// Recv had a message before the cancel still sends it, and blocks forever
+// if nobody takes it. Only Done (the channel closed after every reader
+// returned) says they have.
+func drainArrow(it bigquery.ArrowIterator) {
+	for {
+		_, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return
+		}
+		if err != nil {
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
 
 // Columns implements Warehouse.

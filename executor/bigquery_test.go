@@ -355,7 +355,8 @@ func TestVendorReadersReleasedEarly(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if n > base+2 {
-			t.Errorf("%s: %d goroutines after five readers released early, %d before", wh.Dialect(), n, base)
+			buf := make([]byte, 1<<20)
+			t.Errorf("%s: %d goroutines after five readers released early, %d before\n%s", wh.Dialect(), n, base, buf[:runtime.Stack(buf, true)])
 		}
 		read(1 << 30)
 	}
