@@ -85,6 +85,14 @@ func openDuckDB(ctx context.Context, w *dsl.Warehouse, opts Options) (*DuckDB, e
 	}
 	defer bindings.DestroyConfig(&cfg)
 	for name, value := range opts.DuckDB.settings(w.Settings) {
+		if name == "temp_directory" {
+			// DuckDB creates the spill directory when it first spills,
+			// but not its parents: a state directory not made yet (or the
+			// bench's query floor, which has none) would fail the first
+			// large sort. Best effort: where it cannot be made, DuckDB's
+			// own error says so when it spills.
+			_ = os.MkdirAll(value, 0o700)
+		}
 		if bindings.SetConfig(cfg, name, value) == bindings.StateError {
 			return nil, fmt.Errorf("duckdb: setting %s = %q (from the memory budget) is not accepted", name, value)
 		}

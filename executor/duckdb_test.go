@@ -329,6 +329,19 @@ func TestDuckDBSettings(t *testing.T) {
 	}
 }
 
+// TestDuckDBSpillsUnderAMissingStateDir: a budget's spill directory inside
+// a state directory not made yet still takes a sort larger than the
+// memory limit, rather than failing it with "Failed to create directory".
+func TestDuckDBSpillsUnderAMissingStateDir(t *testing.T) {
+	spill := filepath.Join(t.TempDir(), "state", "duckdb-spill")
+	d := openDuck(t, &dsl.Warehouse{Type: "duckdb"}, Options{DuckDB: DuckDBLimits{
+		MemoryLimit: 48 << 20, Threads: 1, TempDir: spill, NoInsertionOrder: true}})
+	got := query(t, d, "SELECT count(*)::VARCHAR, max(s) FROM (SELECT md5(i::VARCHAR) || md5((i+1)::VARCHAR) AS s FROM range(1500000) t(i) ORDER BY s)")
+	if got[0][0] != "1500000" {
+		t.Fatalf("sorted %v rows", got[0][0])
+	}
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
