@@ -133,10 +133,22 @@ func (p MemoryPlan) DuckDBLimits(stateDir string) executor.DuckDBLimits {
 		Threads:          p.DuckDBThreads,
 		TempDir:          filepath.Join(stateDir, "duckdb-spill"),
 		NoInsertionOrder: p.Explicit,
-		// Under any budget: without it DuckDB keeps what it freed, and
-		// the process holds about twice DuckDB's share.
-		FlushAllocator: true,
+		FlushAllocator:   p.flushesDuckDB(),
 	}
+}
+
+// flushAllocatorBelow is the default budget under which DuckDB hands back
+// what it frees even though nobody set a budget.
+const flushAllocatorBelow = 2 << 30
+
+// flushesDuckDB says whether DuckDB's allocator returns what it frees after
+// every task. Without it DuckDB keeps what it freed, and the process holds
+// about twice DuckDB's share: an explicit budget has to, and so does a
+// small default one. A large default budget has room for it, and the
+// flush costs 15–30% of DuckDB's query time (BENCHMARKS.md, 10M
+// profiles: memory).
+func (p MemoryPlan) flushesDuckDB() bool {
+	return p.Explicit || p.Budget < flushAllocatorBelow
 }
 
 // ApplyGoLimit gives the Go runtime its share as a soft limit

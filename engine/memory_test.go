@@ -57,6 +57,22 @@ func TestMemoryPlanFor(t *testing.T) {
 	if p := MemoryPlanFor(&dsl.Workspace{}, 0); p.Budget != DefaultMemoryBudget() || p.Explicit {
 		t.Errorf("no setting: %+v", p)
 	}
+	// DuckDB's allocator hands memory back under any explicit budget and
+	// under a small default one, not under a large default one.
+	for _, tc := range []struct {
+		p     MemoryPlan
+		flush bool
+	}{
+		{MemoryPlan{Budget: 8 << 30, Explicit: true}, true},
+		{MemoryPlan{Budget: 512 << 20}, true},
+		{MemoryPlan{Budget: 2<<30 - 1}, true},
+		{MemoryPlan{Budget: 2 << 30}, false},
+		{MemoryPlan{Budget: 4 << 30}, false},
+	} {
+		if got := tc.p.DuckDBLimits("s").FlushAllocator; got != tc.flush {
+			t.Errorf("%s (explicit %t): FlushAllocator %t, want %t", dsl.FormatBytes(tc.p.Budget), tc.p.Explicit, got, tc.flush)
+		}
+	}
 }
 
 // TestMemoryLimitReachesDuckDB reads the settings back from the running
