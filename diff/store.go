@@ -237,6 +237,12 @@ func open(dir, path string, opts Options, readOnly bool) (*Store, error) {
 	// cost fewer reads, decompressions and cache entries per row
 	// (BenchmarkOutboxDrain: about a quarter less CPU per message).
 	po.Levels[0].BlockSize = blockBytes
+	// Acknowledgements are range deletions, and every new iterator (each
+	// Pending call) fragments all of the memtable's range deletions again
+	// once one was added: delivering a large outbox without flushes is
+	// quadratic in its acknowledgements. Flushed, they are fragmented once
+	// per sstable. It also frees the delivered outbox's space sooner.
+	po.FlushDelayDeleteRange = flushDelayDeleteRange
 	if opts.Pebble != nil {
 		opts.Pebble(po)
 	}
@@ -356,6 +362,10 @@ func (s *Store) Flush() error {
 
 // blockBytes is the target size of the state's sstable blocks, the
 // staged ones included (the writer options come from level 0's).
+// flushDelayDeleteRange bounds how long a range deletion (an
+// acknowledgement) stays in the memtable; see Open.
+const flushDelayDeleteRange = time.Second
+
 const blockBytes = 32 << 10
 
 // flushEvery is the most generations committed between two flushes,
