@@ -362,11 +362,11 @@ func (s *Store) Flush() error {
 
 // blockBytes is the target size of the state's sstable blocks, the
 // staged ones included (the writer options come from level 0's).
-// flushDelayDeleteRange bounds how long a range deletion (an
-// acknowledgement) stays in the memtable; see Open.
-const flushDelayDeleteRange = time.Second
-
 const blockBytes = 32 << 10
+
+// flushDelayDeleteRange bounds how long a range deletion (an
+// acknowledgement) stays in the memtable; see open.
+const flushDelayDeleteRange = time.Second
 
 // flushEvery is the most generations committed between two flushes,
 // however fast they come.
