@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -110,4 +111,29 @@ func sampleHeap() (stop func() uint64) {
 		read()
 		return peak
 	}
+}
+
+// peaks measures the peak RSS and Go heap from its start.
+type peaks struct {
+	reset    bool
+	stopHeap func() uint64
+	done     bool
+}
+
+func startPeaks(log *slog.Logger) *peaks {
+	p := &peaks{reset: resetPeakRSS(), stopHeap: sampleHeap()}
+	if !p.reset {
+		log.Warn("cannot reset the peak RSS: peak_rss_mb is the process's peak")
+	}
+	return p
+}
+
+// stop returns the peaks in MB; later calls return zeros.
+func (p *peaks) stop() (rssMB, heapMB float64) {
+	if p.done {
+		return 0, 0
+	}
+	p.done = true
+	heap := p.stopHeap()
+	return float64(peakRSS()) / (1 << 20), float64(heap) / (1 << 20)
 }

@@ -345,31 +345,6 @@ func RunSchedule(ctx context.Context, opts ScheduleOptions) (*ScheduleResult, er
 	return res, nil
 }
 
-// peaks measures the peak RSS and Go heap from its start.
-type peaks struct {
-	reset    bool
-	stopHeap func() uint64
-	done     bool
-}
-
-func startPeaks(log *slog.Logger) *peaks {
-	p := &peaks{reset: resetPeakRSS(), stopHeap: sampleHeap()}
-	if !p.reset {
-		log.Warn("cannot reset the peak RSS: peak_rss_mb is the process's peak")
-	}
-	return p
-}
-
-// stop returns the peaks in MB; later calls return zeros.
-func (p *peaks) stop() (rssMB, heapMB float64) {
-	if p.done {
-		return 0, 0
-	}
-	p.done = true
-	heap := p.stopHeap()
-	return float64(peakRSS()) / (1 << 20), float64(heap) / (1 << 20)
-}
-
 // stateFigures reads the state's size and what it records of the
 // audiences after round number round.
 func stateFigures(e *engine.Engine, dir string, names []string, round int, r *RoundResult) error {
