@@ -237,9 +237,14 @@ func (sc *crashScenario) check(t *testing.T, fs vfs.FS, staged bool, want1, want
 	for _, n := range backlog {
 		pending += int(n)
 	}
-	if keys[diff.TableDelta] != 0 || keys[diff.TableCycle] != 0 || keys[diff.TableEvent] != pending {
-		t.Fatalf("%s: left behind: %d staged rows, %d in-progress records, %d events for %d pending",
-			what, keys[diff.TableDelta], keys[diff.TableCycle], keys[diff.TableEvent], pending)
+	if keys[diff.TableDelta] != 0 || keys[diff.TableCycle] != 0 || keys[diff.TableEvent] != pending || (pending == 0 && keys[diff.TableTemplate] != 0) {
+		t.Fatalf("%s: left behind: %d staged rows, %d in-progress records, %d events for %d pending, %d event templates",
+			what, keys[diff.TableDelta], keys[diff.TableCycle], keys[diff.TableEvent], pending, keys[diff.TableTemplate])
+	}
+	// Every compact message has its template, and no template outlives
+	// its index entry.
+	if v, err := s.Verify(); err != nil || !v.OK() {
+		t.Fatalf("%s: verify after reopening: %v %+v", what, err, v)
 	}
 	got := take(t, s)
 	gen1 := got.members == want1.members

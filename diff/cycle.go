@@ -178,8 +178,10 @@ type cycle struct {
 	switched bool
 	acts     []*actSpec
 	profActs []*actSpec
-	levels   []*level
-	seen     map[string]string // activation → signature, as stored
+	// body is the entity events' body, reused.
+	body   eventBody
+	levels []*level
+	seen   map[string]string // activation → signature, as stored
 
 	dp   []byte
 	rows *pebble.Batch // direct: data-table ops; staged: unused
@@ -287,6 +289,7 @@ func (c *cycle) prepare() error {
 		s: c.s, aud: c.aud, gen: c.gen, cycle: c.id, maxBytes: c.s.opts.MaxEventBytes,
 		batch: c.s.db.NewBatch(retain), next: map[string]uint32{}, stageAt: c.s.opts.StageBatchBytes,
 	}
+	c.em.prepareTemplates(c.pl, c.newL, c.oldL, c.acts)
 	return nil
 }
 
@@ -525,17 +528,9 @@ func (c *cycle) profile(key []byte, inOld bool, oldVal []byte, inNew bool, newVa
 				if !in {
 					l, traits = c.oldL, p.oldTraits
 				}
-				err = c.em.emit(a, EventMembershipChanged, TypeIdentify, p.key, func(dst []byte, id string) ([]byte, error) {
-					prof, _, _, err := decodeElem(p.key)
-					if err != nil {
-						return nil, err
-					}
-					tf, err := splitFragments(traits, len(l.traitCols()), c.frags[0])
-					if err != nil {
-						return nil, err
-					}
-					return c.pl.identify(dst, a, id, prof, in, l, tf), nil
-				})
+				if c.frags[0], err = splitFragments(traits, len(l.traitCols()), c.frags[0]); err == nil {
+					err = c.em.emit(a, EventMembershipChanged, TypeIdentify, p.key, &eventBody{form: formIdentify, in: in, traits: traits})
+				}
 			}
 		}
 		if err != nil {
@@ -551,24 +546,18 @@ func (c *cycle) audienceEvent(a *actSpec, event string, in bool) error {
 	if !in {
 		l, traits = c.oldL, p.oldTraits
 	}
-	return c.em.emit(a, event, TypeTrack, p.key, func(dst []byte, id string) ([]byte, error) {
-		prof, _, _, err := decodeElem(p.key)
-		if err != nil {
-			return nil, err
+	var err error
+	if c.frags[0], err = splitFragments(traits, len(l.traitCols()), c.frags[0]); err != nil {
+		return err
+	}
+	reason := ""
+	if !in {
+		reason = ReasonNoLongerMatches
+		if c.old.Version != "" && c.old.Version != c.in.Audience.Version {
+			reason = ReasonDefinitionChanged
 		}
-		tf, err := splitFragments(traits, len(l.traitCols()), c.frags[0])
-		if err != nil {
-			return nil, err
-		}
-		reason := ""
-		if !in {
-			reason = ReasonNoLongerMatches
-			if c.old.Version != "" && c.old.Version != c.in.Audience.Version {
-				reason = ReasonDefinitionChanged
-			}
-		}
-		return c.pl.audience(dst, a, event, id, prof, in, l, tf, reason), nil
-	})
+	}
+	return c.em.emit(a, event, TypeTrack, p.key, &eventBody{form: formAudience, in: in, traits: traits, reason: reason})
 }
 
 // record is the run record of the cycle so far.
@@ -659,6 +648,9 @@ func (c *cycle) commit(ctx context.Context) (*CycleResult, error) {
 		return nil, err
 	}
 
+	if err := c.em.putTemplates(final); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	commit := s.lastCommit
 	for _, dest := range c.em.dests {

@@ -186,10 +186,13 @@
 //	0x06 aud run                       → run record (JSON), last 50 kept
 //	0x07 cycle                         → cycle in progress (JSON)
 //	0x08 dest commit                   → outbox index: cycle, remaining, first, total (uvarints)
-//	0x09 cycle dest idx(4)             → outbox message
+//	0x09 cycle dest idx(4)             → outbox message: whole (version 1)
+//	                                     or what varies (version 2)
 //	0x0a dest ref                      → dead letter: message, reason, time, seq
 //	0x0b aud                           → size history: a point per run,
 //	                                     downsampled (history.go)
+//	0x0c cycle dest                    → event template of the version-2
+//	                                     messages of 0x09 cycle dest
 //
 // A member's key is a prefix of its rows' keys, so one scan of 0x03 aud
 // yields each member followed by its rows — the order of the result rows. A

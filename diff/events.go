@@ -35,6 +35,8 @@ type actSpec struct {
 	sig         string // identity across cycles (see signature)
 	props       map[string]bool
 	events      int64
+	// slot is the activation's index in its destination's event template.
+	slot int
 	// changes are the columns an Entity Changed activation compares.
 	changes []changeCol
 }
@@ -148,21 +150,39 @@ type emitter struct {
 	over    int64
 	buf     []byte
 	msgBuf  []byte
+	// templates are the cycle's event templates by destination; compact
+	// holds the destinations with compact messages, whose templates the
+	// final batch writes.
+	templates map[string]*eventTemplate
+	compact   map[string]bool
+	rendered  []byte
 }
 
-// emit builds one event and appends it to the destination's outbox.
-func (e *emitter) emit(a *actSpec, event, typ string, key []byte, build func(dst []byte, id string) ([]byte, error)) error {
+// emit appends one event to the destination's outbox: its header and
+// body, rendered only when it might be over the size cap.
+func (e *emitter) emit(a *actSpec, event, typ string, key []byte, body *eventBody) error {
 	id := messageID(a.name, event, key, e.gen)
-	var err error
-	e.buf, err = build(e.buf[:0], id)
+	profile, _, _, err := decodeElem(key)
 	if err != nil {
 		return err
 	}
-	if e.maxBytes != NoCap && len(e.buf) > e.maxBytes {
-		e.over++
-		e.s.log.Warn("event over the size cap not sent", "message_id", id, "audience", e.aud,
-			"activation", a.name, "event", event, "bytes", len(e.buf), "max_bytes", e.maxBytes)
-		return nil
+	m := Message{
+		ID: id, Activation: a.name, Destination: a.dest, Audience: e.aud,
+		Event: event, Type: typ, UserID: string(profile),
+	}
+	body.slot = a.slot
+	e.buf = body.append(e.buf[:0])
+	t := e.templates[a.dest]
+	if e.maxBytes != NoCap && t.sizeBound(len(e.buf)+len(id)+len(profile)+len(event)) > e.maxBytes {
+		if e.rendered, err = t.render(e.rendered[:0], &m, body); err != nil {
+			return err
+		}
+		if len(e.rendered) > e.maxBytes {
+			e.over++
+			e.s.log.Warn("event over the size cap not sent", "message_id", id, "audience", e.aud,
+				"activation", a.name, "event", event, "bytes", len(e.rendered), "max_bytes", e.maxBytes)
+			return nil
+		}
 	}
 	idx, seen := e.next[a.dest]
 	if !seen {
@@ -172,15 +192,8 @@ func (e *emitter) emit(a *actSpec, event, typ string, key []byte, build func(dst
 		return fmt.Errorf("diff: more than %d events for destination %s in one cycle", uint64(1<<32-1), a.dest)
 	}
 	e.next[a.dest] = idx + 1
-	profile, _, _, err := decodeElem(key)
-	if err != nil {
-		return err
-	}
-	m := Message{
-		ID: id, Activation: a.name, Destination: a.dest, Audience: e.aud,
-		Event: event, Type: typ, UserID: string(profile), Payload: e.buf,
-	}
-	e.msgBuf = encodeMessage(e.msgBuf[:0], &m)
+	e.compact[a.dest] = true
+	e.msgBuf = encodeCompact(e.msgBuf[:0], &m, e.buf)
 	a.events++
 	e.events++
 	if e.staged != nil {
@@ -191,6 +204,39 @@ func (e *emitter) emit(a *actSpec, event, typ string, key []byte, build func(dst
 	}
 	if e.batch.Len() >= e.stageAt {
 		return e.stage()
+	}
+	return nil
+}
+
+// prepareTemplates gives each activation its slot in its destination's
+// template, and makes the templates.
+func (e *emitter) prepareTemplates(pl payload, newL, oldL Layout, acts []*actSpec) {
+	byDest := map[string][]*actSpec{}
+	var order []string
+	for _, a := range acts {
+		if _, ok := byDest[a.dest]; !ok {
+			order = append(order, a.dest)
+		}
+		a.slot = len(byDest[a.dest])
+		byDest[a.dest] = append(byDest[a.dest], a)
+	}
+	e.templates = map[string]*eventTemplate{}
+	e.compact = map[string]bool{}
+	for _, d := range order {
+		e.templates[d] = newEventTemplate(pl, d, newL, oldL, byDest[d])
+	}
+}
+
+// putTemplates writes into b the templates of the destinations that have
+// compact messages.
+func (e *emitter) putTemplates(b *pebble.Batch) error {
+	for _, d := range e.dests {
+		if !e.compact[d] {
+			continue
+		}
+		if err := b.Set(templateKey(e.cycle, d), e.templates[d].encode(), nil); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -436,18 +482,29 @@ func (p *payload) entity(dst []byte, a *actSpec, event, id string, keys [][]byte
 const messageV1 = 1
 
 func encodeMessage(dst []byte, m *Message) []byte {
-	dst = append(dst, messageV1)
+	return encodeMessageAs(dst, messageV1, m, m.Payload)
+}
+
+// encodeCompact encodes m's header and the body of a compact message
+// (template.go); m.Payload is not used.
+func encodeCompact(dst []byte, m *Message, body []byte) []byte {
+	return encodeMessageAs(dst, messageV2, m, body)
+}
+
+func encodeMessageAs(dst []byte, version byte, m *Message, last []byte) []byte {
+	dst = append(dst, version)
 	for _, f := range []string{m.ID, m.Activation, m.Audience, m.Event, m.Type, m.UserID} {
 		dst = binary.AppendUvarint(dst, uint64(len(f)))
 		dst = append(dst, f...)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(m.Payload)))
-	return append(dst, m.Payload...)
+	dst = binary.AppendUvarint(dst, uint64(len(last)))
+	return append(dst, last...)
 }
 
-// decodeMessageID decodes only the ID of what encodeMessage wrote.
+// decodeMessageID decodes only the ID of what encodeMessage or
+// encodeCompact wrote.
 func decodeMessageID(b []byte) (string, error) {
-	if len(b) == 0 || b[0] != messageV1 {
+	if len(b) == 0 || (b[0] != messageV1 && b[0] != messageV2) {
 		return "", errBadValue
 	}
 	l, n := binary.Uvarint(b[1:])
@@ -458,9 +515,18 @@ func decodeMessageID(b []byte) (string, error) {
 }
 
 // decodeMessage decodes what encodeMessage wrote; it returns the bytes that
-// follow the message.
+// follow the message. A compact message, which needs its template, is an
+// error (errNoTemplate).
 func decodeMessage(b []byte, m *Message) ([]byte, error) {
-	return decodeMessageWith(b, m, nil, nil)
+	return decodeMessageWith(b, m, nil, nil, nil)
+}
+
+// decodeHeader decodes only the header of a message, either version (the
+// Payload stays nil).
+func decodeHeader(b []byte, m *Message) error {
+	_, err := decodeMessageWith(b, m, nil, nil, func(*Message, []byte) ([]byte, error) { return nil, nil })
+	m.Payload = nil
+	return err
 }
 
 // interner shares the strings that repeat across an outbox's messages
@@ -495,11 +561,13 @@ func (a *payloadArena) copy(p []byte) []byte {
 }
 
 // decodeMessageWith is decodeMessage, taking the repeated names from in
-// and copying the payload into arena when they are not nil.
-func decodeMessageWith(b []byte, m *Message, in interner, arena *payloadArena) ([]byte, error) {
-	if len(b) == 0 || b[0] != messageV1 {
+// and copying the payload into arena when they are not nil, and rendering
+// the payload of a compact message with render.
+func decodeMessageWith(b []byte, m *Message, in interner, arena *payloadArena, render renderFunc) ([]byte, error) {
+	if len(b) == 0 || (b[0] != messageV1 && b[0] != messageV2) {
 		return nil, errBadValue
 	}
+	compact := b[0] == messageV2
 	b = b[1:]
 	field := func() ([]byte, error) {
 		l, n := binary.Uvarint(b)
@@ -524,6 +592,14 @@ func decodeMessageWith(b []byte, m *Message, in interner, arena *payloadArena) (
 	p, err := field()
 	if err != nil {
 		return nil, err
+	}
+	if compact {
+		if render == nil {
+			return nil, errNoTemplate
+		}
+		if p, err = render(m, p); err != nil {
+			return nil, err
+		}
 	}
 	if arena != nil {
 		m.Payload = arena.copy(p)

@@ -13,9 +13,10 @@ func TableKeys(s *Store) (map[byte]int, error) {
 
 // Tables of TableKeys.
 const (
-	TableDelta = tDelta
-	TableCycle = tCycle
-	TableEvent = tEvent
+	TableDelta    = tDelta
+	TableCycle    = tCycle
+	TableEvent    = tEvent
+	TableTemplate = tTemplate
 )
 
 // History encoding, for the bound tests.

@@ -108,7 +108,12 @@ func decodeElem(b []byte) (text []byte, ok bool, n int, err error) {
 
 // decodeTuple decodes every element of an encoded tuple; NULLs are nil.
 func decodeTuple(b []byte) ([][]byte, error) {
-	var out [][]byte
+	return decodeTupleInto(b, nil)
+}
+
+// decodeTupleInto is decodeTuple, appending to out[:0].
+func decodeTupleInto(b []byte, out [][]byte) ([][]byte, error) {
+	out = out[:0]
 	for len(b) > 0 {
 		t, ok, n, err := decodeElem(b)
 		if err != nil {
@@ -152,6 +157,7 @@ const (
 	tEvent      = 0x09 // tEvent cycle(8) dest idx(4) → message
 	tDead       = 0x0a // tDead dest seq(8) → dead letter
 	tHistory    = 0x0b // tHistory aud → size history (history.go)
+	tTemplate   = 0x0c // tTemplate cycle(8) dest → event template (template.go)
 )
 
 // Global counters.
@@ -200,6 +206,14 @@ func eventPrefix(cycle uint64, dest string) []byte {
 
 func eventKey(cycle uint64, dest string, idx uint32) []byte {
 	return binary.BigEndian.AppendUint32(eventPrefix(cycle, dest), idx)
+}
+
+func templateCyclePrefix(cycle uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{tTemplate}, cycle)
+}
+
+func templateKey(cycle uint64, dest string) []byte {
+	return appendString(templateCyclePrefix(cycle), dest)
 }
 
 func deadPrefix(dest string) []byte { return appendString([]byte{tDead}, dest) }

@@ -210,7 +210,7 @@ func (s *Store) release(aud string, m *audMeta) error {
 		if err := b.DeleteRange(ep, prefixEnd(ep), nil); err != nil {
 			return err
 		}
-		if err := b.Delete(indexKey(en.dest, en.commit), nil); err != nil {
+		if err := errors.Join(b.Delete(indexKey(en.dest, en.commit), nil), b.Delete(templateKey(en.cycle, en.dest), nil)); err != nil {
 			return err
 		}
 	}
@@ -260,7 +260,7 @@ func (s *Store) audienceIndex(aud string) ([]outboxEntry, error) {
 			return nil
 		}
 		var msg Message
-		if _, err := decodeMessage(first, &msg); err != nil {
+		if err := decodeHeader(first, &msg); err != nil {
 			return err
 		}
 		if msg.Audience == aud {
@@ -271,8 +271,8 @@ func (s *Store) audienceIndex(aud string) ([]outboxEntry, error) {
 	return out, err
 }
 
-// destPending is one destination's pending messages of an audience, as
-// stored, in Seq order.
+// destPending is one destination's pending messages of an audience, whole
+// (version 1), in Seq order.
 type destPending struct {
 	dest   string
 	values [][]byte
@@ -284,13 +284,19 @@ func (s *Store) audiencePending(aud string) ([]destPending, error) {
 		return nil, err
 	}
 	var out []destPending
+	tmpl := s.templates()
 	for _, en := range entries {
 		if len(out) == 0 || out[len(out)-1].dest != en.dest {
 			out = append(out, destPending{dest: en.dest})
 		}
 		dp := &out[len(out)-1]
 		err := s.scan(eventPrefix(en.cycle, en.dest), func(_, v []byte) error {
-			dp.values = append(dp.values, bytes.Clone(v))
+			// The messages move to another cycle, without their template.
+			w, err := tmpl.whole(en.cycle, en.dest, v)
+			if err != nil {
+				return err
+			}
+			dp.values = append(dp.values, bytes.Clone(w))
 			return nil
 		})
 		if err != nil {

@@ -109,7 +109,7 @@ func TestMoveAudience(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if keys[diff.TableEvent] != 0 {
+			if keys[diff.TableEvent] != 0 || keys[diff.TableTemplate] != 0 {
 				t.Errorf("source keys %v", keys)
 			}
 			if rep.Pending == 0 || rep.DeadLetters != 2 || rep.Rows == 0 || rep.Runs != 1 {

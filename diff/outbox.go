@@ -99,6 +99,7 @@ func (s *Store) Pending(dest string, after uint64, max int) (_ []Message, err er
 	out := make([]Message, 0, min(max, 4096))
 	names := interner{}
 	var arena payloadArena
+	tmpl := s.templates()
 	for ok := idxIt.SeekGE(indexKey(dest, afterCommit)); ok && len(out) < max; ok = idxIt.Next() {
 		k := idxIt.Key()
 		if len(k) != len(ip)+8 {
@@ -120,6 +121,10 @@ func (s *Store) Pending(dest string, after uint64, max int) (_ []Message, err er
 			}
 			start = afterIdx + 1
 		}
+		render, err := tmpl.renderer(e.cycle, dest)
+		if err != nil {
+			return nil, err
+		}
 		ep := eventPrefix(e.cycle, dest)
 		evIt.SetBounds(eventKey(e.cycle, dest, start), prefixEnd(ep))
 		for ok := evIt.First(); ok && len(out) < max; ok = evIt.Next() {
@@ -132,7 +137,7 @@ func (s *Store) Pending(dest string, after uint64, max int) (_ []Message, err er
 				return nil, err
 			}
 			var m Message
-			if _, err := decodeMessageWith(ev, &m, names, &arena); err != nil {
+			if _, err := decodeMessageWith(ev, &m, names, &arena, render); err != nil {
 				return nil, err
 			}
 			m.Seq = makeSeq(commit, binary.BigEndian.Uint32(ek[len(ep):]))
@@ -255,7 +260,7 @@ func (s *Store) remove(dest string, msgs []Message, reason *string) (err error) 
 	for commit, e := range entries {
 		var err error
 		if e.remaining == 0 {
-			err = b.Delete(indexKey(dest, commit), nil)
+			err = errors.Join(b.Delete(indexKey(dest, commit), nil), b.Delete(templateKey(e.cycle, dest), nil))
 		} else {
 			err = b.Set(indexKey(dest, commit), e.encode(), nil)
 		}
@@ -338,6 +343,7 @@ func (s *Store) removeEach(b *pebble.Batch, itp **pebble.Iterator, dest string, 
 	}
 	now := s.opts.Now().UTC()
 	done := map[uint64]bool{}
+	tmpl := s.templates()
 	// The stored events are checked through one iterator, in key order: a
 	// delivered batch is a run of adjacent keys, so each seek lands in the
 	// block the previous one read, where a point lookup per message would
@@ -379,7 +385,11 @@ func (s *Store) removeEach(b *pebble.Batch, itp **pebble.Iterator, dest string, 
 		var stored Message
 		if ok {
 			if reason != nil {
-				_, err = decodeMessage(v, &stored)
+				// The dead-letter store keeps whole messages.
+				var render renderFunc
+				if render, err = tmpl.renderer(e.cycle, dest); err == nil {
+					_, err = decodeMessageWith(v, &stored, nil, nil, render)
+				}
 			} else {
 				stored.ID, err = decodeMessageID(v)
 			}

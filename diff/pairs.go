@@ -395,28 +395,25 @@ func (c *cycle) entityEvent(a *actSpec, event string, id, chain []byte, in bool,
 	if !in {
 		lay = c.oldL
 	}
-	return c.em.emit(a, event, TypeTrack, id, func(dst []byte, mid string) ([]byte, error) {
-		keys, err := decodeTuple(chain)
-		if err != nil {
-			return nil, err
-		}
-		tf, err := splitFragments(traits, len(lay.traitCols()), c.frags[0])
-		if err != nil {
-			return nil, err
-		}
-		c.frags[0] = tf
-		sf, err := splitFragments(vals, len(lay.stepCols()), c.frags[3])
-		if err != nil {
-			return nil, err
-		}
-		c.frags[3] = sf
-		if x.current != nil {
-			for i, pos := range x.oldStep {
-				sf[pos] = x.current[i]
+	var err error
+	if c.frags[0], err = splitFragments(traits, len(lay.traitCols()), c.frags[0]); err != nil {
+		return err
+	}
+	if c.frags[3], err = splitFragments(vals, len(lay.stepCols()), c.frags[3]); err != nil {
+		return err
+	}
+	b := &c.body
+	*b = eventBody{form: formEntity, in: in, traits: traits, reason: x.reason, chain: chain, vals: vals,
+		values: x.values, changes: x.changes, overrides: b.overrides[:0]}
+	if x.current != nil {
+		for i, pos := range x.oldStep {
+			if pos >= len(c.frags[3]) {
+				return errBadValue
 			}
+			b.overrides = append(b.overrides, override{pos: pos, frag: x.current[i]})
 		}
-		return c.pl.entity(dst, a, event, mid, keys, in, lay, tf, sf, &x), nil
-	})
+	}
+	return c.em.emit(a, event, TypeTrack, id, b)
 }
 
 // flushRemovals looks up the current values of the removed entities, in

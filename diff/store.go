@@ -589,9 +589,11 @@ func (s *Store) abandon(id uint64, mk cycleMarker, cause error, rec *RunRecord) 
 	defer b.Close()
 	dp := deltaPrefix(id)
 	ep := eventCyclePrefix(id)
+	tp := templateCyclePrefix(id)
 	if err := errors.Join(
 		b.DeleteRange(dp, prefixEnd(dp), nil),
 		b.DeleteRange(ep, prefixEnd(ep), nil),
+		b.DeleteRange(tp, prefixEnd(tp), nil),
 		b.Delete(cycleKey(id), nil),
 	); err != nil {
 		return err

@@ -59,6 +59,7 @@ func (s *Store) rewriteOutbox(from string, to *string) (_ int, err error) {
 	cycle := s.lastCycle + 1
 	var idx uint32
 	n := 0
+	tmpl := s.templates()
 	for _, en := range entries {
 		ep := eventPrefix(en.e.cycle, from)
 		err := s.scan(ep, func(k, v []byte) error {
@@ -69,7 +70,12 @@ func (s *Store) rewriteOutbox(from string, to *string) (_ int, err error) {
 			if to == nil {
 				return nil
 			}
-			if err := b.Set(eventKey(cycle, *to, idx), v, nil); err != nil {
+			// Another cycle's, without the template: whole.
+			w, err := tmpl.whole(en.e.cycle, from, v)
+			if err != nil {
+				return err
+			}
+			if err := b.Set(eventKey(cycle, *to, idx), w, nil); err != nil {
 				return err
 			}
 			idx++
@@ -78,7 +84,7 @@ func (s *Store) rewriteOutbox(from string, to *string) (_ int, err error) {
 		if err != nil {
 			return 0, err
 		}
-		if err := b.Delete(indexKey(from, en.commit), nil); err != nil {
+		if err := errors.Join(b.Delete(indexKey(from, en.commit), nil), b.Delete(templateKey(en.e.cycle, from), nil)); err != nil {
 			return 0, err
 		}
 	}

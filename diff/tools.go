@@ -48,7 +48,7 @@ func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 && len(r.Damage) 
 var tableNames = map[byte]string{
 	tGlobal: "counters", tMeta: "audiences", tData: "members", tDelta: "staged",
 	tActivation: "activations", tRun: "runs", tCycle: "cycles", tIndex: "outbox index",
-	tEvent: "outbox", tDead: "dead letters", tHistory: "history",
+	tEvent: "outbox", tDead: "dead letters", tHistory: "history", tTemplate: "event templates",
 }
 
 func tableName(k []byte) string {
@@ -167,6 +167,8 @@ func (s *Store) Verify() (*VerifyReport, error) {
 	}
 	indexed := map[cd]uint64{}
 	events := map[cd]uint64{}
+	templated := map[cd]bool{}
+	tmpl := s.templates()
 	// The idx range of each indexed entry (first..total-1) and of the
 	// events stored under it.
 	spans, eventIdx := map[cd][2]uint64{}, map[cd][2]uint64{}
@@ -229,11 +231,20 @@ func (s *Store) Verify() (*VerifyReport, error) {
 				problem(k, err)
 				return nil
 			}
+			c := cd{binary.BigEndian.Uint64(k[1:9]), string(d)}
 			var m Message
-			if _, err := decodeMessage(v, &m); err != nil {
+			render, err := tmpl.renderer(c.cycle, c.dest)
+			if err == nil {
+				_, err = decodeMessageWith(v, &m, nil, nil, render)
+				if _, ok := indexed[c]; !ok && errors.Is(err, errNoTemplate) {
+					// Staged by a cycle that has not committed: its
+					// template comes with its index entries.
+					err = decodeHeader(v, &m)
+				}
+			}
+			if err != nil {
 				problem(k, err)
 			}
-			c := cd{binary.BigEndian.Uint64(k[1:9]), string(d)}
 			events[c]++
 			if len(k) >= 4 {
 				idx := uint64(binary.BigEndian.Uint32(k[len(k)-4:]))
@@ -243,6 +254,20 @@ func (s *Store) Verify() (*VerifyReport, error) {
 					eventIdx[c] = [2]uint64{min(r[0], idx), max(r[1], idx)}
 				}
 			}
+		case tTemplate:
+			if len(k) < 9 {
+				problem(k, errBadKey)
+				return nil
+			}
+			d, _, n, err := decodeElem(k[9:])
+			if err != nil || len(k) != 9+n {
+				problem(k, errBadKey)
+				return nil
+			}
+			if _, err := decodeTemplate(v, string(d)); err != nil {
+				problem(k, err)
+			}
+			templated[cd{binary.BigEndian.Uint64(k[1:9]), string(d)}] = true
 		case tDead:
 			var dl DeadLetter
 			if _, _, err := decodeDeadKey(k); err != nil {
@@ -261,6 +286,11 @@ func (s *Store) Verify() (*VerifyReport, error) {
 		for k, n := range indexed {
 			if events[k] != n {
 				r.Problems = append(r.Problems, fmt.Sprintf("outbox of %s, cycle %d: the index counts %d pending events, %d are stored", k.dest, k.cycle, n, events[k]))
+			}
+		}
+		for k := range templated {
+			if _, ok := indexed[k]; !ok {
+				r.Problems = append(r.Problems, fmt.Sprintf("outbox of %s, cycle %d: an event template without its index entry", k.dest, k.cycle))
 			}
 		}
 		for k, span := range spans {
@@ -491,6 +521,7 @@ func (s *Store) Export(dir string) (*ExportReport, error) {
 		dest  string
 	}
 	commits := map[cd][]uint64{}
+	tmpl := s.templates()
 	type member struct {
 		Audience string      `json:"audience"`
 		Profile  string      `json:"profile"`
@@ -570,7 +601,11 @@ func (s *Store) Export(dir string) (*ExportReport, error) {
 				return nil // staged by a cycle that never committed
 			}
 			var m Message
-			if _, err := decodeMessage(v, &m); err != nil {
+			render, err := tmpl.renderer(key.cycle, key.dest)
+			if err != nil {
+				return nil
+			}
+			if _, err := decodeMessageWith(v, &m, nil, nil, render); err != nil {
 				return nil
 			}
 			m.Destination = string(d)

@@ -1,0 +1,479 @@
+package diff
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Events are stored compactly. A cycle's events to one destination share
+// most of their JSON: the audience, the cycle's timestamp, the layouts
+// that name the entities and columns, the activations and the columns
+// each sends. That goes once into the cycle's event template (tTemplate
+// cycle dest, written with the index entries that make the events
+// pending); each message (version 2) stores only what varies: its kind,
+// the profile and chain of keys, the stored values (already JSON
+// fragments), the reason and changes. Delivery renders the Segment JSON
+// from the two with the payload code a cycle used to run itself, so a
+// consumer receives the same bytes (internal/crashtest's
+// TestPayloadsUnchanged holds every kind of event to the bytes recorded
+// before), and a cycle builds no JSON and writes a fraction of the bytes.
+//
+// Whole messages (version 1) stay what the alerts, the dead-letter store,
+// retried dead letters and moved outboxes hold: a move renders the
+// messages it carries, since its new (cycle, destination) has no template.
+
+// messageV2 is the version byte of a compact message: the same header as
+// messageV1 (ID, Activation, Audience, Event, Type, UserID), then its
+// eventBody where messageV1 has the payload.
+const messageV2 = 2
+
+// eventTemplate is what the compact messages of one (cycle, destination)
+// share.
+type eventTemplate struct {
+	Audience  string
+	Timestamp string
+	// Layouts are the cycle's layouts: [0] the new generation's, shown by
+	// events of what is in; [1] the previous generation's, shown by events
+	// of what left.
+	Layouts [2]Layout
+	// Activations are the cycle's activations of the destination; a
+	// message names its own by index.
+	Activations []templateActivation
+
+	dest  string
+	pl    payload
+	specs []*actSpec
+	// traitN and stepN are the stored values' fragment counts per layout.
+	traitN, stepN [2]int
+	frags         [3][][]byte
+}
+
+// templateActivation is one activation of a template.
+type templateActivation struct {
+	Name string
+	// Properties are the columns the activation sends ("trait.email",
+	// "credit_card.balance"); null for all of them.
+	Properties []string
+}
+
+// newEventTemplate is the template of the cycle's messages to dest; specs
+// are the cycle's activations of dest, in slot order.
+func newEventTemplate(pl payload, dest string, newL, oldL Layout, specs []*actSpec) *eventTemplate {
+	t := &eventTemplate{Audience: pl.aud, Timestamp: pl.ts, Layouts: [2]Layout{newL, oldL}}
+	for _, a := range specs {
+		ta := templateActivation{Name: a.name}
+		if a.props != nil {
+			ta.Properties = slices.Sorted(maps.Keys(a.props))
+			if ta.Properties == nil {
+				ta.Properties = []string{}
+			}
+		}
+		t.Activations = append(t.Activations, ta)
+	}
+	t.prepare(dest, specs)
+	return t
+}
+
+// prepare derives what rendering needs; specs are nil for a template read
+// from the store (they are rebuilt from Activations).
+func (t *eventTemplate) prepare(dest string, specs []*actSpec) {
+	t.dest = dest
+	t.pl = payload{aud: t.Audience, ts: t.Timestamp, compID: ComputationID(t.Audience)}
+	for i := range t.Layouts {
+		t.traitN[i], t.stepN[i] = len(t.Layouts[i].traitCols()), len(t.Layouts[i].stepCols())
+	}
+	if specs == nil {
+		for _, ta := range t.Activations {
+			a := &actSpec{name: ta.Name, dest: dest}
+			if ta.Properties != nil {
+				a.props = map[string]bool{}
+				for _, p := range ta.Properties {
+					a.props[p] = true
+				}
+			}
+			specs = append(specs, a)
+		}
+	}
+	t.specs = specs
+}
+
+// A template is stored as a version byte and its texts, each a uvarint
+// length and the bytes (so that any bytes read back as they were): the
+// audience, the timestamp; per layout its steps (entity, key) and columns
+// (name, step as a varint); the activations (name, whether it lists its
+// properties, the properties).
+const templateV1 = 1
+
+func (t *eventTemplate) encode() []byte {
+	v := []byte{templateV1}
+	v = appendBytes(v, []byte(t.Audience))
+	v = appendBytes(v, []byte(t.Timestamp))
+	for _, l := range t.Layouts {
+		v = binary.AppendUvarint(v, uint64(len(l.Steps)))
+		for _, st := range l.Steps {
+			v = appendBytes(appendBytes(v, []byte(st.Entity)), []byte(st.Key))
+		}
+		v = binary.AppendUvarint(v, uint64(len(l.Enrich)))
+		for _, e := range l.Enrich {
+			v = binary.AppendVarint(appendBytes(v, []byte(e.Name)), int64(e.Step))
+		}
+	}
+	v = binary.AppendUvarint(v, uint64(len(t.Activations)))
+	for _, a := range t.Activations {
+		v = appendBytes(v, []byte(a.Name))
+		if a.Properties == nil {
+			v = append(v, 0)
+			continue
+		}
+		v = binary.AppendUvarint(append(v, 1), uint64(len(a.Properties)))
+		for _, p := range a.Properties {
+			v = appendBytes(v, []byte(p))
+		}
+	}
+	return v
+}
+
+func decodeTemplate(v []byte, dest string) (*eventTemplate, error) {
+	if len(v) == 0 || v[0] != templateV1 {
+		return nil, fmt.Errorf("%w: event template", errBadValue)
+	}
+	r := byteReader{b: v[1:]}
+	t := &eventTemplate{Audience: string(r.bytes()), Timestamp: string(r.bytes())}
+	// count bounds a count read by what is left to read.
+	count := func() int {
+		n := r.uvarint()
+		if n > uint64(len(r.b)) {
+			r.err = errBadValue
+			return 0
+		}
+		return int(n)
+	}
+	for i := range t.Layouts {
+		l := &t.Layouts[i]
+		for range count() {
+			l.Steps = append(l.Steps, Step{Entity: string(r.bytes()), Key: string(r.bytes())})
+		}
+		for range count() {
+			name := string(r.bytes())
+			step, n := binary.Varint(r.b)
+			if n <= 0 {
+				r.err = errBadValue
+				break
+			}
+			r.b = r.b[n:]
+			l.Enrich = append(l.Enrich, Enrich{Name: name, Step: int(step)})
+		}
+	}
+	for range count() {
+		a := templateActivation{Name: string(r.bytes())}
+		if len(r.b) == 0 {
+			r.err = errBadValue
+			break
+		}
+		listed := r.b[0]
+		r.b = r.b[1:]
+		if listed == 1 {
+			a.Properties = []string{}
+			for range count() {
+				a.Properties = append(a.Properties, string(r.bytes()))
+			}
+		}
+		t.Activations = append(t.Activations, a)
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: event template", errBadValue)
+	}
+	for i := range t.Layouts {
+		if err := t.Layouts[i].Validate(); err != nil {
+			return nil, fmt.Errorf("%w: event template: %v", errBadValue, err)
+		}
+	}
+	t.prepare(dest, nil)
+	return t, nil
+}
+
+// sizeBound is more than the length of any payload the template renders
+// from a message of n encoded bytes: the literal JSON around the values
+// (at most 64 bytes per step, column and change, 1 KiB besides), the
+// template's texts escaped (6 bytes for one at worst), and the message's
+// bytes escaped. Below the size cap, a cycle need not render an event to
+// know it fits.
+func (t *eventTemplate) sizeBound(n int) int {
+	names := len(t.Audience)*2 + len(t.Timestamp) + len(t.pl.compID) + len(t.dest)
+	cols := 0
+	for _, l := range t.Layouts {
+		for _, s := range l.Steps {
+			names += len(s.Entity) + len(s.Key)
+		}
+		for _, e := range l.Enrich {
+			names += len(e.Name)
+		}
+		cols += len(l.Steps) + 2*len(l.Enrich)
+	}
+	return 1024 + 64*cols + 6*names + 6*n
+}
+
+// Forms of eventBody: the payload function that renders it.
+const (
+	formIdentify = 'I' // Audience Membership Changed
+	formAudience = 'A' // Audience Entered, Exited
+	formEntity   = 'E' // Entity Added, Removed, Changed
+)
+
+// eventBody is what varies between the events of a template. Byte slices
+// point into the message they were decoded from.
+type eventBody struct {
+	form byte
+	slot int  // the activation, in the template's Activations
+	in   bool // in the new generation: Layouts[0]; else Layouts[1]
+	// traits are the member's stored trait values.
+	traits []byte
+	reason string
+	// Entity events: chain is the encoded keys (the profile, then the
+	// chain down to the named entity), vals the row's stored step values,
+	// overrides the looked-up current values that replace some of them.
+	chain     []byte
+	vals      []byte
+	values    string
+	changes   []change
+	overrides []override
+}
+
+// override replaces fragment pos of an entity event's step values.
+type override struct {
+	pos  int
+	frag []byte
+}
+
+func appendBytes(dst, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+func (b *eventBody) append(dst []byte) []byte {
+	in := byte(0)
+	if b.in {
+		in = 1
+	}
+	dst = append(dst, b.form, in)
+	dst = binary.AppendUvarint(dst, uint64(b.slot))
+	dst = appendBytes(dst, b.traits)
+	dst = appendBytes(dst, []byte(b.reason))
+	if b.form != formEntity {
+		return dst
+	}
+	dst = appendBytes(dst, b.chain)
+	dst = appendBytes(dst, b.vals)
+	dst = appendBytes(dst, []byte(b.values))
+	dst = binary.AppendUvarint(dst, uint64(len(b.changes)))
+	for _, ch := range b.changes {
+		dst = appendBytes(dst, []byte(ch.name))
+		dst = appendBytes(dst, ch.from)
+		dst = appendBytes(dst, ch.to)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(b.overrides)))
+	for _, o := range b.overrides {
+		dst = binary.AppendUvarint(dst, uint64(o.pos))
+		dst = appendBytes(dst, o.frag)
+	}
+	return dst
+}
+
+// decode reads what append wrote; changes and overrides reuse their
+// slices' storage.
+func (b *eventBody) decode(v []byte) error {
+	r := byteReader{b: v}
+	if len(v) < 2 {
+		return errBadValue
+	}
+	b.form, b.in = v[0], v[1] == 1
+	r.b = v[2:]
+	b.slot = int(r.uvarint())
+	b.traits = r.bytes()
+	b.reason = string(r.bytes())
+	b.chain, b.vals, b.values = nil, nil, ""
+	b.changes, b.overrides = b.changes[:0], b.overrides[:0]
+	switch b.form {
+	case formIdentify, formAudience:
+	case formEntity:
+		b.chain = r.bytes()
+		b.vals = r.bytes()
+		b.values = string(r.bytes())
+		for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+			b.changes = append(b.changes, change{name: string(r.bytes()), from: r.bytes(), to: r.bytes()})
+		}
+		for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+			b.overrides = append(b.overrides, override{pos: int(r.uvarint()), frag: r.bytes()})
+		}
+	default:
+		return errBadValue
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return errBadValue
+	}
+	return nil
+}
+
+// byteReader reads uvarints and length-prefixed bytes, keeping the first
+// error.
+type byteReader struct {
+	b   []byte
+	err error
+}
+
+func (r *byteReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errBadValue
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *byteReader) bytes() []byte {
+	l := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if uint64(len(r.b)) < l {
+		r.err = errBadValue
+		return nil
+	}
+	out := r.b[:l:l]
+	r.b = r.b[l:]
+	return out
+}
+
+var errNoTemplate = errors.New("diff: a compact outbox message without its event template")
+
+// render appends the Segment JSON of the message whose header is m and
+// whose body is b.
+func (t *eventTemplate) render(dst []byte, m *Message, b *eventBody) ([]byte, error) {
+	if b.slot >= len(t.specs) {
+		return nil, fmt.Errorf("%w: activation %d of a template of %d", errBadValue, b.slot, len(t.specs))
+	}
+	a := t.specs[b.slot]
+	side := 1
+	if b.in {
+		side = 0
+	}
+	l := t.Layouts[side]
+	tf, err := splitFragments(b.traits, t.traitN[side], t.frags[0])
+	if err != nil {
+		return nil, err
+	}
+	t.frags[0] = tf
+	switch b.form {
+	case formIdentify:
+		return t.pl.identify(dst, a, m.ID, []byte(m.UserID), b.in, l, tf), nil
+	case formAudience:
+		return t.pl.audience(dst, a, m.Event, m.ID, []byte(m.UserID), b.in, l, tf, b.reason), nil
+	}
+	keys, err := decodeTupleInto(b.chain, t.frags[1])
+	if err != nil {
+		return nil, err
+	}
+	t.frags[1] = keys
+	if len(keys) < 2 || len(keys)-1 > len(l.Steps) {
+		return nil, fmt.Errorf("%w: an entity event of %d keys", errBadValue, len(keys))
+	}
+	sf, err := splitFragments(b.vals, t.stepN[side], t.frags[2])
+	if err != nil {
+		return nil, err
+	}
+	t.frags[2] = sf
+	for _, o := range b.overrides {
+		if o.pos >= len(sf) {
+			return nil, errBadValue
+		}
+		sf[o.pos] = o.frag
+	}
+	x := entityExtra{reason: b.reason, values: b.values, changes: b.changes}
+	return t.pl.entity(dst, a, m.Event, m.ID, keys, b.in, l, tf, sf, &x), nil
+}
+
+// templates reads the event templates of a store, each once: readers of
+// the outbox keep one for the messages they decode.
+type templates struct {
+	s    *Store
+	m    map[templateRef]*eventTemplate
+	body eventBody
+	buf  []byte
+}
+
+type templateRef struct {
+	cycle uint64
+	dest  string
+}
+
+func (s *Store) templates() *templates {
+	return &templates{s: s, m: map[templateRef]*eventTemplate{}}
+}
+
+// get returns the template of (cycle, dest), nil if it has none.
+func (ts *templates) get(cycle uint64, dest string) (*eventTemplate, error) {
+	ref := templateRef{cycle, dest}
+	if t, ok := ts.m[ref]; ok {
+		return t, nil
+	}
+	v, ok, err := ts.s.get(templateKey(cycle, dest))
+	if err != nil {
+		return nil, err
+	}
+	var t *eventTemplate
+	if ok {
+		if t, err = decodeTemplate(v, dest); err != nil {
+			return nil, err
+		}
+	}
+	ts.m[ref] = t
+	return t, nil
+}
+
+// renderer returns the function that renders the body of a compact
+// message of (cycle, dest) into a buffer the next call reuses.
+func (ts *templates) renderer(cycle uint64, dest string) (renderFunc, error) {
+	t, err := ts.get(cycle, dest)
+	if err != nil {
+		return nil, err
+	}
+	return func(m *Message, body []byte) ([]byte, error) {
+		if t == nil {
+			return nil, errNoTemplate
+		}
+		if err := ts.body.decode(body); err != nil {
+			return nil, err
+		}
+		ts.buf, err = t.render(ts.buf[:0], m, &ts.body)
+		return ts.buf, err
+	}, nil
+}
+
+// renderFunc renders a compact message's body (its header decoded into m)
+// as its payload.
+type renderFunc func(m *Message, body []byte) ([]byte, error)
+
+// whole returns v, a stored message of (cycle, dest), as a whole
+// (version-1) message: what a move to another (cycle, destination)
+// carries.
+func (ts *templates) whole(cycle uint64, dest string, v []byte) ([]byte, error) {
+	if len(v) > 0 && v[0] == messageV1 {
+		return v, nil
+	}
+	r, err := ts.renderer(cycle, dest)
+	if err != nil {
+		return nil, err
+	}
+	var m Message
+	if _, err := decodeMessageWith(v, &m, nil, nil, r); err != nil {
+		return nil, err
+	}
+	return encodeMessage(nil, &m), nil
+}
