@@ -141,11 +141,17 @@ type Result struct {
 	GoHeapPeakMB float64 `json:"go_heap_peak_mb"`
 
 	NochangeCycleS            float64 `json:"nochange_cycle_s"`
+	NochangeOverQuery         float64 `json:"nochange_over_query"`
 	NochangeBytesWritten      int64   `json:"nochange_bytes_written"`
 	NochangeBytesWrittenRatio float64 `json:"nochange_bytes_written_ratio"`
 
-	MutatePercent           float64 `json:"mutate_percent"`
-	MutateCycleS            float64 `json:"mutate_cycle_s"`
+	MutatePercent float64 `json:"mutate_percent"`
+	MutateCycleS  float64 `json:"mutate_cycle_s"`
+	// MutateQueryS is the bare query over the mutated data, timed after
+	// the cycle on it: gen.Mutate rewrites the tables, and the query over
+	// the rewritten files need not cost what query_s does.
+	MutateQueryS            float64 `json:"mutate_query_s"`
+	MutateOverQuery         float64 `json:"mutate_over_query"`
 	MutateBytesWritten      int64   `json:"mutate_bytes_written"`
 	MutateBytesWrittenRatio float64 `json:"mutate_bytes_written_ratio"`
 	MutateRowsChanged       int64   `json:"mutate_rows_changed"` // rows added, removed or changed
@@ -570,6 +576,21 @@ func (b *run) queryFloor(ctx context.Context) error {
 	return nil
 }
 
+// queries times one bare query of every audience, in seconds.
+func (b *run) queries(ctx context.Context) (float64, error) {
+	began := time.Now()
+	for _, a := range b.auds {
+		sql, err := b.plan(a, false)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := b.drain(ctx, sql, a.Name); err != nil {
+			return 0, fmt.Errorf("%s: %w", a.Name, err)
+		}
+	}
+	return time.Since(began).Seconds(), nil
+}
+
 // snapshot names the baseline's tables of audience i.
 func snapshot(i int, which string) string {
 	return fmt.Sprintf("except_snapshots.aud%d_%s", i, which)
@@ -720,7 +741,7 @@ func (b *run) nochangeCycle(ctx context.Context) error {
 // compute the cycle.
 func (b *run) mutationCycles(ctx context.Context) error {
 	withExcept := !b.skipped("except")
-	var cycles, excepts, ratios []float64
+	var cycles, queries, excepts, ratios []float64
 	perCycle, perExcept := map[string][]float64{}, map[string][]float64{}
 	for hour := 1; hour <= b.opts.Repeat; hour++ {
 		mres, err := gen.Mutate(ctx, gen.MutateOptions{Dir: b.runDir, Percent: b.opts.Mutate, Seed: b.opts.Seed*1000 + int64(hour), Logger: b.log})
@@ -770,11 +791,17 @@ func (b *run) mutationCycles(ctx context.Context) error {
 		}
 		cycles = append(cycles, took.Seconds())
 		ratios = append(ratios, float64(written)/float64(size))
+		q, err := b.queries(ctx)
+		if err != nil {
+			return err
+		}
+		queries = append(queries, q)
 		b.res.MutateBytesWritten, b.res.MutateRowsChanged, b.res.MutateEvents, b.res.ExceptRows = written, changed, events, exceptRows
 		b.log.Info("mutation hour", "hour", hour, "cycle_s", took.Seconds(), "rows_changed", changed, "events", events, "bytes_written", written, "except_rows", exceptRows)
 	}
 	b.res.MutatePercent = b.opts.Mutate
 	b.res.MutateCycleS = median(cycles)
+	b.res.MutateQueryS = median(queries)
 	b.res.MutateBytesWrittenRatio = median(ratios)
 	if withExcept {
 		b.res.ExceptBaselineS = median(excepts)
@@ -862,6 +889,8 @@ func (b *run) kafka(ctx context.Context) error {
 func (b *run) finish() {
 	r := b.res
 	r.CycleOverQuery = ratio(r.CycleS, r.QueryS)
+	r.NochangeOverQuery = ratio(r.NochangeCycleS, r.QueryS)
+	r.MutateOverQuery = ratio(r.MutateCycleS, r.MutateQueryS)
 	r.CycleOverExcept = ratio(r.MutateCycleS, r.ExceptBaselineS)
 	r.DiffRowsPerSFirst = b.diffs[0].perSecond()
 	r.DiffRowsPerSNochange = b.diffs[1].perSecond()

@@ -36,7 +36,8 @@ func TestRunSmall(t *testing.T) {
 	}
 	for name, v := range map[string]float64{
 		"query_s": res.QueryS, "cycle_s": res.CycleS, "nochange_cycle_s": res.NochangeCycleS,
-		"mutate_cycle_s": res.MutateCycleS, "except_baseline_s": res.ExceptBaselineS,
+		"mutate_cycle_s": res.MutateCycleS, "mutate_query_s": res.MutateQueryS, "except_baseline_s": res.ExceptBaselineS,
+		"nochange_over_query": res.NochangeOverQuery, "mutate_over_query": res.MutateOverQuery,
 		"diff_rows_per_s": res.DiffRowsPerS, "kafka_events_per_s": res.KafkaEventsPerS,
 		"kafka_over_raw": res.KafkaOverRaw, "peak_rss_mb": res.PeakRSSMB,
 	} {
