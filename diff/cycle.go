@@ -190,7 +190,6 @@ type cycle struct {
 	staged   bool
 	em       *emitter
 	fired    []FiredAlert // drift alerts of the run (alerts.go)
-	pl       payload
 	keyBuf   []byte
 	valBuf   []byte
 	ends     []int
@@ -283,13 +282,12 @@ func (c *cycle) prepare() error {
 	// their buffers rather than grow new ones each time.
 	retain := pebble.WithMaxRetainedSizeBytes(2 * c.s.opts.StageBatchBytes)
 	c.rows = c.s.db.NewBatch(retain)
-	c.pl = payload{aud: c.aud, ts: c.in.Start.UTC().Format(time.RFC3339Nano), compID: ComputationID(c.aud)}
 	c.rowStage = stager{s: c.s}
 	c.em = &emitter{
 		s: c.s, aud: c.aud, gen: c.gen, cycle: c.id, maxBytes: c.s.opts.MaxEventBytes,
 		batch: c.s.db.NewBatch(retain), next: map[string]uint32{}, stageAt: c.s.opts.StageBatchBytes,
 	}
-	c.em.prepareTemplates(c.pl, c.newL, c.oldL, c.acts)
+	c.em.prepareTemplates(c.in.Start.UTC().Format(time.RFC3339Nano), c.newL, c.oldL, c.acts)
 	return nil
 }
 

@@ -66,8 +66,7 @@
 // Audience Exited says no_longer_matches, or definition_changed when the
 // cycle is a new version's first.
 //
-// Payloads are Segment-spec JSON built at cycle time, keys in a fixed
-// order: type, event, userId, messageId (derived from activation, event,
+// Payloads are Segment-spec JSON, keys in a fixed order: type, event, userId, messageId (derived from activation, event,
 // profile, the named entity's key and generation, so a redelivery carries
 // the same one), timestamp (the cycle start), then properties — audience_key, the
 // audience boolean, the enriched traits, reason, entity_values, changes,
@@ -80,6 +79,11 @@
 // entity never (one pair may stand for many deeper rows). Entered and
 // Exited carry no entity context. An event over Options.MaxEventBytes is
 // logged by messageId, counted, and not written.
+//
+// A cycle does not build them: it stores each event as what varies
+// (kind, profile, keys, stored values, reason, changes) against one event
+// template per destination that holds what the cycle's events share, and
+// the outbox's readers render the JSON (template.go).
 //
 // # Atomicity
 //

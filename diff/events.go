@@ -5,8 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -156,6 +156,7 @@ type emitter struct {
 	templates map[string]*eventTemplate
 	compact   map[string]bool
 	rendered  []byte
+	scratch   renderScratch
 }
 
 // emit appends one event to the destination's outbox: its header and
@@ -174,7 +175,7 @@ func (e *emitter) emit(a *actSpec, event, typ string, key []byte, body *eventBod
 	e.buf = body.append(e.buf[:0])
 	t := e.templates[a.dest]
 	if e.maxBytes != NoCap && t.sizeBound(len(e.buf)+len(id)+len(profile)+len(event)) > e.maxBytes {
-		if e.rendered, err = t.render(e.rendered[:0], &m, body); err != nil {
+		if e.rendered, err = t.render(e.rendered[:0], &m, body, &e.scratch); err != nil {
 			return err
 		}
 		if len(e.rendered) > e.maxBytes {
@@ -210,7 +211,7 @@ func (e *emitter) emit(a *actSpec, event, typ string, key []byte, body *eventBod
 
 // prepareTemplates gives each activation its slot in its destination's
 // template, and makes the templates.
-func (e *emitter) prepareTemplates(pl payload, newL, oldL Layout, acts []*actSpec) {
+func (e *emitter) prepareTemplates(ts string, newL, oldL Layout, acts []*actSpec) {
 	byDest := map[string][]*actSpec{}
 	var order []string
 	for _, a := range acts {
@@ -223,7 +224,7 @@ func (e *emitter) prepareTemplates(pl payload, newL, oldL Layout, acts []*actSpe
 	e.templates = map[string]*eventTemplate{}
 	e.compact = map[string]bool{}
 	for _, d := range order {
-		e.templates[d] = newEventTemplate(pl, d, newL, oldL, byDest[d])
+		e.templates[d] = newEventTemplate(e.aud, ts, d, newL, oldL, byDest[d])
 	}
 }
 
@@ -288,113 +289,12 @@ func (e *emitter) stagers() []*stager {
 	return out
 }
 
-// payload assembles the Segment-spec JSON of events. Keys are written in a
-// fixed order so that payloads are byte-for-byte reproducible.
-type payload struct {
-	aud string
-	ts  string
-	// compID is ComputationID(aud), computed once per cycle.
-	compID string
-}
-
-func (p *payload) head(dst []byte, typ, event, id string, userID []byte) []byte {
-	dst = append(dst, `{"type":`...)
-	dst = appendJSONString(dst, typ)
-	if typ == TypeTrack {
-		dst = append(dst, `,"event":`...)
-		dst = appendJSONString(dst, event)
-	}
-	dst = append(dst, `,"userId":`...)
-	dst = appendJSONString(dst, userID)
-	dst = append(dst, `,"messageId":`...)
-	dst = appendJSONString(dst, id)
-	dst = append(dst, `,"timestamp":`...)
-	dst = appendJSONString(dst, p.ts)
-	return dst
-}
-
-// tail closes an event with Segment's context and integrations, as
-// Segment's Linked Audiences events carry them: context.personas
-// (computation_key, computation_id, computation_class), context.traits (the
-// enriched trait.* columns the activation sends — where the marketing
-// destinations read an identifier such as email from) and integrations
-// (All false, the activation's destination true).
-func (p *payload) tail(dst []byte, a *actSpec, l Layout, traits [][]byte) []byte {
-	dst = append(dst, `,"context":{"personas":{"computation_key":`...)
-	dst = appendJSONString(dst, p.aud)
-	dst = append(dst, `,"computation_id":`...)
-	dst = appendJSONString(dst, p.compID)
-	dst = append(dst, `,"computation_class":"audience"},"traits":{`...)
-	dst = p.traits(dst, a, l, traits, false)
-	dst = append(dst, `}},"integrations":{"All":false,`...)
-	dst = appendJSONString(dst, a.dest)
-	return append(dst, `:true}}`...)
-}
-
 // ComputationID is context.personas.computation_id of an audience's
 // events: "aud_" and 12 bytes, hex, of the SHA-256 of its key — stable
 // across runs and versions, as Segment's audience id is.
 func ComputationID(audience string) string {
 	sum := sha256.Sum256([]byte(audience))
 	return "aud_" + hex.EncodeToString(sum[:12])
-}
-
-// traits writes the enriched traits the activation includes as JSON
-// members (each preceded by a comma when comma is set, else separated).
-func (p *payload) traits(dst []byte, a *actSpec, l Layout, traits [][]byte, comma bool) []byte {
-	t := 0
-	for _, e := range l.Enrich {
-		if e.Step != Trait {
-			continue
-		}
-		if a.includes(l, e) {
-			if comma {
-				dst = append(dst, ',')
-			}
-			comma = true
-			dst = appendJSONString(dst, e.Name)
-			dst = append(dst, ':')
-			dst = append(dst, traits[t]...)
-		}
-		t++
-	}
-	return dst
-}
-
-// identify is an Audience Membership Changed event.
-func (p *payload) identify(dst []byte, a *actSpec, id string, userID []byte, in bool, l Layout, traits [][]byte) []byte {
-	dst = p.head(dst, TypeIdentify, EventMembershipChanged, id, userID)
-	dst = append(dst, `,"traits":{`...)
-	dst = appendJSONString(dst, p.aud)
-	dst = append(dst, ':')
-	dst = strconv.AppendBool(dst, in)
-	dst = append(dst, '}')
-	return p.tail(dst, a, l, traits)
-}
-
-// properties opens the properties of a track event: audience_key, the
-// audience boolean and the enriched traits the activation includes.
-func (p *payload) properties(dst []byte, a *actSpec, l Layout, in bool, traits [][]byte) []byte {
-	dst = append(dst, `,"properties":{"audience_key":`...)
-	dst = appendJSONString(dst, p.aud)
-	dst = append(dst, ',')
-	dst = appendJSONString(dst, p.aud)
-	dst = append(dst, ':')
-	dst = strconv.AppendBool(dst, in)
-	return p.traits(dst, a, l, traits, true)
-}
-
-// audience is an Audience Entered or Exited event; reason, when set, is
-// the Exited event's properties.reason.
-func (p *payload) audience(dst []byte, a *actSpec, event, id string, userID []byte, in bool, l Layout, traits [][]byte, reason string) []byte {
-	dst = p.head(dst, TypeTrack, event, id, userID)
-	dst = p.properties(dst, a, l, in, traits)
-	if reason != "" {
-		dst = append(dst, `,"reason":`...)
-		dst = appendJSONString(dst, reason)
-	}
-	dst = append(dst, '}')
-	return p.tail(dst, a, l, traits)
 }
 
 // entityExtra are the properties particular to one kind of entity event.
@@ -412,68 +312,6 @@ type entityExtra struct {
 type change struct {
 	name     string
 	from, to []byte
-}
-
-// entity is an entity event: keys[0] is the profile, keys[1..k+1] the
-// chain down to the named entity, steps the values of the row's step
-// columns (Layout.stepCols order).
-func (p *payload) entity(dst []byte, a *actSpec, event, id string, keys [][]byte, in bool, l Layout, traits, steps [][]byte, x *entityExtra) []byte {
-	dst = p.head(dst, TypeTrack, event, id, keys[0])
-	dst = p.properties(dst, a, l, in, traits)
-	if x.reason != "" {
-		dst = append(dst, `,"reason":`...)
-		dst = appendJSONString(dst, x.reason)
-	}
-	if x.values != "" {
-		dst = append(dst, `,"entity_values":`...)
-		dst = appendJSONString(dst, x.values)
-	}
-	if len(x.changes) > 0 {
-		dst = append(dst, `,"changes":{`...)
-		for i, ch := range x.changes {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendJSONString(dst, ch.name)
-			dst = append(dst, `:{"from":`...)
-			dst = append(dst, ch.from...)
-			dst = append(dst, `,"to":`...)
-			dst = append(dst, ch.to...)
-			dst = append(dst, '}')
-		}
-		dst = append(dst, '}')
-	}
-	dst = append(dst, `,"_entity_context":{`...)
-	k := len(keys) - 2
-	for j := 0; j <= k; j++ {
-		st := l.Steps[j]
-		if j > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendJSONString(dst, st.Entity)
-		dst = append(dst, `:{`...)
-		dst = appendJSONString(dst, st.Key)
-		dst = append(dst, ':')
-		dst = appendJSONString(dst, keys[j+1])
-		s := 0
-		for _, e := range l.Enrich {
-			if e.Step == Trait {
-				continue
-			}
-			if e.Step == j && e.Name != st.Key && a.includes(l, e) {
-				dst = append(dst, ',')
-				dst = appendJSONString(dst, e.Name)
-				dst = append(dst, ':')
-				dst = append(dst, steps[s]...)
-			}
-			s++
-		}
-	}
-	for j := 0; j <= k; j++ {
-		dst = append(dst, '}')
-	}
-	dst = append(dst, `}}`...)
-	return p.tail(dst, a, l, traits)
 }
 
 // Message encoding in the outbox and dead-letter store: a version byte,
@@ -560,6 +398,17 @@ func (a *payloadArena) copy(p []byte) []byte {
 	return a.chunk[start:len(a.chunk):len(a.chunk)]
 }
 
+// str returns b as a string carved from the arena: the arena's bytes are
+// never written again once carved, so the string may share them, and a
+// message's ID and UserID cost no allocation of their own.
+func (a *payloadArena) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	c := a.copy(b)
+	return unsafe.String(&c[0], len(c))
+}
+
 // decodeMessageWith is decodeMessage, taking the repeated names from in
 // and copying the payload into arena when they are not nil, and rendering
 // the payload of a compact message with render.
@@ -583,9 +432,12 @@ func decodeMessageWith(b []byte, m *Message, in interner, arena *payloadArena, r
 		if err != nil {
 			return nil, err
 		}
-		if in != nil && i >= 1 && i <= 4 {
+		switch {
+		case in != nil && i >= 1 && i <= 4:
 			*dst = in.str(f)
-		} else {
+		case arena != nil:
+			*dst = arena.str(f)
+		default:
 			*dst = string(f)
 		}
 	}

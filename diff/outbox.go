@@ -136,13 +136,15 @@ func (s *Store) Pending(dest string, after uint64, max int) (_ []Message, err er
 			if err != nil {
 				return nil, err
 			}
-			var m Message
-			if _, err := decodeMessageWith(ev, &m, names, &arena, render); err != nil {
+			// Decoded in its place: a Message holds pointers, and a copy
+			// of each into out costs write barriers while a GC runs.
+			out = append(out, Message{})
+			m := &out[len(out)-1]
+			if _, err := decodeMessageWith(ev, m, names, &arena, render); err != nil {
 				return nil, err
 			}
 			m.Seq = makeSeq(commit, binary.BigEndian.Uint32(ek[len(ep):]))
 			m.Destination = dest
-			out = append(out, m)
 		}
 		if err := evIt.Error(); err != nil {
 			return nil, err

@@ -141,6 +141,8 @@ type cycleMarker struct {
 type Store struct {
 	db  *pebble.DB
 	dir string
+	// tmplCache holds the event templates the outbox's readers read.
+	tmplCache templateCache
 	// stageWriter configures the sstables of staged changes like the
 	// store's own.
 	stageWriter sstable.WriterOptions

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 )
 
 // Events are stored compactly. A cycle's events to one destination share
@@ -43,12 +44,21 @@ type eventTemplate struct {
 	// message names its own by index.
 	Activations []templateActivation
 
-	dest  string
-	pl    payload
-	specs []*actSpec
+	dest string
+	pl   payload
+	// shapes are, per side (layout), each activation's shape.
+	shapes [2][]shape
 	// traitN and stepN are the stored values' fragment counts per layout.
 	traitN, stepN [2]int
-	frags         [3][][]byte
+}
+
+// renderScratch is what one reader reuses from render to render: a
+// template is shared by the readers of its outbox, and never written once
+// made.
+type renderScratch struct {
+	frags [3][][]byte
+	body  eventBody
+	buf   []byte
 }
 
 // templateActivation is one activation of a template.
@@ -61,8 +71,8 @@ type templateActivation struct {
 
 // newEventTemplate is the template of the cycle's messages to dest; specs
 // are the cycle's activations of dest, in slot order.
-func newEventTemplate(pl payload, dest string, newL, oldL Layout, specs []*actSpec) *eventTemplate {
-	t := &eventTemplate{Audience: pl.aud, Timestamp: pl.ts, Layouts: [2]Layout{newL, oldL}}
+func newEventTemplate(aud, ts, dest string, newL, oldL Layout, specs []*actSpec) *eventTemplate {
+	t := &eventTemplate{Audience: aud, Timestamp: ts, Layouts: [2]Layout{newL, oldL}}
 	for _, a := range specs {
 		ta := templateActivation{Name: a.name}
 		if a.props != nil {
@@ -77,11 +87,12 @@ func newEventTemplate(pl payload, dest string, newL, oldL Layout, specs []*actSp
 	return t
 }
 
-// prepare derives what rendering needs; specs are nil for a template read
-// from the store (they are rebuilt from Activations).
+// prepare works out what rendering needs: the quoted texts and each
+// activation's shapes. specs are nil for a template read from the store
+// (they are rebuilt from Activations).
 func (t *eventTemplate) prepare(dest string, specs []*actSpec) {
 	t.dest = dest
-	t.pl = payload{aud: t.Audience, ts: t.Timestamp, compID: ComputationID(t.Audience)}
+	t.pl = newPayload(t.Audience, t.Timestamp)
 	for i := range t.Layouts {
 		t.traitN[i], t.stepN[i] = len(t.Layouts[i].traitCols()), len(t.Layouts[i].stepCols())
 	}
@@ -97,7 +108,11 @@ func (t *eventTemplate) prepare(dest string, specs []*actSpec) {
 			specs = append(specs, a)
 		}
 	}
-	t.specs = specs
+	for i, l := range t.Layouts {
+		for _, a := range specs {
+			t.shapes[i] = append(t.shapes[i], newShape(a, dest, l))
+		}
+	}
 }
 
 // A template is stored as a version byte and its texts, each a uvarint
@@ -202,7 +217,7 @@ func decodeTemplate(v []byte, dest string) (*eventTemplate, error) {
 // bytes escaped. Below the size cap, a cycle need not render an event to
 // know it fits.
 func (t *eventTemplate) sizeBound(n int) int {
-	names := len(t.Audience)*2 + len(t.Timestamp) + len(t.pl.compID) + len(t.dest)
+	names := len(t.pl.aud)*2 + len(t.pl.ts) + len(t.pl.compID) + len(t.dest)
 	cols := 0
 	for _, l := range t.Layouts {
 		for _, s := range l.Steps {
@@ -355,40 +370,40 @@ var errNoTemplate = errors.New("diff: a compact outbox message without its event
 
 // render appends the Segment JSON of the message whose header is m and
 // whose body is b.
-func (t *eventTemplate) render(dst []byte, m *Message, b *eventBody) ([]byte, error) {
-	if b.slot >= len(t.specs) {
-		return nil, fmt.Errorf("%w: activation %d of a template of %d", errBadValue, b.slot, len(t.specs))
+func (t *eventTemplate) render(dst []byte, m *Message, b *eventBody, sc *renderScratch) ([]byte, error) {
+	if b.slot >= len(t.shapes[0]) {
+		return nil, fmt.Errorf("%w: activation %d of a template of %d", errBadValue, b.slot, len(t.shapes[0]))
 	}
-	a := t.specs[b.slot]
 	side := 1
 	if b.in {
 		side = 0
 	}
-	l := t.Layouts[side]
-	tf, err := splitFragments(b.traits, t.traitN[side], t.frags[0])
+	sh := &t.shapes[side][b.slot]
+	l := &t.Layouts[side]
+	tf, err := splitFragments(b.traits, t.traitN[side], sc.frags[0])
 	if err != nil {
 		return nil, err
 	}
-	t.frags[0] = tf
+	sc.frags[0] = tf
 	switch b.form {
 	case formIdentify:
-		return t.pl.identify(dst, a, m.ID, []byte(m.UserID), b.in, l, tf), nil
+		return t.pl.identify(dst, sh, m.ID, []byte(m.UserID), b.in, tf), nil
 	case formAudience:
-		return t.pl.audience(dst, a, m.Event, m.ID, []byte(m.UserID), b.in, l, tf, b.reason), nil
+		return t.pl.audience(dst, sh, m.Event, m.ID, []byte(m.UserID), b.in, tf, b.reason), nil
 	}
-	keys, err := decodeTupleInto(b.chain, t.frags[1])
+	keys, err := decodeTupleInto(b.chain, sc.frags[1])
 	if err != nil {
 		return nil, err
 	}
-	t.frags[1] = keys
+	sc.frags[1] = keys
 	if len(keys) < 2 || len(keys)-1 > len(l.Steps) {
 		return nil, fmt.Errorf("%w: an entity event of %d keys", errBadValue, len(keys))
 	}
-	sf, err := splitFragments(b.vals, t.stepN[side], t.frags[2])
+	sf, err := splitFragments(b.vals, t.stepN[side], sc.frags[2])
 	if err != nil {
 		return nil, err
 	}
-	t.frags[2] = sf
+	sc.frags[2] = sf
 	for _, o := range b.overrides {
 		if o.pos >= len(sf) {
 			return nil, errBadValue
@@ -396,16 +411,15 @@ func (t *eventTemplate) render(dst []byte, m *Message, b *eventBody) ([]byte, er
 		sf[o.pos] = o.frag
 	}
 	x := entityExtra{reason: b.reason, values: b.values, changes: b.changes}
-	return t.pl.entity(dst, a, m.Event, m.ID, keys, b.in, l, tf, sf, &x), nil
+	return t.pl.entity(dst, sh, m.Event, m.ID, keys, b.in, tf, sf, &x), nil
 }
 
-// templates reads the event templates of a store, each once: readers of
-// the outbox keep one for the messages they decode.
+// templates reads the event templates of a store for one reader of the
+// outbox: through the store's cache (templateCache), with the reader's
+// scratch.
 type templates struct {
-	s    *Store
-	m    map[templateRef]*eventTemplate
-	body eventBody
-	buf  []byte
+	s  *Store
+	sc renderScratch
 }
 
 type templateRef struct {
@@ -413,27 +427,43 @@ type templateRef struct {
 	dest  string
 }
 
-func (s *Store) templates() *templates {
-	return &templates{s: s, m: map[templateRef]*eventTemplate{}}
+func (s *Store) templates() *templates { return &templates{s: s} }
+
+// templateCache keeps the templates read from the store: a template never
+// changes once written and a cycle id is never reused, so an entry can
+// only go stale by its template's deletion, after which nobody asks for
+// it. It is emptied when it reaches templateCacheMax entries.
+type templateCache struct {
+	mu sync.Mutex
+	m  map[templateRef]*eventTemplate
 }
+
+const templateCacheMax = 4096
 
 // get returns the template of (cycle, dest), nil if it has none.
 func (ts *templates) get(cycle uint64, dest string) (*eventTemplate, error) {
 	ref := templateRef{cycle, dest}
-	if t, ok := ts.m[ref]; ok {
+	c := &ts.s.tmplCache
+	c.mu.Lock()
+	t, ok := c.m[ref]
+	c.mu.Unlock()
+	if ok {
 		return t, nil
 	}
-	v, ok, err := ts.s.get(templateKey(cycle, dest))
-	if err != nil {
+	v, found, err := ts.s.get(templateKey(cycle, dest))
+	if err != nil || !found {
+		// Not cached: the cycle may not have committed yet.
 		return nil, err
 	}
-	var t *eventTemplate
-	if ok {
-		if t, err = decodeTemplate(v, dest); err != nil {
-			return nil, err
-		}
+	if t, err = decodeTemplate(v, dest); err != nil {
+		return nil, err
 	}
-	ts.m[ref] = t
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= templateCacheMax {
+		c.m = map[templateRef]*eventTemplate{}
+	}
+	c.m[ref] = t
+	c.mu.Unlock()
 	return t, nil
 }
 
@@ -448,11 +478,11 @@ func (ts *templates) renderer(cycle uint64, dest string) (renderFunc, error) {
 		if t == nil {
 			return nil, errNoTemplate
 		}
-		if err := ts.body.decode(body); err != nil {
+		if err := ts.sc.body.decode(body); err != nil {
 			return nil, err
 		}
-		ts.buf, err = t.render(ts.buf[:0], m, &ts.body)
-		return ts.buf, err
+		ts.sc.buf, err = t.render(ts.sc.buf[:0], m, &ts.sc.body, &ts.sc)
+		return ts.sc.buf, err
 	}, nil
 }
 

@@ -28,7 +28,7 @@ func randText(r *rand.Rand, n int) string {
 
 // randTemplate is a template of random layouts (1–4 steps, 0–6 columns)
 // and activations sending all, none or some columns.
-func randTemplate(r *rand.Rand) *eventTemplate {
+func randTemplate(r *rand.Rand) (*eventTemplate, []*actSpec) {
 	var ls [2]Layout
 	for i := range ls {
 		for range 1 + r.IntN(4) {
@@ -51,17 +51,21 @@ func randTemplate(r *rand.Rand) *eventTemplate {
 			a.props = map[string]bool{}
 		case 1:
 			a.props = map[string]bool{}
-			for _, e := range ls[0].Enrich {
-				if r.IntN(2) == 0 {
-					a.props["trait."+e.Name] = true
+			for _, l := range ls {
+				for _, e := range l.Enrich {
+					if r.IntN(2) == 0 {
+						if e.Step == Trait {
+							a.props["trait."+e.Name] = true
+						} else {
+							a.props[l.Steps[e.Step].Entity+"."+e.Name] = true
+						}
+					}
 				}
 			}
 		}
 		specs = append(specs, a)
 	}
-	pl := payload{aud: "aud" + randText(r, 12), ts: "2026-12-02T10:00:00Z"}
-	pl.compID = ComputationID(pl.aud)
-	return newEventTemplate(pl, dest, ls[0], ls[1], specs)
+	return newEventTemplate("aud"+randText(r, 12), "2026-12-02T10:00:00Z", dest, ls[0], ls[1], specs), specs
 }
 
 // randFragments is a stored value of n JSON fragments.
@@ -76,7 +80,7 @@ func randFragments(r *rand.Rand, n int) []byte {
 // randBody is a random body for t: any form, side and activation, with
 // keys, values, changes and overrides.
 func randBody(r *rand.Rand, t *eventTemplate) (*eventBody, *Message) {
-	b := &eventBody{form: []byte{formIdentify, formAudience, formEntity}[r.IntN(3)], slot: r.IntN(len(t.specs)), in: r.IntN(2) == 0}
+	b := &eventBody{form: []byte{formIdentify, formAudience, formEntity}[r.IntN(3)], slot: r.IntN(len(t.Activations)), in: r.IntN(2) == 0}
 	side := 1
 	if b.in {
 		side = 0
@@ -116,10 +120,10 @@ func randBody(r *rand.Rand, t *eventTemplate) (*eventBody, *Message) {
 func TestSizeBound(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 20000 {
-		tm := randTemplate(r)
+		tm, _ := randTemplate(r)
 		b, m := randBody(r, tm)
 		body := b.append(nil)
-		p, err := tm.render(nil, m, b)
+		p, err := tm.render(nil, m, b, &renderScratch{})
 		if err != nil {
 			t.Fatalf("case %d: %v", i, err)
 		}
@@ -136,9 +140,9 @@ func TestSizeBound(t *testing.T) {
 func TestCompactRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for i := range 2000 {
-		tm := randTemplate(r)
+		tm, specs := randTemplate(r)
 		b, m := randBody(r, tm)
-		want, err := tm.render(nil, m, b)
+		want, err := tm.render(nil, m, b, &renderScratch{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,14 +151,16 @@ func TestCompactRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("case %d: %v\n%s", i, err, v)
 		}
-		for j, a := range tm.specs {
-			if (a.props == nil) != (back.specs[j].props == nil) || len(a.props) != len(back.specs[j].props) {
-				t.Fatalf("case %d: activation %d's properties %v read back as %v", i, j, a.props, back.specs[j].props)
+		for j, a := range specs {
+			got := back.Activations[j].Properties
+			if (a.props == nil) != (got == nil) || len(a.props) != len(got) {
+				t.Fatalf("case %d: activation %d's properties %v read back as %v", i, j, a.props, got)
 			}
 		}
 		m.Activation, m.Audience, m.Type = "act", tm.Audience, TypeTrack
 		stored := encodeCompact(nil, m, b.append(nil))
-		ts := &templates{m: map[templateRef]*eventTemplate{{1, tm.dest}: back}}
+		ts := &templates{s: &Store{}}
+		ts.s.tmplCache.m = map[templateRef]*eventTemplate{{1, tm.dest}: back}
 		render, err := ts.renderer(1, tm.dest)
 		if err != nil {
 			t.Fatal(err)
@@ -183,5 +189,53 @@ func TestCompactRoundTrip(t *testing.T) {
 	}
 	if _, err := decodeMessage(encodeCompact(nil, &Message{ID: "la-x"}, []byte{formIdentify, 1, 0, 0, 0}), &Message{}); err != errNoTemplate {
 		t.Errorf("a compact message decoded without its template: %v", err)
+	}
+}
+
+// TestRenderAsBefore renders random events with the templates' shapes and
+// with refPayload, the code that rendered them before templates, from the
+// activation and layout: the same bytes, whatever the columns, the
+// properties lists, and keys among the columns.
+func TestRenderAsBefore(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range 20000 {
+		tm, specs := randTemplate(r)
+		if r.IntN(4) == 0 {
+			// A step's key among its enrichment columns, as an
+			// activation's properties may name it: never sent twice.
+			l := &tm.Layouts[0]
+			l.Enrich = append(l.Enrich, Enrich{Name: l.Steps[0].Key, Step: 0})
+			tm = newEventTemplate(tm.Audience, tm.Timestamp, tm.dest, tm.Layouts[0], tm.Layouts[1], specs)
+		}
+		b, m := randBody(r, tm)
+		got, err := tm.render(nil, m, b, &renderScratch{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		side := 1
+		if b.in {
+			side = 0
+		}
+		l := tm.Layouts[side]
+		a := specs[b.slot]
+		ref := &refPayload{aud: tm.Audience, ts: tm.Timestamp, compID: ComputationID(tm.Audience)}
+		tf, _ := splitFragments(b.traits, len(l.traitCols()), nil)
+		var want []byte
+		switch b.form {
+		case formIdentify:
+			want = ref.identify(nil, a, m.ID, []byte(m.UserID), b.in, l, tf)
+		case formAudience:
+			want = ref.audience(nil, a, m.Event, m.ID, []byte(m.UserID), b.in, l, tf, b.reason)
+		default:
+			keys, _ := decodeTuple(b.chain)
+			sf, _ := splitFragments(b.vals, len(l.stepCols()), nil)
+			for _, o := range b.overrides {
+				sf[o.pos] = o.frag
+			}
+			want = ref.entity(nil, a, m.Event, m.ID, keys, b.in, l, tf, sf, &entityExtra{reason: b.reason, values: b.values, changes: b.changes})
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("case %d:\n%s\nbefore templates:\n%s", i, got, want)
+		}
 	}
 }

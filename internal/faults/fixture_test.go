@@ -483,8 +483,9 @@ func fileIDs(t testing.TB, path string) []string {
 // checkLeftovers opens the closed state in dir read-only and fails if an
 // interrupted or failed cycle left anything behind where the store's API
 // cannot see it: staged row changes (table 0x04), in-progress cycle records
-// (0x07), or outbox messages (0x09) no index entry makes pending. The
-// tables are those of diff/doc.go, "Keys".
+// (0x07), outbox messages (0x09) no index entry makes pending, or event
+// templates (0x0c) without theirs. The tables are those of diff/doc.go,
+// "Keys".
 func checkLeftovers(t testing.TB, fs vfs.FS, dir string) {
 	t.Helper()
 	count := map[byte]int{}
@@ -519,9 +520,10 @@ func checkLeftovers(t testing.TB, fs vfs.FS, dir string) {
 	for _, b := range backlog {
 		n += b
 	}
-	if count[0x04] != 0 || count[0x07] != 0 || int64(count[0x09]) != n {
-		t.Fatalf("left behind: %d staged row changes, %d in-progress cycle records, %d outbox messages for %d pending",
-			count[0x04], count[0x07], count[0x09], n)
+	// An event template (0x0c) goes with its index entry (0x08).
+	if count[0x04] != 0 || count[0x07] != 0 || int64(count[0x09]) != n || count[0x0c] > count[0x08] {
+		t.Fatalf("left behind: %d staged row changes, %d in-progress cycle records, %d outbox messages for %d pending, %d event templates for %d index entries",
+			count[0x04], count[0x07], count[0x09], n, count[0x0c], count[0x08])
 	}
 }
 
