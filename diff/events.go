@@ -383,15 +383,25 @@ func (in interner) str(b []byte) string {
 // payloadArena holds the payloads of one Pending call in a few large
 // allocations rather than one per message: Pending copies every payload
 // out of Pebble's blocks, and delivery holds a batch's until it is sent.
-type payloadArena struct{ chunk []byte }
+// Its allocations double from arenaFirst to arenaChunk, so that a small
+// batch (500 messages by default) does not take a whole chunk.
+type payloadArena struct {
+	chunk []byte
+	next  int
+}
 
-// arenaChunk is the size of a payloadArena's allocations.
-const arenaChunk = 1 << 20
+// arenaFirst and arenaChunk are the sizes of a payloadArena's first and
+// largest allocations.
+const (
+	arenaFirst = 32 << 10
+	arenaChunk = 1 << 20
+)
 
 // copy returns a copy of p carved from the arena.
 func (a *payloadArena) copy(p []byte) []byte {
 	if cap(a.chunk)-len(a.chunk) < len(p) {
-		a.chunk = make([]byte, 0, max(arenaChunk, len(p)))
+		a.next = min(max(2*a.next, arenaFirst), arenaChunk)
+		a.chunk = make([]byte, 0, max(a.next, len(p)))
 	}
 	start := len(a.chunk)
 	a.chunk = append(a.chunk, p...)

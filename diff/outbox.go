@@ -136,9 +136,14 @@ func (s *Store) Pending(dest string, after uint64, max int) (_ []Message, err er
 			if err != nil {
 				return nil, err
 			}
-			// Decoded in its place: a Message holds pointers, and a copy
-			// of each into out costs write barriers while a GC runs.
-			out = append(out, Message{})
+			// Decoded in its place, zeroed by make: a Message holds
+			// pointers, and a copy of each into out, or a zero value
+			// written there, costs write barriers while a GC runs.
+			if len(out) < cap(out) {
+				out = out[:len(out)+1]
+			} else {
+				out = append(out, Message{})
+			}
 			m := &out[len(out)-1]
 			if _, err := decodeMessageWith(ev, m, names, &arena, render); err != nil {
 				return nil, err

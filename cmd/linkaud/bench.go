@@ -71,6 +71,9 @@ func (c *benchCmd) Run(g *Globals) error {
 		Skip:        c.Skip,
 		Logger:      g.Logger(),
 		Profile:     c.Profile,
+		// The broker keeps every record in memory: not in the measured
+		// process.
+		BrokerCommand: brokerCommand(),
 	})
 	if err != nil {
 		if strings.Contains(err.Error(), "no audience") {
@@ -79,6 +82,16 @@ func (c *benchCmd) Run(g *Globals) error {
 		return infraError(err)
 	}
 	return c.print(res, func() error { return bench.WriteTable(os.Stdout, res) })
+}
+
+// brokerCommand runs `linkaud devbroker` from this binary; nil (the broker
+// in process) when the binary cannot be found.
+func brokerCommand() []string {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	return []string{exe, "devbroker"}
 }
 
 // defaultDir puts the generated data in the user cache directory.

@@ -20,9 +20,10 @@
 //     database file, EXCEPT against the stored snapshot in both directions
 //     (rows drained), then the snapshot replaced. It runs the same SQL
 //     without the ORDER BY it does not need.
-//   - Kafka: the outbox delivered to an in-process kfake broker by the
-//     Kafka destination, against a raw franz-go producer sending the same
-//     records (read into memory beforehand) to the same broker.
+//   - Kafka: the outbox delivered to a kfake broker (`linkaud devbroker`
+//     in a process of its own from the CLI) by the Kafka destination,
+//     against a raw franz-go producer sending the same records (read into
+//     memory beforehand) to the same broker.
 //
 // Entry point: Run. Nothing here asserts a duration: the figures are
 // reported, and the tests only check that every phase ran and agreed.
@@ -53,7 +54,6 @@ import (
 	"github.com/linkaud/linkaud/dsl"
 	"github.com/linkaud/linkaud/engine"
 	"github.com/linkaud/linkaud/executor"
-	"github.com/linkaud/linkaud/internal/devbroker"
 	"github.com/linkaud/linkaud/internal/gen"
 	"github.com/linkaud/linkaud/planner"
 	"github.com/linkaud/linkaud/sinks"
@@ -100,6 +100,11 @@ type Options struct {
 	// NoIndexes leaves PostgreSQL's tables without indexes on their keys
 	// and join columns.
 	NoIndexes bool
+	// BrokerCommand, if set, runs the Kafka phase's broker in a process of
+	// its own (see startBroker): `linkaud devbroker` (the command and its
+	// first arguments; --addr, --partitions, --topic and --log-level are
+	// added). Empty: the broker runs in this process.
+	BrokerCommand []string
 }
 
 // benchDSNEnv is the variable the PostgreSQL workspace reads its DSN from.
@@ -271,7 +276,7 @@ type run struct {
 	runDir string
 	ws     *dsl.Workspace
 	auds   []*dsl.Audience
-	broker *devbroker.Broker
+	broker broker
 	fs     *countingFS
 	eng    *engine.Engine
 	wh     executor.Warehouse // the floor's and the baseline's own DuckDB
@@ -329,7 +334,7 @@ func (b *run) prepare(ctx context.Context) error {
 	if err := linkTree(base, b.runDir); err != nil {
 		return fmt.Errorf("laying out the workspace: %w", err)
 	}
-	b.broker, err = devbroker.Start(devbroker.Options{Addr: "127.0.0.1:0", Partitions: 3, Topics: []string{kafkaTopic, kafkaRawTopic}, Logger: b.log})
+	b.broker, err = startBroker(ctx, b.opts, []string{kafkaTopic, kafkaRawTopic})
 	if err != nil {
 		return err
 	}
