@@ -63,8 +63,13 @@ func newCrashScenario() *crashScenario {
 		start1: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC),
 		start2: time.Date(2026, 11, 28, 11, 0, 0, 0, time.UTC),
 	}
+	// The emails are long so that a cycle's writes span several WAL
+	// blocks and sstable blocks: TestInjectedFailures fails each of those
+	// operations in turn, and events stored compactly left a cycle of
+	// short values only two to four of them.
+	pad := strings.Repeat("x", 400)
 	row := func(p, a, c, bal string) []any {
-		return []any{p, a, c, bal, p + "@example.com"}
+		return []any{p, a, c, bal, p + "." + pad + "@example.com"}
 	}
 	for p := range 120 {
 		id := fmt.Sprintf("u%03d", p)
