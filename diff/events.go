@@ -150,11 +150,10 @@ type emitter struct {
 	over    int64
 	buf     []byte
 	msgBuf  []byte
-	// templates are the cycle's event templates by destination; compact
-	// holds the destinations with compact messages, whose templates the
-	// final batch writes.
+	// templates are the cycle's event templates, by destination of its
+	// activations; the final batch writes those of the destinations with
+	// events.
 	templates map[string]*eventTemplate
-	compact   map[string]bool
 	rendered  []byte
 	scratch   renderScratch
 }
@@ -193,7 +192,6 @@ func (e *emitter) emit(a *actSpec, event, typ string, key []byte, body *eventBod
 		return fmt.Errorf("diff: more than %d events for destination %s in one cycle", uint64(1<<32-1), a.dest)
 	}
 	e.next[a.dest] = idx + 1
-	e.compact[a.dest] = true
 	e.msgBuf = encodeCompact(e.msgBuf[:0], &m, e.buf)
 	a.events++
 	e.events++
@@ -222,20 +220,20 @@ func (e *emitter) prepareTemplates(ts string, newL, oldL Layout, acts []*actSpec
 		byDest[a.dest] = append(byDest[a.dest], a)
 	}
 	e.templates = map[string]*eventTemplate{}
-	e.compact = map[string]bool{}
 	for _, d := range order {
 		e.templates[d] = newEventTemplate(e.aud, ts, d, newL, oldL, byDest[d])
 	}
 }
 
 // putTemplates writes into b the templates of the destinations that have
-// compact messages.
+// events (a destination only alerts go to has none).
 func (e *emitter) putTemplates(b *pebble.Batch) error {
 	for _, d := range e.dests {
-		if !e.compact[d] {
+		t := e.templates[d]
+		if t == nil {
 			continue
 		}
-		if err := b.Set(templateKey(e.cycle, d), e.templates[d].encode(), nil); err != nil {
+		if err := b.Set(templateKey(e.cycle, d), t.encode(), nil); err != nil {
 			return err
 		}
 	}

@@ -290,9 +290,13 @@ func (s *Store) audiencePending(aud string) ([]destPending, error) {
 			out = append(out, destPending{dest: en.dest})
 		}
 		dp := &out[len(out)-1]
-		err := s.scan(eventPrefix(en.cycle, en.dest), func(_, v []byte) error {
+		render, err := tmpl.renderer(en.cycle, en.dest)
+		if err != nil {
+			return nil, err
+		}
+		err = s.scan(eventPrefix(en.cycle, en.dest), func(_, v []byte) error {
 			// The messages move to another cycle, without their template.
-			w, err := tmpl.whole(en.cycle, en.dest, v)
+			w, err := wholeMessage(v, render)
 			if err != nil {
 				return err
 			}

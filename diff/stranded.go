@@ -62,7 +62,11 @@ func (s *Store) rewriteOutbox(from string, to *string) (_ int, err error) {
 	tmpl := s.templates()
 	for _, en := range entries {
 		ep := eventPrefix(en.e.cycle, from)
-		err := s.scan(ep, func(k, v []byte) error {
+		render, err := tmpl.renderer(en.e.cycle, from)
+		if err != nil {
+			return 0, err
+		}
+		err = s.scan(ep, func(k, v []byte) error {
 			n++
 			if err := b.Delete(k, nil); err != nil {
 				return err
@@ -71,7 +75,7 @@ func (s *Store) rewriteOutbox(from string, to *string) (_ int, err error) {
 				return nil
 			}
 			// Another cycle's, without the template: whole.
-			w, err := tmpl.whole(en.e.cycle, from, v)
+			w, err := wholeMessage(v, render)
 			if err != nil {
 				return err
 			}

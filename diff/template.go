@@ -50,6 +50,7 @@ type eventTemplate struct {
 	shapes [2][]shape
 	// traitN and stepN are the stored values' fragment counts per layout.
 	traitN, stepN [2]int
+	fixedBound    int // see sizeBound
 }
 
 // renderScratch is what one reader reuses from render to render: a
@@ -93,6 +94,7 @@ func newEventTemplate(aud, ts, dest string, newL, oldL Layout, specs []*actSpec)
 func (t *eventTemplate) prepare(dest string, specs []*actSpec) {
 	t.dest = dest
 	t.pl = newPayload(t.Audience, t.Timestamp)
+	t.fixedBound = t.boundFixed()
 	for i := range t.Layouts {
 		t.traitN[i], t.stepN[i] = len(t.Layouts[i].traitCols()), len(t.Layouts[i].stepCols())
 	}
@@ -211,12 +213,15 @@ func decodeTemplate(v []byte, dest string) (*eventTemplate, error) {
 }
 
 // sizeBound is more than the length of any payload the template renders
-// from a message of n encoded bytes: the literal JSON around the values
-// (at most 64 bytes per step, column and change, 1 KiB besides), the
-// template's texts escaped (6 bytes for one at worst), and the message's
-// bytes escaped. Below the size cap, a cycle need not render an event to
-// know it fits.
-func (t *eventTemplate) sizeBound(n int) int {
+// from a message of n encoded bytes: the template's part (fixedBound) and
+// the message's bytes escaped (6 bytes for one at worst). Below the size
+// cap, a cycle need not render an event to know it fits.
+func (t *eventTemplate) sizeBound(n int) int { return t.fixedBound + 6*n }
+
+// boundFixed is the template's part of sizeBound: the literal JSON around
+// the values (at most 64 bytes per step, column and change, 1 KiB
+// besides) and the template's texts escaped.
+func (t *eventTemplate) boundFixed() int {
 	names := len(t.pl.aud)*2 + len(t.pl.ts) + len(t.pl.compID) + len(t.dest)
 	cols := 0
 	for _, l := range t.Layouts {
@@ -228,7 +233,7 @@ func (t *eventTemplate) sizeBound(n int) int {
 		}
 		cols += len(l.Steps) + 2*len(l.Enrich)
 	}
-	return 1024 + 64*cols + 6*names + 6*n
+	return 1024 + 64*cols + 6*names
 }
 
 var errNoTemplate = errors.New("diff: a compact outbox message without its event template")
@@ -355,19 +360,15 @@ func (ts *templates) renderer(cycle uint64, dest string) (renderFunc, error) {
 // as its payload.
 type renderFunc func(m *Message, body []byte) ([]byte, error)
 
-// whole returns v, a stored message of (cycle, dest), as a whole
-// (version-1) message: what a move to another (cycle, destination)
-// carries.
-func (ts *templates) whole(cycle uint64, dest string, v []byte) ([]byte, error) {
+// wholeMessage returns v, a stored message, as a whole (version-1)
+// message, rendering a compact one with render (its (cycle,
+// destination)'s): what a move to another (cycle, destination) carries.
+func wholeMessage(v []byte, render renderFunc) ([]byte, error) {
 	if len(v) > 0 && v[0] == messageV1 {
 		return v, nil
 	}
-	r, err := ts.renderer(cycle, dest)
-	if err != nil {
-		return nil, err
-	}
 	var m Message
-	if _, err := decodeMessageWith(v, &m, nil, nil, r); err != nil {
+	if _, err := decodeMessageWith(v, &m, nil, nil, render); err != nil {
 		return nil, err
 	}
 	return encodeMessage(nil, &m), nil
